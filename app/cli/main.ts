@@ -1,0 +1,38 @@
+// `starkv` command dispatcher: each subcommand lives in app/cli/commands/<name>.ts and exports
+// `default async function (argv: string[]): Promise<number>` returning the exit code.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+const COMMANDS: Record<string, string> = {
+  inspect: 'inspect information about a checkpoint folder (architecture, sizes, dtype, memory)',
+  generate: 'generate text from a checkpoint (--prompt or --input-ids, --image, --json)',
+  bench: 'measure prefill/decode speed beside this machine\'s GEMM peak and memory bandwidth',
+  'kv-replay': 'replay KV-compression golden inputs and print the kept tokens (--json)',
+  episode: 'run a persistent compressed-KV episode on a checkpoint and print telemetry',
+  run: 'run a desktop task with the agent',
+  serve: 'serve the web UI on 127.0.0.1',
+  eval: 'evaluate accuracy against KV budget',
+};
+
+function usage(): string {
+  const lines = Object.entries(COMMANDS).map(([k, v]) => `  ${k.padEnd(10)} ${v}`);
+  return `usage: starkv <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nstarkv <command> --help shows a command's options.`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    process.stdout.write(usage() + '\n');
+    return cmd ? 0 : 2;
+  }
+  const file = path.join(here, 'commands', `${cmd}.ts`);
+  if (!(cmd in COMMANDS) || !existsSync(file)) {
+    process.stderr.write(`starkv: unknown or not yet available command '${cmd}'\n\n${usage()}\n`);
+    return 2;
+  }
+  const mod = (await import(pathToFileURL(file).href)) as { default: (a: string[]) => Promise<number> };
+  return mod.default(rest);
+}

@@ -1,0 +1,96 @@
+// `starkv generate`: one prompt (text or ids) with images through the in-process engine.
+import { parseArgs } from 'node:util';
+import { Engine } from '../../model/engine.ts';
+import { parseIdList, parseNumberOpt } from '../format.ts';
+
+const USAGE = `usage: starkv generate --model <dir> (--prompt TEXT | --input-ids 1,2,3) [--image a.png ...]
+       [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--threads N] [--json]
+  --input-ids is the full id sequence, with vision_start, the image pad tokens and vision_end;
+  the images fill the pad runs in order. --prompt is wrapped in the checkpoint's chat template.`;
+
+export default async function generate(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      model: { type: 'string' },
+      prompt: { type: 'string' },
+      'input-ids': { type: 'string' },
+      image: { type: 'string', multiple: true },
+      'max-new-tokens': { type: 'string' },
+      temperature: { type: 'string' },
+      'top-p': { type: 'string' },
+      'top-k': { type: 'string' },
+      seed: { type: 'string' },
+      threads: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  if (!values.model || (!values.prompt && !values['input-ids']) || (values.prompt && values['input-ids'])) {
+    process.stderr.write('starkv generate: give --model and exactly one of --prompt or --input-ids\n' + USAGE + '\n');
+    return 2;
+  }
+  const maxNewTokens = parseNumberOpt(values['max-new-tokens'], 'max-new-tokens', { int: true, min: 1 }) ?? 64;
+  const threads = parseNumberOpt(values.threads, 'threads', { int: true, min: 1 });
+  const tLoad = performance.now();
+  const engine = await Engine.load(values.model, { threads });
+  const loadMs = performance.now() - tLoad;
+  const images = values.image ?? [];
+  const ac = new AbortController();
+  const onSigint = () => ac.abort();
+  process.once('SIGINT', onSigint);
+  try {
+    const stream = !values.json && engine.text;
+    let printed = 0;
+    const streamed: number[] = [];
+    const r = await engine.generate({
+      ids: values['input-ids'] ? parseIdList(values['input-ids'], '--input-ids') : undefined,
+      messages: values.prompt ? [{ role: 'user', content: [...images.map(() => ({ type: 'image' as const })), { type: 'text' as const, text: values.prompt }] }] : undefined,
+      images,
+      maxNewTokens,
+      temperature: parseNumberOpt(values.temperature, 'temperature', { min: 0 }),
+      topP: parseNumberOpt(values['top-p'], 'top-p', { min: 0 }),
+      topK: parseNumberOpt(values['top-k'], 'top-k', { int: true, min: 0 }),
+      seed: parseNumberOpt(values.seed, 'seed', { int: true, min: 0 }),
+      signal: ac.signal,
+      onToken: stream
+        ? (id) => {
+            streamed.push(id);
+            const s = engine.text!.decode(streamed);
+            process.stdout.write(s.slice(printed));
+            printed = s.length;
+          }
+        : undefined,
+    });
+    if (values.json) {
+      const out = {
+        tokens: r.tokens,
+        text: r.text,
+        prompt_tokens: r.promptTokens,
+        stop_reason: r.stopReason,
+        prompt_logits_last: Array.from(r.promptLogitsLast),
+        images: r.images,
+        timings: { load_ms: loadMs, ...r.timings },
+        memory: engine.memory(),
+        engine: engine.info(),
+      };
+      process.stdout.write(JSON.stringify(out) + '\n');
+    } else {
+      if (!stream) process.stdout.write(r.text ?? r.tokens.join(' '));
+      const t = r.timings;
+      process.stdout.write(
+        `\n[${r.stopReason}] ${r.promptTokens} prompt tokens, ${r.tokens.length} generated; vision ${t.visionMs.toFixed(0)} ms, ` +
+          `prefill ${t.prefillMs.toFixed(0)} ms, decode ${t.decodeMs.toFixed(0)} ms` +
+          (t.generatedTokens > 1 && t.decodeMs > 0 ? ` (${((1000 * (t.generatedTokens - 1)) / t.decodeMs).toFixed(1)} tok/s)` : '') + '\n',
+      );
+    }
+    return r.stopReason === 'cancelled' ? 130 : 0;
+  } finally {
+    process.off('SIGINT', onSigint);
+    engine.dispose();
+  }
+}

@@ -1,0 +1,166 @@
+// The in-process engine from TypeScript: loads a checkpoint folder into the native engine and runs
+// cancellable, streaming generation. Everything heavy runs on the engine's own worker thread.
+import { loadAddon } from '../native.ts';
+import { openCheckpoint, type Checkpoint } from './checkpoint.ts';
+import { batchImages, decodeImage, processImage, readPreprocessorConfig, type PreprocessorConfig, type ProcessedImage } from './preprocess.ts';
+import { TextProcessor, type ChatMessage } from './text.ts';
+
+export interface MemoryCategory {
+  current: number;
+  peak: number;
+}
+export interface EngineMemory {
+  weights: MemoryCategory;
+  kv: MemoryCategory;
+  activations: MemoryCategory;
+  workspace: MemoryCategory;
+}
+
+export interface GenerateOptions {
+  ids?: number[]; // full prompt ids (image pad runs included)
+  messages?: ChatMessage[]; // or a chat, rendered with the checkpoint's template
+  images?: Array<string | Buffer | ProcessedImage>;
+  maxNewTokens?: number;
+  temperature?: number; // 0 = greedy
+  topP?: number;
+  topK?: number;
+  seed?: number;
+  stopTokens?: number[]; // default: the checkpoint's eos ids
+  signal?: AbortSignal;
+  onToken?: (id: number) => void;
+  trace?: boolean;
+}
+
+export interface GenerateResult {
+  tokens: number[];
+  text?: string;
+  promptTokens: number;
+  promptLogitsLast: Float32Array;
+  stopReason: 'stop' | 'length' | 'cancelled';
+  timings: { visionMs: number; prefillMs: number; decodeMs: number; promptTokens: number; generatedTokens: number; preprocessMs: number };
+  images: Array<{ grid: [number, number, number]; resizedWidth: number; resizedHeight: number; originalWidth: number; originalHeight: number; tokens: number }>;
+  trace?: Record<string, Float32Array>;
+}
+
+export class Engine {
+  private constructor(
+    readonly checkpoint: Checkpoint,
+    readonly preprocessor: PreprocessorConfig,
+    readonly text: TextProcessor | null,
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    private readonly native: any,
+  ) {}
+
+  static async load(dir: string, opts: { threads?: number } = {}): Promise<Engine> {
+    const ck = openCheckpoint(dir);
+    const pre = readPreprocessorConfig(ck.dir);
+    const text = TextProcessor.fromDir(ck.dir);
+    const addon = loadAddon();
+    const { eosTokenIds: _eos, maxPositionEmbeddings: _mpe, ...config } = ck.config;
+    const native = await addon.loadModel({
+      config,
+      files: ck.files,
+      tensors: ck.tensors.map((t) => ({ name: t.name, file: t.file, dtype: t.dtype, shape: t.shape, offset: t.offset, nbytes: t.nbytes })),
+      threads: opts.threads,
+    });
+    return new Engine(ck, pre, text, native);
+  }
+
+  get config() {
+    return this.checkpoint.config;
+  }
+
+  async processImages(images: Array<string | Buffer | ProcessedImage>): Promise<ProcessedImage[]> {
+    return Promise.all(images.map(async (im) => (typeof im === 'string' || Buffer.isBuffer(im) ? processImage(await decodeImage(im), this.preprocessor) : im)));
+  }
+
+  /** Checks that the image pad runs of `ids` match the images, in order; throws with what is wrong. */
+  checkImagePads(ids: number[], images: ProcessedImage[]): void {
+    const pad = this.config.imageTokenId;
+    const runs: number[] = [];
+    for (let i = 0; i < ids.length; ) {
+      if (ids[i] !== pad) {
+        i++;
+        continue;
+      }
+      let j = i;
+      while (j < ids.length && ids[j] === pad) j++;
+      runs.push(j - i);
+      i = j;
+    }
+    const total = runs.reduce((a, b) => a + b, 0);
+    const want = images.reduce((a, im) => a + im.tokens, 0);
+    if (total !== want) {
+      throw new Error(
+        `the prompt has ${total} image pad token(s) (id ${pad}) in ${runs.length} run(s) [${runs.join(', ')}] but the ${images.length} image(s) need ${want} [${images.map((im) => im.tokens).join(', ')}]`,
+      );
+    }
+  }
+
+  async generate(opts: GenerateOptions): Promise<GenerateResult> {
+    const t0 = performance.now();
+    const images = await this.processImages(opts.images ?? []);
+    let ids: number[];
+    if (opts.ids) ids = opts.ids;
+    else if (opts.messages) {
+      if (!this.text) throw new Error(`${this.checkpoint.dir}: no tokenizer.json, so a chat prompt cannot be encoded (pass ids instead)`);
+      ids = this.text.encodeChat(opts.messages, images.map((im) => im.tokens));
+    } else throw new Error('generate needs ids or messages');
+    if (ids.length === 0) throw new Error('the prompt is empty');
+    const V = this.config.vocabSize;
+    const bad = ids.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= V);
+    if (bad >= 0) throw new Error(`prompt token ${bad} has id ${ids[bad]}, outside the vocabulary [0, ${V})`);
+    this.checkImagePads(ids, images);
+    const maxNew = opts.maxNewTokens ?? 256;
+    if (ids.length + maxNew > this.config.maxPositionEmbeddings)
+      throw new Error(`the prompt (${ids.length} tokens) plus ${maxNew} new tokens exceeds the model's context of ${this.config.maxPositionEmbeddings} positions`);
+    const { pixels, grids } = batchImages(images);
+    const preprocessMs = performance.now() - t0;
+    if (opts.signal?.aborted) throw new Error('generation cancelled before it started');
+    const handle = this.native.generate(
+      {
+        ids: Int32Array.from(ids),
+        pixels: images.length ? pixels : undefined,
+        grids: images.length ? grids : undefined,
+        maxNewTokens: maxNew,
+        temperature: opts.temperature ?? 0,
+        topP: opts.topP ?? 1,
+        topK: opts.topK ?? 0,
+        seed: opts.seed ?? 0,
+        stopTokens: Int32Array.from(opts.stopTokens ?? this.config.eosTokenIds),
+        trace: !!opts.trace,
+      },
+      opts.onToken,
+    );
+    const onAbort = () => handle.cancel();
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const r = await handle.promise;
+      const tokens = Array.from(r.tokens as Int32Array);
+      return {
+        tokens,
+        text: this.text ? this.text.decode(tokens) : undefined,
+        promptTokens: ids.length,
+        promptLogitsLast: r.promptLogitsLast,
+        stopReason: r.stopReason,
+        timings: { ...r.timings, preprocessMs },
+        images: images.map(({ grid, resizedWidth, resizedHeight, originalWidth, originalHeight, tokens: n }) => ({ grid, resizedWidth, resizedHeight, originalWidth, originalHeight, tokens: n })),
+        trace: r.trace,
+      };
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  memory(): EngineMemory {
+    return this.native.memory();
+  }
+
+  info(): { threads: number; gemm: string; simd: string } {
+    return this.native.info();
+  }
+
+  dispose(): void {
+    this.native.dispose();
+  }
+}

@@ -101,7 +101,7 @@ export function openCheckpoint(dir: string): Checkpoint {
     if (n !== t.name) newNames--;
     else if (n.startsWith('model.language_model.') || n.startsWith('model.visual.')) newNames++;
     if (byNorm.has(n)) throw new CheckpointError(`${table.files[t.file]}: tensor '${t.name}' duplicates '${byNorm.get(n)!.name}' after name normalisation`);
-    byNorm.set(n, { ...t, name: n });
+    byNorm.set(n, { ...t, name: n, stored: t.name });
   }
   const expected = expectedTensors(config);
   const tensors: TensorEntry[] = [];
@@ -114,7 +114,7 @@ export function openCheckpoint(dir: string): Checkpoint {
         `${abs}: missing tensor '${name}'` + (name === 'lm_head.weight' ? ' (config says tie_word_embeddings is false)' : ''),
       );
     }
-    const where = `${table.files[t.file]}: tensor '${t.name}'`;
+    const where = `${table.files[t.file]}: tensor '${t.stored ?? t.name}'`;
     if (t.dtype !== 'BF16' && t.dtype !== 'F16' && t.dtype !== 'F32')
       throw new CheckpointError(`${where}: dtype ${t.dtype} is not supported (BF16, F16 or F32)`);
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))

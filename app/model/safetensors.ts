@@ -13,6 +13,7 @@ export interface TensorEntry {
   shape: number[];
   offset: number; // absolute byte offset of the data in the file
   nbytes: number;
+  stored?: string; // the name in the file, when `name` was normalised
 }
 
 export interface TensorTable {

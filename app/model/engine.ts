@@ -152,6 +152,11 @@ export class Engine {
     }
   }
 
+  /** M-RoPE position ids ([3, L] row-major: t, h, w) and the rope delta of a prompt (get_rope_index). */
+  ropeIndex(ids: number[], images: ProcessedImage[]): { positions: Int32Array; ropeDelta: number } {
+    return this.native.ropeIndex(Int32Array.from(ids), batchImages(images).grids);
+  }
+
   memory(): EngineMemory {
     return this.native.memory();
   }

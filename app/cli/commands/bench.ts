@@ -1,0 +1,158 @@
+// `starkv bench`: prefill (one 1080p screenshot + text) and decode speed of the engine on a model with
+// Qwen2-VL-2B shapes (or a given checkpoint), beside this machine's limits measured in the same run:
+// the fp32 GEMM peak and the memory read bandwidth.
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadAddon } from '../../native.ts';
+import { Engine } from '../../model/engine.ts';
+import { writeCheckpoint } from '../../model/checkpoint-writer.ts';
+import { processImage, type RgbImage } from '../../model/preprocess.ts';
+import type { ModelConfig } from '../../model/config.ts';
+import { formatBytes, parseNumberOpt } from '../format.ts';
+
+/** config.json of Qwen2-VL-2B-Instruct with a fraction of its text layers and vision blocks. */
+export function qwen2vl2bConfig(fraction: number): Record<string, unknown> {
+  return {
+    architectures: ['Qwen2VLForConditionalGeneration'],
+    model_type: 'qwen2_vl',
+    hidden_size: 1536,
+    num_hidden_layers: Math.max(1, Math.round(28 * fraction)),
+    num_attention_heads: 12,
+    num_key_value_heads: 2,
+    intermediate_size: 8960,
+    vocab_size: 151936,
+    rms_norm_eps: 1e-6,
+    rope_theta: 1e6,
+    rope_scaling: { type: 'mrope', mrope_section: [16, 24, 24] },
+    tie_word_embeddings: true,
+    max_position_embeddings: 32768,
+    hidden_act: 'silu',
+    vision_config: { depth: Math.max(1, Math.round(32 * fraction)), embed_dim: 1280, hidden_size: 1536, num_heads: 16, mlp_ratio: 4, patch_size: 14, spatial_merge_size: 2, temporal_patch_size: 2, in_chans: 3, hidden_act: 'quick_gelu' },
+  };
+}
+
+/** Matrix-multiply FLOPs of one prefill: ViT over `patches` patches, decoder over `tokens` tokens. */
+export function prefillMatmulFlops(c: ModelConfig, patches: number, tokens: number): { vision: number; text: number } {
+  const v = c.vision, m2 = v.spatialMergeSize ** 2;
+  const vitPerPatch = 1176 * v.width + v.depth * (4 * v.width * v.width + (c.arch === 'qwen2_5_vl' ? 3 : 2) * v.width * v.mlpWidth);
+  const merger = (v.width * m2) ** 2 + v.width * m2 * c.hiddenSize;
+  const D = c.hiddenSize, kv = c.numKvHeads * c.headDim;
+  const textPerTok = c.numLayers * (2 * D * D + 2 * D * kv + 3 * D * c.intermediateSize);
+  return { vision: 2 * (patches * vitPerPatch + (patches / m2) * merger), text: 2 * tokens * textPerTok + 2 * D * c.vocabSize };
+}
+
+export default async function bench(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      model: { type: 'string' },
+      fraction: { type: 'string' },
+      'decode-tokens': { type: 'string' },
+      threads: { type: 'string' },
+      width: { type: 'string' },
+      height: { type: 'string' },
+      out: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write('usage: starkv bench [--model DIR | --fraction F (default 0.25 of Qwen2-VL-2B layers)] [--decode-tokens N] [--threads N] [--width 1920 --height 1080] [--out FILE.json] [--json]\n');
+    return 0;
+  }
+  const fraction = parseNumberOpt(values.fraction, 'fraction', { min: 0.01 }) ?? 0.25;
+  const decodeTokens = parseNumberOpt(values['decode-tokens'], 'decode-tokens', { int: true, min: 2 }) ?? 16;
+  const threads = parseNumberOpt(values.threads, 'threads', { int: true, min: 1 }) ?? os.cpus().length;
+  const W = parseNumberOpt(values.width, 'width', { int: true, min: 28 }) ?? 1920;
+  const H = parseNumberOpt(values.height, 'height', { int: true, min: 28 }) ?? 1080;
+  const log = (s: string) => process.stderr.write(s + '\n');
+
+  let dir = values.model;
+  if (!dir) {
+    dir = path.join(os.tmpdir(), `starkv-bench-qwen2vl2b-f${fraction}`);
+    if (!existsSync(path.join(dir, 'model.safetensors'))) {
+      log(`writing a Qwen2-VL-2B-shaped bf16 checkpoint (${fraction} of the layers) to ${dir} ...`);
+      mkdirSync(dir, { recursive: true });
+      writeCheckpoint(dir, { ...qwen2vl2bConfig(fraction), image_token_id: 151655 }, { dtype: 'BF16', seed: 42 });
+      writeFileSync(path.join(dir, 'preprocessor_config.json'), JSON.stringify({ min_pixels: 3136, max_pixels: 12845056, patch_size: 14, merge_size: 2, temporal_patch_size: 2 }));
+    }
+  }
+  const addon = loadAddon();
+  log('measuring this machine\'s limits (fp32 GEMM peak, memory read bandwidth) ...');
+  const limits = await addon.benchLimits({ gemmM: 2048, gemmN: 2048, gemmK: 2048, bandwidthBytes: 1 << 30, reps: 5, threads });
+
+  const engine = await Engine.load(dir, { threads });
+  try {
+    const c = engine.config;
+    // A synthetic 1080p screenshot: gradients and blocks (content does not change the cost).
+    const rgb: RgbImage = { width: W, height: H, data: new Uint8Array(W * H * 3) };
+    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) rgb.data.set([(x * 255) / W, (y * 255) / H, ((x >> 5) ^ (y >> 5)) & 255], (y * W + x) * 3);
+    const img = processImage(rgb, engine.preprocessor);
+    const textIds = Array.from({ length: 64 }, (_, i) => 1000 + i);
+    const ids = [...textIds.slice(0, 20), c.visionStartTokenId, ...Array(img.tokens).fill(c.imageTokenId), c.visionEndTokenId, ...textIds.slice(20)];
+    log(`prefill: ${img.resizedWidth}x${img.resizedHeight} screenshot = ${img.grid[1] * img.grid[2]} patches, ${img.tokens} visual tokens, ${ids.length} prompt tokens; then ${decodeTokens} decoded tokens ...`);
+    const r = await engine.generate({ ids, images: [img], maxNewTokens: decodeTokens, stopTokens: [] });
+    const flops = prefillMatmulFlops(c, img.grid[1] * img.grid[2], ids.length);
+    const peak = limits.sgemmGflops * 1e9;
+    const prefillS = (r.timings.visionMs + r.timings.prefillMs) / 1000;
+    const gemmBoundS = (flops.vision + flops.text) / peak;
+    // Decode reads every text weight once (the embedding table only as the tied head; untied, one row).
+    const embedBytes = engine.checkpoint.tensors.find((t) => t.name.endsWith('embed_tokens.weight'))!.nbytes;
+    const weightBytesPerToken = engine.checkpoint.weightBytes - visionBytes(engine) - (c.tieWordEmbeddings ? 0 : embedBytes);
+    const kvBytes = ids.length * 2 * c.numLayers * c.numKvHeads * c.headDim * 4;
+    const decodeS = r.timings.decodeMs / 1000 / Math.max(1, r.timings.generatedTokens - 1);
+    const bwBoundS = (weightBytesPerToken + kvBytes) / (limits.bandwidthGBs * 1e9);
+    const report = {
+      machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, threads, engine: engine.info() },
+      limits,
+      model: { dir, arch: c.arch, layers: c.numLayers, visionDepth: c.vision.depth, dtype: engine.checkpoint.dtype, weightBytes: engine.checkpoint.weightBytes, fraction: values.model ? null : fraction },
+      prefill: {
+        patches: img.grid[1] * img.grid[2],
+        promptTokens: ids.length,
+        visionMs: r.timings.visionMs,
+        textMs: r.timings.prefillMs,
+        tokensPerS: ids.length / prefillS,
+        matmulGflop: (flops.vision + flops.text) / 1e9,
+        gemmBoundMs: gemmBoundS * 1000,
+        ratioToGemmBound: gemmBoundS / prefillS, // target >= 0.7
+        matmulMs: (r.timings as Record<string, number>).matmulMs ?? null,
+        matmulRatioToPeak: (r.timings as Record<string, number>).matmulMs ? (flops.vision + flops.text) / peak / ((r.timings as Record<string, number>).matmulMs! / 1000) : null, // target >= 0.9
+      },
+      decode: {
+        tokens: r.timings.generatedTokens,
+        msPerToken: decodeS * 1000,
+        tokensPerS: 1 / decodeS,
+        bytesPerToken: weightBytesPerToken + kvBytes,
+        bandwidthBoundMs: bwBoundS * 1000,
+        ratioToBandwidthBound: decodeS / bwBoundS, // target <= 1.25
+      },
+      memory: engine.memory(),
+    };
+    if (values.out) writeFileSync(values.out, JSON.stringify(report, null, 2));
+    if (values.json) process.stdout.write(JSON.stringify(report) + '\n');
+    else {
+      const p = report.prefill, d = report.decode;
+      process.stdout.write(
+        [
+          `machine: ${report.machine.model}, ${threads} threads, GEMM ${report.machine.engine.gemm}, ${report.machine.engine.simd}`,
+          `limits:  fp32 GEMM peak ${limits.sgemmGflops.toFixed(1)} GFLOP/s, memory read ${limits.bandwidthGBs.toFixed(1)} GB/s`,
+          `model:   ${c.arch}, ${c.numLayers} text layers, ${c.vision.depth} vision blocks, ${engine.checkpoint.dtype}, ${formatBytes(engine.checkpoint.weightBytes)}`,
+          `prefill: ${p.patches} patches + ${p.promptTokens} tokens in ${(p.visionMs + p.textMs).toFixed(0)} ms (vision ${p.visionMs.toFixed(0)}, text ${p.textMs.toFixed(0)}) = ${p.tokensPerS.toFixed(1)} tok/s`,
+          `         GEMM-bound time ${p.gemmBoundMs.toFixed(0)} ms (${p.matmulGflop.toFixed(0)} GFLOP) -> ${(100 * p.ratioToGemmBound).toFixed(1)}% of the GEMM bound (target 70%)` +
+            (p.matmulRatioToPeak ? `; matmuls alone at ${(100 * p.matmulRatioToPeak).toFixed(1)}% of peak (target 90%)` : ''),
+          `decode:  ${d.msPerToken.toFixed(1)} ms/token (${d.tokensPerS.toFixed(2)} tok/s); bandwidth bound ${d.bandwidthBoundMs.toFixed(1)} ms for ${formatBytes(d.bytesPerToken)} -> ${d.ratioToBandwidthBound.toFixed(2)}x the bound (target <= 1.25x)`,
+        ].join('\n') + '\n',
+      );
+    }
+    return 0;
+  } finally {
+    engine.dispose();
+  }
+}
+
+/** Bytes of the vision tower (not read when decoding). */
+function visionBytes(e: Engine): number {
+  return e.checkpoint.tensors.filter((t) => t.name.startsWith('model.visual.')).reduce((a, t) => a + t.nbytes, 0);
+}

@@ -29,6 +29,7 @@ export interface GenerateOptions {
   signal?: AbortSignal;
   onToken?: (id: number) => void;
   trace?: boolean;
+  kv?: { method: string; budget: number; params?: Record<string, number | boolean | string> }; // KV compression after prefill
 }
 
 export interface GenerateResult {
@@ -40,6 +41,7 @@ export interface GenerateResult {
   timings: { visionMs: number; prefillMs: number; decodeMs: number; promptTokens: number; generatedTokens: number; preprocessMs: number };
   images: Array<{ grid: [number, number, number]; resizedWidth: number; resizedHeight: number; originalWidth: number; originalHeight: number; tokens: number }>;
   trace?: Record<string, Float32Array>;
+  kv?: { bytes: number; fullBytes: number; keptPerLayer: number[] };
 }
 
 export class Engine {
@@ -129,6 +131,7 @@ export class Engine {
         seed: opts.seed ?? 0,
         stopTokens: Int32Array.from(opts.stopTokens ?? this.config.eosTokenIds),
         trace: !!opts.trace,
+        kv: opts.kv,
       },
       opts.onToken,
     );
@@ -146,6 +149,7 @@ export class Engine {
         timings: { ...r.timings, preprocessMs },
         images: images.map(({ grid, resizedWidth, resizedHeight, originalWidth, originalHeight, tokens: n }) => ({ grid, resizedWidth, resizedHeight, originalWidth, originalHeight, tokens: n })),
         trace: r.trace,
+        kv: r.kv,
       };
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);

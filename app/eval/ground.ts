@@ -1,0 +1,74 @@
+// One grounding sample through the engine: UI-TARS-1.5 grounding prompt, the screenshot, one click,
+// mapped from the resized image the model saw back to the original pixels, and the hit test.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { repoRoot } from '../native.ts';
+import type { Engine } from '../model/engine.ts';
+import { decodeImage, processImage } from '../model/preprocess.ts';
+import { hitTest, type GroundingSample } from './dataset.ts';
+
+const PROMPT = readFileSync(path.join(repoRoot, 'assets', 'prompts', 'grounding.txt'), 'utf8');
+
+export function groundingPrompt(instruction: string): string {
+  return PROMPT.replace('{instruction}', instruction).trimEnd();
+}
+
+/** The click point of a grounding reply in model-image pixels: (x,y), <point>x y</point>, or a box's centre. */
+export function parseClickPoint(reply: string): [number, number] | null {
+  const action = reply.split(/Action[:：]/).pop() ?? reply;
+  const num = String.raw`(-?\d+(?:\.\d+)?)`;
+  const box = new RegExp(String.raw`\[\s*${num}\s*,\s*${num}\s*,\s*${num}\s*,\s*${num}\s*\]|<bbox>\s*${num}\s+${num}\s+${num}\s+${num}\s*</bbox>`).exec(action);
+  if (box) {
+    const v = box.slice(1).filter((s) => s !== undefined).map(Number);
+    return [(v[0]! + v[2]!) / 2, (v[1]! + v[3]!) / 2];
+  }
+  const pt = new RegExp(String.raw`\(\s*${num}\s*,\s*${num}\s*\)|<point>\s*${num}\s+${num}\s*</point>`).exec(action);
+  if (pt) {
+    const v = pt.slice(1).filter((s) => s !== undefined).map(Number);
+    return [v[0]!, v[1]!];
+  }
+  return null;
+}
+
+export interface GroundingResult {
+  id: string;
+  method: string;
+  budget: number;
+  hit: boolean;
+  click: [number, number] | null; // original image pixels
+  reply: string;
+  ms: number;
+  kvBytes: number;
+  fullKvBytes: number;
+  promptTokens: number;
+  groups: Record<string, string>;
+}
+
+export async function groundOne(engine: Engine, s: GroundingSample, method: string, budget: number, maxNewTokens = 64): Promise<GroundingResult> {
+  const t0 = performance.now();
+  const img = processImage(await decodeImage(s.image), engine.preprocessor);
+  const r = await engine.generate({
+    messages: [{ role: 'user', content: [{ type: 'text', text: groundingPrompt(s.instruction) }, { type: 'image' }] }],
+    images: [img],
+    maxNewTokens,
+    kv: method === 'full' ? undefined : { method, budget },
+  });
+  const reply = r.text ?? '';
+  const p = parseClickPoint(reply);
+  // Absolute coordinates in the smart-resized image -> original pixels (the one mapping, as in the agent).
+  const click: [number, number] | null = p ? [(p[0] / img.resizedWidth) * img.originalWidth, (p[1] / img.resizedHeight) * img.originalHeight] : null;
+  const perToken = 2 * engine.config.numLayers * engine.config.numKvHeads * engine.config.headDim * 4;
+  return {
+    id: s.id,
+    method,
+    budget,
+    hit: click ? hitTest(click[0], click[1], s.box) : false,
+    click,
+    reply,
+    ms: performance.now() - t0,
+    kvBytes: r.kv?.bytes ?? perToken * (r.promptTokens + r.tokens.length),
+    fullKvBytes: perToken * (r.promptTokens + r.tokens.length),
+    promptTokens: r.promptTokens,
+    groups: s.groups,
+  };
+}

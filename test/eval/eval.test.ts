@@ -1,0 +1,131 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { hitTest, loadGroundingDataset } from '../../app/eval/dataset.ts';
+import { parseClickPoint } from '../../app/eval/ground.ts';
+import { readResults, ResultWriter, summarise } from '../../app/eval/results.ts';
+import { writeReport } from '../../app/eval/report.ts';
+import { writeGroundingFixture } from '../../app/eval/fixture.ts';
+import { ROOT, TMP } from '../helpers/paths.ts';
+import { writeTinyRealVocab } from '../helpers/tiny-real-vocab.ts';
+
+const dir = path.join(TMP, 'eval');
+beforeAll(() => mkdirSync(dir, { recursive: true }));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('hit test and reply parsing', () => {
+  const box: [number, number, number, number] = [10, 20, 30, 40];
+  it('counts clicks on the edges and corners as hits, and just outside as misses', () => {
+    for (const [x, y] of [[10, 20], [30, 40], [10, 40], [30, 20], [20, 30]]) expect(hitTest(x!, y!, box)).toBe(true);
+    for (const [x, y] of [[9.999, 30], [30.001, 30], [20, 19.999], [20, 40.001]]) expect(hitTest(x!, y!, box)).toBe(false);
+  });
+  it('reads the click formats UI-TARS and servers produce', () => {
+    expect(parseClickPoint("Action: click(start_box='<|box_start|>(123,45)<|box_end|>')")).toEqual([123, 45]);
+    expect(parseClickPoint("Action: click(start_box='(12, 34)')")).toEqual([12, 34]);
+    expect(parseClickPoint("Action: click(point='<point>7 8</point>')")).toEqual([7, 8]);
+    expect(parseClickPoint("Action: click(start_box='[10, 20, 30, 40]')")).toEqual([20, 30]);
+    expect(parseClickPoint('Thought: (1,1) is wrong\nAction：click(start_box=\'(5,6)\')')).toEqual([5, 6]);
+    expect(parseClickPoint('I cannot find it')).toBeNull();
+  });
+});
+
+describe('dataset layouts', () => {
+  it('reads ScreenSpot-v2 (x,y,w,h) and ScreenSpot-Pro (x1,y1,x2,y2) folders', async () => {
+    const v2 = path.join(dir, 'v2');
+    await writeGroundingFixture(v2, 4);
+    const s = loadGroundingDataset(v2);
+    expect(s.length).toBe(4);
+    const ann = JSON.parse(readFileSync(path.join(v2, 'screenspot_desktop_v2.json'), 'utf8'))[0];
+    const first = s.find((x) => x.id === 'screenspot_desktop_v2#0')!;
+    expect(first.box).toEqual([ann.bbox[0], ann.bbox[1], ann.bbox[0] + ann.bbox[2], ann.bbox[1] + ann.bbox[3]]);
+    expect(first.groups).toMatchObject({ platform: 'desktop_v2', source: 'synthetic' });
+    const pro = path.join(dir, 'pro');
+    mkdirSync(path.join(pro, 'annotations'), { recursive: true });
+    mkdirSync(path.join(pro, 'images'), { recursive: true });
+    writeFileSync(path.join(pro, 'images', 'a.png'), readFileSync(first.image));
+    writeFileSync(path.join(pro, 'annotations', 'vscode_macos.json'), JSON.stringify([{ img_filename: 'a.png', bbox: [1, 2, 3, 4], instruction: 'x', ui_type: 'icon', platform: 'macos', application: 'vscode', group: 'Dev' }]));
+    const p = loadGroundingDataset(pro);
+    expect(p[0]!.box).toEqual([1, 2, 3, 4]);
+    expect(p[0]!.groups).toEqual({ platform: 'macos', ui_type: 'icon', application: 'vscode', group: 'Dev' });
+  });
+  it('names the file and annotation that is wrong', () => {
+    const bad = path.join(dir, 'bad');
+    mkdirSync(bad, { recursive: true });
+    writeFileSync(path.join(bad, 'screenspot_web.json'), JSON.stringify([{ img_filename: 'nope.png', bbox: [1, 2, 3, 4], instruction: 'x' }]));
+    expect(() => loadGroundingDataset(bad)).toThrow(/screenspot_web\.json: annotation 0: image 'nope\.png' not found/);
+    writeFileSync(path.join(bad, 'screenspot_web.json'), JSON.stringify([{ img_filename: 'nope.png', bbox: [1, 2], instruction: 'x' }]));
+    expect(() => loadGroundingDataset(bad)).toThrow(/annotation 0: field 'bbox'/);
+  });
+});
+
+describe('results and report', () => {
+  const rows = [
+    { id: 'a', method: 'starkv', budget: 20, hit: true, ms: 10, kvBytes: 100, fullKvBytes: 500, groups: { platform: 'web' } },
+    { id: 'b', method: 'starkv', budget: 20, hit: false, ms: 30, kvBytes: 100, fullKvBytes: 500, groups: { platform: 'desktop' } },
+    { id: 'a', method: 'full', budget: 100, hit: true, ms: 20, kvBytes: 500, fullKvBytes: 500, groups: { platform: 'web' } },
+  ];
+  it('summarises per method x budget and per group', () => {
+    const cells = summarise(rows);
+    const s = cells.find((c) => c.method === 'starkv')!;
+    expect(s.accuracy).toBe(0.5);
+    expect(s.msPerSample).toBe(20);
+    expect(s.groups.platform).toEqual({ web: { n: 1, accuracy: 1 }, desktop: { n: 1, accuracy: 0 } });
+  });
+  it('survives a torn last line and rebuilds the same report from the JSONL', async () => {
+    const out = path.join(dir, 'report');
+    mkdirSync(out, { recursive: true });
+    const w = new ResultWriter(path.join(out, 'results.jsonl'));
+    for (const r of rows) w.append(r);
+    w.close();
+    writeFileSync(path.join(out, 'results.jsonl'), readFileSync(path.join(out, 'results.jsonl'), 'utf8') + '{"id":"c","meth');
+    expect(readResults(path.join(out, 'results.jsonl')).length).toBe(3);
+    const f1 = await writeReport(out);
+    const first = [f1.html, f1.markdown, f1.summary, ...f1.plots].map((f) => readFileSync(f));
+    const f2 = await writeReport(out);
+    const second = [f2.html, f2.markdown, f2.summary, ...f2.plots].map((f) => readFileSync(f));
+    expect(second).toEqual(first);
+    expect(readFileSync(f1.markdown, 'utf8')).toContain('| starkv | 20 | 2 | 50.0% |');
+    // A writer opened on the torn file starts on a fresh line.
+    const w2 = new ResultWriter(path.join(out, 'results.jsonl'));
+    w2.append({ ...rows[0]!, id: 'd' });
+    w2.close();
+    expect(readResults(path.join(out, 'results.jsonl')).map((r) => r.id)).toEqual(['a', 'b', 'a', 'd']);
+  });
+});
+
+describe('starkv eval grounding end to end on a tiny checkpoint', () => {
+  it('runs the fixture, resumes after a kill, and the report equals a rebuild from JSONL', async () => {
+    const model = writeTinyRealVocab(path.join(dir, 'model'));
+    const data = path.join(dir, 'fixture');
+    await writeGroundingFixture(data, 4);
+    const out = path.join(dir, 'run');
+    const args = ['bin/starkv.js', 'eval', 'grounding', '--model', model, '--data', data, '--methods', 'full', '--max-new-tokens', '6', '--out', out, '--threads', '1'];
+    // Kill the first run as soon as it has written one result.
+    await new Promise<void>((resolve) => {
+      const child = spawn(process.execPath, args, { cwd: ROOT, stdio: 'ignore' });
+      const t = setInterval(() => {
+        try {
+          if (readResults(path.join(out, 'results.jsonl')).length >= 1) child.kill('SIGKILL');
+        } catch {
+          /* not yet */
+        }
+      }, 20);
+      child.on('exit', () => {
+        clearInterval(t);
+        resolve();
+      });
+    });
+    const partial = readResults(path.join(out, 'results.jsonl')).length;
+    expect(partial).toBeGreaterThanOrEqual(1);
+    const r = spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const rows = readResults(path.join(out, 'results.jsonl'));
+    expect(rows.length).toBe(4);
+    expect(new Set(rows.map((x) => x.id)).size).toBe(4);
+    const html = readFileSync(path.join(out, 'report.html'));
+    const rb = spawnSync(process.execPath, ['bin/starkv.js', 'eval', 'report', out], { cwd: ROOT, encoding: 'utf8' });
+    expect(rb.status, rb.stderr).toBe(0);
+    expect(readFileSync(path.join(out, 'report.html'))).toEqual(html);
+  });
+});

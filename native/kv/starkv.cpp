@@ -44,7 +44,10 @@ class StarKv final : public KvMethod {
     return p;
   }
   bool NeedsPrepass(const MethodParams& p) const override { return p.vlcache_layer_budgets; }
-  double Prepass(const LayerInputs& in, const MethodParams& p) const override { return VlCacheSparsity(in, p); }
+  double Prepass(const LayerInputs& in, const MethodParams& p) const override {
+    if (!p.vlcache_layer_budgets) return KvMethod::Prepass(in, p);  // throws: no pre-pass
+    return VlCacheSparsity(in, p);
+  }
 
   void Compress(const LayerInputs& in, const Budget& budget, const MethodParams& p, LayerState& st, Selection& out,
                 Telemetry& tel) const override {

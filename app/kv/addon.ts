@@ -23,7 +23,7 @@ export interface KvLayer {
   /** post-RoPE keys [numKvHeads][kvCapacity][headDim] */
   keys: Float32Array;
   kvCapacity?: number;
-  /** queries of the last qRows slots [numHeads][qRows][headDim] */
+  /** queries of the last qRows slots [numHeads][qRows][headDim] (qRows defaults to seqLen) */
   queries?: Float32Array;
   qRows?: number;
   /** attention-layer inputs of slots [hiddenRow0, hiddenRow0 + hiddenRows): [hiddenRows][hiddenSize] */

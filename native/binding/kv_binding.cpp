@@ -110,7 +110,8 @@ void ReadLayer(Napi::Env env, Napi::Value v, LayerArgs& a) {
   if (in.num_heads % in.num_kv_heads) Fail(env, "layer.numHeads must be a multiple of layer.numKvHeads");
   if (in.kv_capacity < in.seq_len) Fail(env, "layer.kvCapacity must be >= layer.seqLen");
   in.keys = F32(env, o, "keys", int64_t{in.num_kv_heads} * in.kv_capacity * in.head_dim, true);
-  in.q_rows = Int(env, o, "qRows", w, 0, false, 0, in.seq_len);
+  const bool has_q = o.Has("queries") && !o.Get("queries").IsUndefined() && !o.Get("queries").IsNull();
+  in.q_rows = Int(env, o, "qRows", w, has_q ? in.seq_len : 0, false, 0, in.seq_len);  // default: every slot
   in.queries = F32(env, o, "queries", int64_t{in.num_heads} * in.q_rows * in.head_dim, false);
   if (!in.queries) in.q_rows = 0;
   in.hidden_size = static_cast<int>(Int(env, o, "hiddenSize", w, 0, false, 0, 1 << 20));

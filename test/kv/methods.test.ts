@@ -237,3 +237,31 @@ describe('methods without golden vectors', () => {
     expect(zero.kept.map((k) => k.length)).toEqual([B, B, B, B]); // alpha 1 = uniform SnapKV budgets
   });
 });
+
+describe('robustness', () => {
+  it('random small layers, budgets and spans: every method returns or throws a JS Error, never crashes', () => {
+    let seed = 1;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+    const ri = (n: number) => Math.floor(rnd() * n);
+    let ok = 0;
+    for (let it = 0; it < 300; it++) {
+      const L = 1 + ri(40);
+      const a = ri(L + 1), b = a + ri(L + 1 - a);
+      const spans: Array<[number, number]> = rnd() < 0.3 ? [] : rnd() < 0.5 ? [[a, b]] : [[0, a], [a, b]];
+      const layer = synthLayer({ L, spans, seed: it, qRows: Math.max(1, ri(L + 1)) });
+      const budget = rnd() < 0.5 ? { percent: rnd() * 120 } : { capTokens: ri(L + 3) };
+      for (const m of ALL) {
+        const params: KvParams = m === 'vlcache' ? { layer_budget: ri(L + 4) } : {};
+        try {
+          const s = kvCompress(m, params, budget, layer, new KvLayerState());
+          for (const k of s.kept) for (const x of k) expect(x >= 0 && x < s.pastLen).toBe(true);
+          ok++;
+        } catch (e) {
+          expect(e).toBeInstanceOf(Error);
+          expect((e as Error).message).toMatch(/^kv: /);
+        }
+      }
+    }
+    expect(ok).toBeGreaterThan(1000);
+  });
+});

@@ -1,0 +1,197 @@
+// `starkv run`: runs one desktop task with the agent against an OpenAI-compatible endpoint, printing each
+// step. Ctrl+C (SIGINT) stops at once (a second Ctrl+C exits); SIGUSR1 pauses/resumes between actions.
+import { createInterface } from 'node:readline/promises';
+import { parseArgs } from 'node:util';
+import { describeAction } from '../../agent/actions.ts';
+import { UITARS_LIMITS, type CoordSpace } from '../../agent/coords.ts';
+import { Agent, type AgentEvent, type EpisodeResult } from '../../agent/loop.ts';
+import { DesktopOperator } from '../../agent/operator.ts';
+import { DEFAULT_RISK_POLICY } from '../../agent/safety.ts';
+import { Desktop } from '../../desktop/desktop.ts';
+import { OpenAIBackend } from '../../model/backends/openai.ts';
+import { EpisodeWriter } from '../../store/trajectory.ts';
+
+const USAGE = `usage: starkv run --task "..." --endpoint URL --model NAME [options]
+
+  --task TEXT          what to do (or give it as the first positional argument)
+  --endpoint URL       OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1
+  --model NAME         model name the server serves
+  --api-key KEY        bearer key (default: $STARKV_API_KEY)
+  --max-steps N        stop after N steps (default 100)
+  --history N          screenshots kept in the prompt (default 5)
+  --display N|:N       monitor index N of the X screen, or X display :N (default $DISPLAY, monitor 0)
+  --dry-run            capture and ask the model, draw planned actions, send no input
+  --out DIR            write the trajectory under DIR (nothing is stored otherwise)
+  --yes-risky          run risky actions without asking
+  --language NAME      language of the model's Thought (default English)
+  --max-tokens N       per reply (default 500)
+  --temperature T      (default 0)          --top-p P      (default: server's)
+  --timeout S          per model call (default 120)       --retries N   (default 2)
+  --max-pixels N       the server's max_pixels for smart_resize (default ${UITARS_LIMITS.maxPixels})
+  --min-pixels N       the server's min_pixels (default ${UITARS_LIMITS.minPixels})
+  --send-max-pixels N  downscale screenshots above N pixels before sending
+  --coords absolute|relative1000   model coordinate space (1.5: absolute; 1.0/Doubao: relative1000)
+  --wait-ms N          how long wait() waits (default 5000)
+`;
+
+function num(v: string | undefined, name: string, min = 0): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < min) throw new UsageError(`--${name} must be a number >= ${min} (got '${v}')`);
+  return n;
+}
+
+class UsageError extends Error {}
+
+async function askLine(question: string): Promise<string | null> {
+  if (!process.stdin.isTTY) return null;
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return await rl.question(question);
+  } finally {
+    rl.close();
+  }
+}
+
+function printer(out: NodeJS.WritableStream): (e: AgentEvent) => void {
+  return (e) => {
+    switch (e.type) {
+      case 'step': {
+        const g = e.obs.geometry;
+        out.write(`\nstep ${e.step}  screen ${g.capture.width}x${g.capture.height} -> model ${g.resized.width}x${g.resized.height}  capture ${(e.obs.timings.grabMs + e.obs.timings.convertMs).toFixed(0)} ms\n`);
+        break;
+      }
+      case 'reply':
+        out.write(`  model (${(e.ms / 1000).toFixed(1)} s${e.attempt ? `, retry ${e.attempt}` : ''}):\n${e.text.trim().replace(/^/gm, '    ')}\n`);
+        break;
+      case 'parse_error':
+        out.write(`  ! unparsable reply (attempt ${e.attempt + 1}): ${e.message}\n`);
+        break;
+      case 'action':
+        out.write(`  ${e.dryRun ? '[dry-run] would ' : '-> '}${describeAction(e.action)}\n`);
+        break;
+      case 'warning':
+        out.write(`  ! ${e.message}\n`);
+        break;
+      case 'paused':
+        out.write('  || paused (send SIGUSR1 again to resume)\n');
+        break;
+      case 'resumed':
+        out.write('  |> resumed\n');
+        break;
+      default:
+        break;
+    }
+  };
+}
+
+export default async function run(argv: string[]): Promise<number> {
+  let values: Record<string, string | boolean | undefined>;
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        task: { type: 'string' }, endpoint: { type: 'string' }, model: { type: 'string' }, 'api-key': { type: 'string' },
+        'max-steps': { type: 'string' }, history: { type: 'string' }, display: { type: 'string' }, 'dry-run': { type: 'boolean' },
+        out: { type: 'string' }, 'yes-risky': { type: 'boolean' }, language: { type: 'string' }, 'max-tokens': { type: 'string' },
+        temperature: { type: 'string' }, 'top-p': { type: 'string' }, timeout: { type: 'string' }, retries: { type: 'string' },
+        'max-pixels': { type: 'string' }, 'min-pixels': { type: 'string' }, 'send-max-pixels': { type: 'string' },
+        coords: { type: 'string' }, 'wait-ms': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (e) {
+    process.stderr.write(`starkv run: ${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const err = process.stderr;
+  let agent: Agent | null = null;
+  let desktop: Desktop | null = null;
+  let store: EpisodeWriter | null = null;
+  let sigints = 0;
+  const onSigint = () => {
+    sigints++;
+    if (sigints > 1 || !agent) {
+      err.write('\nstarkv run: interrupted\n');
+      process.exit(130);
+    }
+    err.write('\nstopping (Ctrl+C again to quit at once)...\n');
+    void agent.stop('interrupted (SIGINT)');
+  };
+  const onUsr1 = () => (agent?.isPaused ? agent.resume() : agent?.pause());
+  process.on('SIGINT', onSigint);
+  process.on('SIGUSR1', onUsr1);
+  try {
+    const task = (values.task as string | undefined) ?? positionals.join(' ');
+    if (!task.trim()) throw new UsageError('no task: give --task "..."');
+    if (!values.endpoint) throw new UsageError('no --endpoint: the URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1');
+    if (!values.model) throw new UsageError('no --model: the model name the server serves');
+    const coords = (values.coords as string | undefined) ?? 'absolute';
+    if (coords !== 'absolute' && coords !== 'relative1000') throw new UsageError(`--coords must be absolute or relative1000`);
+    const displayArg = values.display as string | undefined;
+    const xDisplay = displayArg?.startsWith(':') ? displayArg : process.env.DISPLAY;
+    const displayId = displayArg && !displayArg.startsWith(':') ? num(displayArg, 'display')! : 0;
+
+    const backend = new OpenAIBackend({
+      baseURL: values.endpoint as string, model: values.model as string,
+      apiKey: (values['api-key'] as string | undefined) ?? process.env.STARKV_API_KEY,
+      timeoutMs: (num(values.timeout as string, 'timeout', 1) ?? 120) * 1000, retries: num(values.retries as string, 'retries'),
+    });
+    for (const w of backend.warnings) err.write(`note: ${w}\n`);
+    desktop = await Desktop.open({ xDisplay });
+    const operator = new DesktopOperator(desktop, {
+      displayId, dryRun: !!values['dry-run'], coordSpace: coords as CoordSpace,
+      limits: { minPixels: num(values['min-pixels'] as string, 'min-pixels', 1) ?? UITARS_LIMITS.minPixels, maxPixels: num(values['max-pixels'] as string, 'max-pixels', 1) ?? UITARS_LIMITS.maxPixels },
+      maxSendPixels: num(values['send-max-pixels'] as string, 'send-max-pixels', 784),
+    });
+    const d = operator.display;
+    err.write(`display ${d.id} (${d.name}) ${d.width}x${d.height}+${d.x}+${d.y} scale ${d.scaleFactor} on ${desktop.xDisplay}; model ${values.model} at ${backend.destination}${values['dry-run'] ? '; DRY RUN: no input will be sent' : ''}\n`);
+    err.write('stop: Ctrl+C, or move the mouse into a screen corner\n');
+    if (values.out) {
+      store = EpisodeWriter.create(values.out as string, task);
+      err.write(`trajectory: ${store.dir}\n`);
+    }
+    const yes = !!values['yes-risky'];
+    agent = new Agent(
+      {
+        task, maxSteps: num(values['max-steps'] as string, 'max-steps', 1), historyImages: num(values.history as string, 'history', 1),
+        language: values.language as string | undefined, maxTokens: num(values['max-tokens'] as string, 'max-tokens', 1),
+        temperature: num(values.temperature as string, 'temperature'), topP: num(values['top-p'] as string, 'top-p'),
+        waitMs: num(values['wait-ms'] as string, 'wait-ms'), risk: DEFAULT_RISK_POLICY,
+      },
+      backend, operator, store,
+      {
+        onEvent: printer(process.stdout),
+        confirm: async (r) => {
+          if (yes) return true;
+          const a = await askLine(`\nRisky action: ${describeAction(r.action)}\n  why: ${r.reasons.join('; ')}\nAllow it? [y/N] `);
+          if (a === null) err.write(`risky action ${describeAction(r.action)} declined (no terminal to ask; use --yes-risky to allow)\n`);
+          return !!a && /^y(es)?$/i.test(a.trim());
+        },
+        askUser: async (q) => askLine(`\nThe agent asks for help: ${q.question}\nYour answer (empty to end): `),
+      },
+    );
+    const result: EpisodeResult = await agent.run();
+    const line = result.status === 'finished' ? `finished: ${result.answer ?? ''}` : `${result.status}${result.error ? `: ${result.error}` : ''}`;
+    process.stdout.write(`\n${line}\n`);
+    if (result.raw !== undefined) process.stdout.write(`raw reply:\n${result.raw}\n`);
+    return result.status === 'finished' ? 0 : result.status === 'stopped' ? 130 : 1;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      err.write(`starkv run: ${e.message}\n\n${USAGE}`);
+      return 2;
+    }
+    err.write(`starkv run: ${(e as Error).message}\n`);
+    return 1;
+  } finally {
+    process.off('SIGINT', onSigint);
+    process.off('SIGUSR1', onUsr1);
+    store?.close();
+    desktop?.close();
+  }
+}

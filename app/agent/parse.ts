@@ -53,8 +53,12 @@ function contentArg(part: string): string | null {
   return m ? m[2]! : null;
 }
 
-function stripFences(text: string): string {
-  return text.replace(/^\s*```[a-zA-Z]*\s*$/gm, '').trim();
+/** Code fences off; double-quoted boxes to single quotes (the reference parser splits "(x,y)" at the comma). */
+function normalise(text: string): string {
+  return text
+    .replace(/^\s*```[a-zA-Z]*\s*$/gm, '')
+    .replace(/\b(start_box|end_box|point|start_point|end_point)\s*=\s*"([^"']*)"/g, "$1='$2'")
+    .trim();
 }
 
 function quietly<T>(fn: () => T): T {
@@ -85,7 +89,7 @@ function box(v: unknown, what: string, raw: string): Point {
 export function parseReply(text: string): ParsedReply {
   const raw = text;
   if (!text || !text.trim()) throw new ReplyParseError('the model returned an empty reply', raw);
-  const cleaned = stripFences(text);
+  const cleaned = normalise(text);
   const parsed = quietly(() => actionParser({ prediction: cleaned, factor: [1, 1] }).parsed);
   const parts = actionParts(cleaned);
   const actions: ModelAction[] = [];

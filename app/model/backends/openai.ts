@@ -91,6 +91,7 @@ export class OpenAIBackend implements ModelBackend {
         if (attempt < retries) await sleep((this.opts.backoffMs ?? 500) * 2 ** attempt, req.signal);
       }
     }
+    if (retries === 0) throw last!;
     throw new BackendError(`${last!.message} (gave up after ${retries + 1} attempts)`, last!.status, false);
   }
 
@@ -113,7 +114,8 @@ export class OpenAIBackend implements ModelBackend {
       if (req.signal?.aborted) throw new GenerationCancelled(partial);
       if (timeout.aborted) throw new BackendError(`no complete answer from ${this.url} within ${timeoutMs / 1000} s`, undefined, true);
       if (e instanceof BackendError || e instanceof GenerationCancelled) throw e;
-      const code = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message;
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      const code = cause?.code ?? cause?.message ?? (e as Error).message;
       throw new BackendError(`cannot reach ${this.url}: ${code}${code === 'ECONNREFUSED' ? ' (is the server running?)' : ''}`, undefined, true);
     };
     let res: Response;

@@ -4,7 +4,7 @@ import type { ModelImage } from '../model/backends/types.ts';
 import { BlankFrameError, encodePng, resizeRgb, thumbnail } from '../desktop/capture.ts';
 import type { Desktop } from '../desktop/desktop.ts';
 import type { DisplayInfo } from '../desktop/displays.ts';
-import type { InputEvent } from '../desktop/input.ts';
+import type { DesktopInput, InputEvent, InputOptions } from '../desktop/input.ts';
 import type { ScreenAction } from './actions.ts';
 import { planImage, UITARS_LIMITS, type CoordSpace, type ImageGeometry, type ResizeLimits } from './coords.ts';
 
@@ -42,11 +42,14 @@ export interface DesktopOperatorOptions {
   maxSendPixels?: number;
   coordSpace?: CoordSpace;
   dryRun?: boolean;
+  input?: InputOptions;
 }
 
 export class DesktopOperator implements Operator {
   readonly display: DisplayInfo;
   readonly dryRun: boolean;
+  /** This operator's own input gate: halting it never affects another run on the same desktop. */
+  readonly input: DesktopInput;
 
   constructor(
     readonly desktop: Desktop,
@@ -54,10 +57,11 @@ export class DesktopOperator implements Operator {
   ) {
     this.display = desktop.display(opts.displayId ?? 0);
     this.dryRun = !!opts.dryRun;
+    this.input = desktop.createInput(opts.input);
   }
 
   get events(): readonly InputEvent[] {
-    return this.desktop.input.events;
+    return this.input.events;
   }
 
   async observe(step: number): Promise<Observation> {
@@ -97,7 +101,7 @@ export class DesktopOperator implements Operator {
 
   async execute(a: ScreenAction): Promise<void> {
     if (this.dryRun) return;
-    const inp = this.desktop.input;
+    const inp = this.input;
     switch (a.type) {
       case 'click':
         return inp.click(a.point.x, a.point.y, 'left', 1);
@@ -121,10 +125,10 @@ export class DesktopOperator implements Operator {
   }
 
   halt(reason: string): Promise<void> {
-    return this.desktop.input.stop(reason);
+    return this.input.stop(reason);
   }
 
   watchCorners(onCorner: () => void): () => void {
-    return this.desktop.watchCorners(() => onCorner());
+    return this.desktop.watchCorners(() => onCorner(), 100, 2, this.input);
   }
 }

@@ -16,9 +16,18 @@ export class Desktop {
     readonly conn: XConnection,
     readonly nut: Nut,
     readonly displays: DisplayInfo[],
+    readonly keyboard: XKeyboard,
     readonly input: DesktopInput,
     readonly xDisplay: string,
   ) {}
+
+  /**
+   * A fresh input gate on this desktop (one per agent run: stopping it ends that run's input for good,
+   * while the desktop stays usable for the next run).
+   */
+  createInput(opts: InputOptions = {}): DesktopInput {
+    return new DesktopInput(this.nut, this.keyboard, opts);
+  }
 
   static async open(opts: DesktopOptions = {}): Promise<Desktop> {
     const xDisplay = opts.xDisplay ?? process.env.DISPLAY ?? '';
@@ -27,7 +36,7 @@ export class Desktop {
       const displays = await listDisplays(conn);
       const keyboard = await XKeyboard.open(conn);
       const nut = await loadNut(xDisplay);
-      return new Desktop(conn, nut, displays, new DesktopInput(nut, keyboard, opts), xDisplay);
+      return new Desktop(conn, nut, displays, keyboard, new DesktopInput(nut, keyboard, opts), xDisplay);
     } catch (e) {
       conn.close();
       throw e;
@@ -51,7 +60,7 @@ export class Desktop {
    * Failsafe: calls `onCorner` once when the pointer sits in a corner of the X screen (within `margin` px)
    * at a position this process did not put it at. Returns a function that ends the watch.
    */
-  watchCorners(onCorner: (p: { x: number; y: number }) => void, intervalMs = 100, margin = 2): () => void {
+  watchCorners(onCorner: (p: { x: number; y: number }) => void, intervalMs = 100, margin = 2, input = this.input): () => void {
     const { width: W, height: H } = this.conn.screen;
     let done = false;
     let busy = false;
@@ -59,10 +68,10 @@ export class Desktop {
       if (done || busy) return;
       busy = true;
       try {
-        const p = await this.input.pointer();
+        const p = await input.pointer();
         const inX = p.x <= margin || p.x >= W - 1 - margin;
         const inY = p.y <= margin || p.y >= H - 1 - margin;
-        const own = this.input.lastPointer && this.input.lastPointer.x === p.x && this.input.lastPointer.y === p.y;
+        const own = input.lastPointer && input.lastPointer.x === p.x && input.lastPointer.y === p.y;
         if (inX && inY && !own && !done) {
           done = true;
           clearInterval(timer);

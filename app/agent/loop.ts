@@ -154,6 +154,21 @@ export class Agent {
     if (this.stopped) throw new StopRequested();
   }
 
+  /** A promise that rejects with StopRequested as soon as the agent is stopped (a pending question to the user). */
+  private untilStopped<T>(p: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      if (this.abort.signal.aborted) return reject(new StopRequested());
+      const onAbort = () => reject(new StopRequested());
+      this.abort.signal.addEventListener('abort', onAbort, { once: true });
+      p.then(resolve, reject).finally(() => this.abort.signal.removeEventListener('abort', onAbort));
+    });
+  }
+
+  /** Abort signal of this run (cancels generation; a UI can pass it to its own prompts). */
+  get signal(): AbortSignal {
+    return this.abort.signal;
+  }
+
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve, reject) => {
       if (this.abort.signal.aborted) return reject(new StopRequested());
@@ -245,7 +260,7 @@ export class Agent {
       if (a.type === 'call_user') {
         const question = a.content || parsed.thought || 'The agent needs your help.';
         this.record('call_user', { step, question });
-        const answer = this.hooks.askUser ? await this.hooks.askUser({ step, question }) : null;
+        const answer = this.hooks.askUser ? await this.untilStopped(this.hooks.askUser({ step, question })) : null;
         await this.checkpoint();
         this.record('user', { step, answer });
         if (answer === null || !answer.trim()) throw new EndEpisode({ status: 'call_user', answer: question });
@@ -259,7 +274,7 @@ export class Agent {
       this.checkRepeat(a, obs);
       const reasons = assessRisk(a, parsed.thought, this.cfg.risk ?? DEFAULT_RISK_POLICY);
       if (reasons.length) {
-        const ok = this.hooks.confirm ? await this.hooks.confirm({ step, action: a, thought: parsed.thought, reasons }) : false;
+        const ok = this.hooks.confirm ? await this.untilStopped(this.hooks.confirm({ step, action: a, thought: parsed.thought, reasons })) : false;
         await this.checkpoint();
         this.record('confirm', { step, index, action: a, reasons, approved: ok });
         if (!ok) throw new EndEpisode({ status: 'declined', error: `risky action declined: ${describeAction(a)} (${reasons.join('; ')})` });

@@ -10,7 +10,7 @@ export type MouseButton = 'left' | 'right' | 'middle';
 export type ScrollDirection = 'up' | 'down' | 'left' | 'right';
 
 export interface InputEvent {
-  /** Epoch ms (fractional) just before the event was sent. */
+  /** Epoch ms (Date.now(), the clock of the trajectory and of other processes) just before the event was sent. */
   t: number;
   kind: 'move' | 'press' | 'release' | 'click' | 'scroll' | 'key' | 'chord';
   detail: string;
@@ -33,7 +33,6 @@ export interface InputOptions {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const nowMs = () => performance.timeOrigin + performance.now();
 
 export class DesktopInput {
   private stopReason: string | null = null;
@@ -56,7 +55,7 @@ export class DesktopInput {
   /** Throws StoppedError once stop() was called; call before every event. */
   private gate(kind: InputEvent['kind'], detail: string): void {
     if (this.stopReason !== null) throw new StoppedError(this.stopReason);
-    const e = { t: nowMs(), kind, detail };
+    const e = { t: Date.now(), kind, detail };
     this.events.push(e);
     this.opts.onEvent?.(e);
   }

@@ -113,6 +113,7 @@ describe('starkv run end to end', () => {
     expect(ep.records.at(-1)).toMatchObject({ kind: 'end', status: 'finished', steps: 10 });
     expect(ep.records.filter((x) => x.kind === 'executed')).toHaveLength(11);
     expect(readdirSync(dir).filter((f) => /^step-\d{4}\.png$/.test(f))).toHaveLength(10);
+    expect(readdirSync(dir)).toContain('report.html');
   }, 120_000);
 
   it('Ctrl+C (SIGINT) stops the run cleanly and records it', async () => {

@@ -9,6 +9,8 @@ import { DesktopOperator } from '../../agent/operator.ts';
 import { DEFAULT_RISK_POLICY } from '../../agent/safety.ts';
 import { Desktop } from '../../desktop/desktop.ts';
 import { OpenAIBackend } from '../../model/backends/openai.ts';
+import type { ModelBackend } from '../../model/backends/types.ts';
+import { writeReport } from '../../store/report.ts';
 import { EpisodeWriter } from '../../store/trajectory.ts';
 
 const USAGE = `usage: starkv run --task "..." --endpoint URL --model NAME [options]
@@ -43,11 +45,15 @@ function num(v: string | undefined, name: string, min = 0): number | undefined {
 
 class UsageError extends Error {}
 
-async function askLine(question: string): Promise<string | null> {
+/** Asks on the terminal; null without one. Ctrl+C while asking interrupts like anywhere else. */
+async function askLine(question: string, signal: AbortSignal | undefined, onInterrupt: () => void): Promise<string | null> {
   if (!process.stdin.isTTY) return null;
   const rl = createInterface({ input: process.stdin, output: process.stderr });
+  rl.on('SIGINT', onInterrupt);
   try {
-    return await rl.question(question);
+    return await rl.question(question, { signal });
+  } catch {
+    return null;
   } finally {
     rl.close();
   }
@@ -137,7 +143,7 @@ export default async function run(argv: string[]): Promise<number> {
     const xDisplay = displayArg?.startsWith(':') ? displayArg : process.env.DISPLAY;
     const displayId = displayArg && !displayArg.startsWith(':') ? num(displayArg, 'display')! : 0;
 
-    const backend = new OpenAIBackend({
+    const backend: ModelBackend & { warnings: string[] } = new OpenAIBackend({
       baseURL: values.endpoint as string, model: values.model as string,
       apiKey: (values['api-key'] as string | undefined) ?? process.env.STARKV_API_KEY,
       timeoutMs: (num(values.timeout as string, 'timeout', 1) ?? 120) * 1000, retries: num(values.retries as string, 'retries'),
@@ -146,7 +152,10 @@ export default async function run(argv: string[]): Promise<number> {
     desktop = await Desktop.open({ xDisplay });
     const operator = new DesktopOperator(desktop, {
       displayId, dryRun: !!values['dry-run'], coordSpace: coords as CoordSpace,
-      limits: { minPixels: num(values['min-pixels'] as string, 'min-pixels', 1) ?? UITARS_LIMITS.minPixels, maxPixels: num(values['max-pixels'] as string, 'max-pixels', 1) ?? UITARS_LIMITS.maxPixels },
+      limits: {
+        minPixels: num(values['min-pixels'] as string, 'min-pixels', 1) ?? backend.imageLimits?.minPixels ?? UITARS_LIMITS.minPixels,
+        maxPixels: num(values['max-pixels'] as string, 'max-pixels', 1) ?? backend.imageLimits?.maxPixels ?? UITARS_LIMITS.maxPixels,
+      },
       maxSendPixels: num(values['send-max-pixels'] as string, 'send-max-pixels', 784),
     });
     const d = operator.display;
@@ -169,14 +178,22 @@ export default async function run(argv: string[]): Promise<number> {
         onEvent: printer(process.stdout),
         confirm: async (r) => {
           if (yes) return true;
-          const a = await askLine(`\nRisky action: ${describeAction(r.action)}\n  why: ${r.reasons.join('; ')}\nAllow it? [y/N] `);
+          const a = await askLine(`\nRisky action: ${describeAction(r.action)}\n  why: ${r.reasons.join('; ')}\nAllow it? [y/N] `, agent?.signal, onSigint);
           if (a === null) err.write(`risky action ${describeAction(r.action)} declined (no terminal to ask; use --yes-risky to allow)\n`);
           return !!a && /^y(es)?$/i.test(a.trim());
         },
-        askUser: async (q) => askLine(`\nThe agent asks for help: ${q.question}\nYour answer (empty to end): `),
+        askUser: async (q) => askLine(`\nThe agent asks for help: ${q.question}\nYour answer (empty to end): `, agent?.signal, onSigint),
       },
     );
     const result: EpisodeResult = await agent.run();
+    if (store) {
+      store.close();
+      try {
+        err.write(`report: ${writeReport(store.dir)}\n`);
+      } catch (e) {
+        err.write(`note: the HTML report could not be written: ${(e as Error).message}\n`);
+      }
+    }
     const line = result.status === 'finished' ? `finished: ${result.answer ?? ''}` : `${result.status}${result.error ? `: ${result.error}` : ''}`;
     process.stdout.write(`\n${line}\n`);
     if (result.raw !== undefined) process.stdout.write(`raw reply:\n${result.raw}\n`);

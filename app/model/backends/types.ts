@@ -54,6 +54,11 @@ export interface ModelBackend {
   readonly kind: string;
   /** Where screenshots go, for the user to see (URL for remote endpoints, 'in-process' for native). */
   readonly destination: string;
+  /**
+   * smart_resize limits of the model's image processor, when the backend knows them (native: the checkpoint's
+   * preprocessor_config.json). The agent resizes and maps coordinates with exactly these.
+   */
+  readonly imageLimits?: { minPixels: number; maxPixels: number };
   generate(req: GenerateRequest): Promise<GenerateResult>;
   close?(): Promise<void>;
 }

@@ -1,0 +1,72 @@
+// `starkv parse --screen WxH [--max-pixels N] [--min-pixels N] [--coords absolute|relative1000]`: one model
+// reply on stdin -> JSON actions in pixels of the WxH screenshot (exit 2 with {"error"} when it does not parse).
+// The command file only has to call runParse (the dispatcher lists its commands in app/cli/main.ts).
+import { parseArgs } from 'node:util';
+import type { ScreenAction } from './actions.ts';
+import { mapAction, planImage, UITARS_LIMITS, type ImageGeometry } from './coords.ts';
+import { parseReply, ReplyParseError } from './parse.ts';
+
+export interface ParsedActionJson {
+  type: string;
+  x?: number;
+  y?: number;
+  x2?: number;
+  y2?: number;
+  text?: string;
+  keys?: string;
+  direction?: string;
+  thought: string;
+}
+
+function toJson(a: ScreenAction, thought: string): ParsedActionJson {
+  switch (a.type) {
+    case 'click':
+    case 'left_double':
+    case 'right_single':
+    case 'hover':
+      return { type: a.type, x: a.point.x, y: a.point.y, thought };
+    case 'drag':
+      return { type: a.type, x: a.from.x, y: a.from.y, x2: a.to.x, y2: a.to.y, thought };
+    case 'scroll':
+      return { type: a.type, ...(a.point ? { x: a.point.x, y: a.point.y } : {}), direction: a.direction, thought };
+    case 'hotkey':
+      return { type: a.type, keys: a.keys, thought };
+    case 'type':
+      return { type: a.type, text: a.text, thought };
+    case 'finished':
+    case 'call_user':
+      return { type: a.type, text: a.content, thought };
+    default:
+      return { type: a.type, thought };
+  }
+}
+
+/** Returns the exit code and the text for stdout. */
+export function runParse(argv: string[], input: string): { code: number; out: string } {
+  const err = (m: string, code = 2) => ({ code, out: JSON.stringify({ error: m }) + '\n' });
+  let values: Record<string, string | undefined>;
+  try {
+    ({ values } = parseArgs({ args: argv, options: { screen: { type: 'string' }, 'max-pixels': { type: 'string' }, 'min-pixels': { type: 'string' }, coords: { type: 'string' } } }) as { values: Record<string, string | undefined> });
+  } catch (e) {
+    return err((e as Error).message);
+  }
+  const m = /^(\d+)x(\d+)$/.exec(values.screen ?? '');
+  if (!m) return err('--screen WxH is required (the size of the screenshot the model saw, before resizing)');
+  const screen = { width: Number(m[1]), height: Number(m[2]) };
+  const coords = values.coords ?? 'absolute';
+  if (coords !== 'absolute' && coords !== 'relative1000') return err('--coords must be absolute or relative1000');
+  let g: ImageGeometry;
+  try {
+    const limits = { minPixels: Number(values['min-pixels'] ?? UITARS_LIMITS.minPixels), maxPixels: Number(values['max-pixels'] ?? UITARS_LIMITS.maxPixels) };
+    g = { origin: { x: 0, y: 0 }, injectorScale: 1, capture: screen, ...planImage(screen, limits), coordSpace: coords };
+  } catch (e) {
+    return err((e as Error).message);
+  }
+  try {
+    const r = parseReply(input);
+    return { code: 0, out: JSON.stringify({ actions: r.actions.map((a) => toJson(mapAction(a, g).action, r.thought)) }) + '\n' };
+  } catch (e) {
+    if (e instanceof ReplyParseError) return err(e.message);
+    throw e;
+  }
+}

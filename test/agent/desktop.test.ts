@@ -127,6 +127,31 @@ describe('input', () => {
     expect(e).not.toBeNull();
   });
 
+  it('follows a keymap change made after it started (QWERTZ: y and z swapped)', async () => {
+    const c = await XConnection.open(s.xvfb.display);
+    const xt = await XTest.open(c);
+    const map = await xt.keyboardMapping();
+    const kcOf = (ks: number) => map.minKeycode + map.keysyms.findIndex((r) => r[0] === ks);
+    const ky = kcOf(0x79), kz = kcOf(0x7a);
+    const rowY = map.keysyms[ky - map.minKeycode]!, rowZ = map.keysyms[kz - map.minKeycode]!;
+    try {
+      xt.changeMapping(ky, map.perKeycode, [rowZ]);
+      xt.changeMapping(kz, map.perKeycode, [rowY]);
+      await c.sync();
+      await inp().click(s.at('field').x, s.at('field').y);
+      await inp().hotkey('ctrl a');
+      const n = s.server.events.length;
+      await inp().type('Yz yZ\n');
+      const sub = await s.server.waitFor((e) => e.type === 'submit', 5000, n);
+      expect(sub.value).toBe('Yz yZ');
+    } finally {
+      xt.changeMapping(ky, map.perKeycode, [rowY]);
+      xt.changeMapping(kz, map.perKeycode, [rowZ]);
+      await c.sync();
+      c.close();
+    }
+  });
+
   it('presses hotkeys: ctrl a selects all, Return submits, ctrl s reaches the page', async () => {
     await inp().click(s.at('field').x, s.at('field').y);
     const n = s.server.events.length;

@@ -188,11 +188,13 @@ describe('agent loop', () => {
 
   it('stop during generation cancels the request and sends no input', async () => {
     let stopAt = 0;
+    let genLatency = -1;
     const r = await runAgent(() => ({ text: `${click('alpha')}\n\n`.repeat(30), chunkDelayMs: 15 }), {}, {
       onEvent: (e) => {
         if (e.type === 'text' && !stopAt) {
           stopAt = Date.now();
-          void r0.agent?.stop('test: stop during generation');
+          const t0 = performance.now();
+          void r0.agent?.stop('test: stop during generation').then(() => (genLatency = performance.now() - t0));
         }
       },
     }, { during: (agent) => (r0.agent = agent) });
@@ -203,18 +205,22 @@ describe('agent loop', () => {
     expect(r.requests.at(-1)!.aborted).toBe(true);
     const reply = readEpisode(r.dir).records.find((x) => x.kind === 'reply');
     expect(reply).toMatchObject({ cancelled: true });
+    console.log(`stop latency during generation: ${genLatency.toFixed(1)} ms`);
+    expect(genLatency).toBeGreaterThanOrEqual(0);
   });
 
   it('stop during typing: no input event after stop() resolves', async () => {
     await runAgent((i) => [click('text'), "Action: hotkey(key='ctrl a')", "Action: hotkey(key='backspace')", 'Action: finished()'][i]!);
     let stopped = 0;
     let sentAtStop = -1;
+    let latency = -1;
     const r = await runAgent(() => `Action: type(content='${'y'.repeat(3000)}')`, {}, {}, {
       during: (agent, op) => {
         const poll = setInterval(() => {
           if (op.events.length > 30) {
             clearInterval(poll);
-            void agent.stop('test: stop during typing').then(() => ((stopped = Date.now()), (sentAtStop = op.events.length)));
+            const t0 = performance.now();
+            void agent.stop('test: stop during typing').then(() => ((stopped = Date.now()), (sentAtStop = op.events.length), (latency = performance.now() - t0)));
           }
         }, 1);
       },
@@ -222,6 +228,8 @@ describe('agent loop', () => {
     expect(r.result.status).toBe('stopped');
     expect(stopped).toBeGreaterThan(0);
     expect(r.operator.events.length).toBe(sentAtStop);
+    console.log(`stop latency while typing: ${latency.toFixed(1)} ms from stop() to "no more input"`);
+    expect(latency).toBeLessThan(500);
     await new Promise((ok) => setTimeout(ok, 500));
     expect(s.server.events.filter((e) => e.t > stopped + 200 && e.type === 'keydown')).toEqual([]);
     expect((pageValue('text') ?? '').length).toBeLessThan(3000);

@@ -115,6 +115,18 @@ describe('generate', () => {
     expect((e as Error).message).toBe(`cannot reach http://127.0.0.1:${port}/v1/chat/completions: ECONNREFUSED (is the server running?)`);
   });
 
+  it('preflight: unreachable server fails, an unlisted model warns, no /models is fine', async () => {
+    srv.models = null;
+    expect(await backend().check()).toEqual([]);
+    srv.models = ['ui-tars-1.5-7b'];
+    expect(await backend().check()).toEqual([]);
+    srv.models = ['qwen2.5-vl-7b'];
+    expect(await backend().check()).toEqual(["the server does not list model 'ui-tars-1.5-7b' (it serves: qwen2.5-vl-7b)"]);
+    srv.models = null;
+    const port = await freePort();
+    await expect(new OpenAIBackend({ baseURL: `http://127.0.0.1:${port}/v1`, model: 'm' }).check()).rejects.toThrow(/ECONNREFUSED \(is the server running\?\)/);
+  });
+
   it('needs a model name', () => {
     expect(() => new OpenAIBackend({ baseURL: srv.endpoint, model: '' })).toThrow(/no model name/);
   });

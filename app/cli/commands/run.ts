@@ -143,12 +143,12 @@ export default async function run(argv: string[]): Promise<number> {
     const xDisplay = displayArg?.startsWith(':') ? displayArg : process.env.DISPLAY;
     const displayId = displayArg && !displayArg.startsWith(':') ? num(displayArg, 'display')! : 0;
 
-    const backend: ModelBackend & { warnings: string[] } = new OpenAIBackend({
+    const backend: ModelBackend & { warnings: string[]; check(): Promise<string[]> } = new OpenAIBackend({
       baseURL: values.endpoint as string, model: values.model as string,
       apiKey: (values['api-key'] as string | undefined) ?? process.env.STARKV_API_KEY,
       timeoutMs: (num(values.timeout as string, 'timeout', 1) ?? 120) * 1000, retries: num(values.retries as string, 'retries'),
     });
-    for (const w of backend.warnings) err.write(`note: ${w}\n`);
+    for (const w of [...backend.warnings, ...(await backend.check())]) err.write(`note: ${w}\n`);
     desktop = await Desktop.open({ xDisplay });
     const operator = new DesktopOperator(desktop, {
       displayId, dryRun: !!values['dry-run'], coordSpace: coords as CoordSpace,

@@ -73,7 +73,12 @@ export class XKeyboard {
   /** Types `text` exactly. Newlines are Return, tabs Tab. */
   async type(text: string, opts: TypeOptions = {}): Promise<void> {
     const syms = [...text.replace(/\r\n/g, '\n')].map((c) => charToKeysym(c.codePointAt(0)!));
-    const capsLock = ((await this.xtest.pointer()).mask & LOCK_MASK) !== 0;
+    await this.refresh(); // the user may have switched layouts since the last call
+    const state = (await this.xtest.pointer()).mask;
+    const capsLock = (state & LOCK_MASK) !== 0;
+    // With a second layout group active, the core map's first columns are not what keys produce: bind
+    // every character to a spare keycode instead (all its columns carry the character).
+    const lookup = ((state >> 13) & 3) === 0 ? (s: number) => this.lookup(s) : (s: number) => (s >= 0xff00 ? this.lookup(s) : null);
     let i = 0;
     while (i < syms.length) {
       // Bind the missing keysyms of the next stretch of text to spare keycodes.
@@ -81,22 +86,22 @@ export class XKeyboard {
       let j = i;
       for (; j < syms.length; j++) {
         const s = syms[j]!;
-        if (this.lookup(s) || bound.has(s)) continue;
+        if (lookup(s) || bound.has(s)) continue;
         if (bound.size >= this.spare.length) break;
         bound.set(s, this.spare[bound.size]!);
       }
-      if (j === i && bound.size === 0 && !this.lookup(syms[i]!)) {
+      if (j === i && bound.size === 0 && !lookup(syms[i]!)) {
         throw new Error('the keymap has no spare keycode to bind a character to');
       }
       if (bound.size) {
-        for (const [s, kc] of bound) this.xtest.changeMapping(kc, this.map.perKeycode, [[s, s]]);
+        for (const [s, kc] of bound) this.xtest.changeMapping(kc, this.map.perKeycode, [Array(this.map.perKeycode).fill(s)]);
         await this.xtest.conn.sync();
         await sleep(opts.remapSettleMs ?? 40);
       }
       try {
         for (; i < j; i++) {
           const s = syms[i]!;
-          const hit = this.lookup(s);
+          const hit = lookup(s);
           const stroke: KeyStroke = hit ?? { keycode: bound.get(s)!, shift: false };
           if (hit && capsLock && this.isLetter(s)) stroke.shift = !stroke.shift;
           opts.before?.();
@@ -123,13 +128,14 @@ export class XKeyboard {
 
   /** Presses the keys of a chord in order and releases them in reverse (hotkey(key='ctrl shift t')). */
   async chord(keysyms: number[], before?: BeforeEvent): Promise<void> {
+    await this.refresh();
     const codes: number[] = [];
     const bound: number[] = [];
     for (const s of keysyms) {
       let hit = this.lookup(s);
       if (!hit && !isModifierKeysym(s) && this.spare.length > bound.length) {
         const kc = this.spare[bound.length]!;
-        this.xtest.changeMapping(kc, this.map.perKeycode, [[s, s]]);
+        this.xtest.changeMapping(kc, this.map.perKeycode, [Array(this.map.perKeycode).fill(s)]);
         bound.push(kc);
         hit = { keycode: kc, shift: false };
       }

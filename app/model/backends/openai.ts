@@ -78,6 +78,30 @@ export class OpenAIBackend implements ModelBackend {
     this.url = `${url}/chat/completions`;
   }
 
+  /**
+   * Preflight before a run: is the server there, and does it serve the model? Throws when it cannot be
+   * reached; returns warnings for a model it does not list (servers without GET /models are fine).
+   */
+  async check(timeoutMs = 10_000): Promise<string[]> {
+    let res: Response;
+    try {
+      res = await fetch(`${this.destination}/models`, {
+        headers: this.opts.apiKey ? { authorization: `Bearer ${this.opts.apiKey}` } : {},
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (e) {
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      const code = cause?.code ?? cause?.message ?? (e as Error).message;
+      throw new BackendError(`cannot reach ${this.destination}: ${code}${code === 'ECONNREFUSED' ? ' (is the server running?)' : ''}`);
+    }
+    if (res.status === 401 || res.status === 403) throw this.httpError(res.status, await res.text().catch(() => ''));
+    if (!res.ok) return [];
+    const j = (await res.json().catch(() => null)) as { data?: Array<{ id?: string }> } | null;
+    const ids = (j?.data ?? []).map((m) => m.id).filter((x): x is string => typeof x === 'string');
+    if (ids.length && !ids.includes(this.opts.model)) return [`the server does not list model '${this.opts.model}' (it serves: ${ids.join(', ')})`];
+    return [];
+  }
+
   async generate(req: GenerateRequest): Promise<GenerateResult> {
     const retries = this.opts.retries ?? 2;
     let last: BackendError | null = null;

@@ -43,6 +43,8 @@ export class PageServer {
   readonly events: PageEvent[] = [];
   readonly requests: ChatRequest[] = [];
   script: ScriptFn = () => ({ status: 500, body: 'no script' });
+  /** Served at GET /v1/models when set (404 otherwise, as some servers do). */
+  models: string[] | null = null;
   private listeners: Array<() => void> = [];
   private constructor(private readonly server: http.Server) {}
 
@@ -102,6 +104,11 @@ export class PageServer {
     if (req.method === 'GET' && (req.url === '/' || req.url?.startsWith('/page'))) {
       res.setHeader('content-type', 'text/html; charset=utf-8');
       res.end(PAGE_HTML);
+      return;
+    }
+    if (req.method === 'GET' && req.url === '/v1/models' && this.models) {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ object: 'list', data: this.models.map((id) => ({ id, object: 'model' })) }));
       return;
     }
     if (req.method === 'POST' && req.url === '/event') {

@@ -6,6 +6,7 @@ import { repoRoot } from '../native.ts';
 import type { Engine } from '../model/engine.ts';
 import { decodeImage, processImage } from '../model/preprocess.ts';
 import { hitTest, type GroundingSample } from './dataset.ts';
+import { parseReply, ReplyParseError } from '../agent/parse.ts';
 
 const PROMPT = readFileSync(path.join(repoRoot, 'assets', 'prompts', 'grounding.txt'), 'utf8');
 
@@ -13,21 +14,15 @@ export function groundingPrompt(instruction: string): string {
   return PROMPT.replace('{instruction}', instruction).trimEnd();
 }
 
-/** The click point of a grounding reply in model-image pixels: (x,y), <point>x y</point>, or a box's centre. */
+/** The click point of a grounding reply in model-image pixels (the agent's UI-TARS parser), or null. */
 export function parseClickPoint(reply: string): [number, number] | null {
-  const action = reply.split(/Action[:：]/).pop() ?? reply;
-  const num = String.raw`(-?\d+(?:\.\d+)?)`;
-  const box = new RegExp(String.raw`\[\s*${num}\s*,\s*${num}\s*,\s*${num}\s*,\s*${num}\s*\]|<bbox>\s*${num}\s+${num}\s+${num}\s+${num}\s*</bbox>`).exec(action);
-  if (box) {
-    const v = box.slice(1).filter((s) => s !== undefined).map(Number);
-    return [(v[0]! + v[2]!) / 2, (v[1]! + v[3]!) / 2];
+  try {
+    const a = parseReply(reply).actions.find((x) => 'point' in x && x.point);
+    return a && 'point' in a && a.point ? [a.point.x, a.point.y] : null;
+  } catch (e) {
+    if (e instanceof ReplyParseError) return null;
+    throw e;
   }
-  const pt = new RegExp(String.raw`\(\s*${num}\s*,\s*${num}\s*\)|<point>\s*${num}\s+${num}\s*</point>`).exec(action);
-  if (pt) {
-    const v = pt.slice(1).filter((s) => s !== undefined).map(Number);
-    return [v[0]!, v[1]!];
-  }
-  return null;
 }
 
 export interface GroundingResult {

@@ -13,6 +13,8 @@ const COMMANDS: Record<string, string> = {
   'kv-replay': 'replay KV-compression golden inputs and print the kept tokens (--json)',
   episode: 'run a persistent compressed-KV episode on a checkpoint and print telemetry',
   run: 'run a desktop task with the agent',
+  parse: 'parse a UI-TARS reply from stdin into actions (--json)',
+  report: 'rebuild the HTML report of a recorded agent run',
   serve: 'serve the web UI on 127.0.0.1',
   eval: 'evaluate accuracy against KV budget',
 };

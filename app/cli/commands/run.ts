@@ -10,14 +10,20 @@ import { DEFAULT_RISK_POLICY } from '../../agent/safety.ts';
 import { Desktop } from '../../desktop/desktop.ts';
 import { OpenAIBackend } from '../../model/backends/openai.ts';
 import type { ModelBackend } from '../../model/backends/types.ts';
+import { NativeBackend } from '../../model/backends/native.ts';
+import { Engine } from '../../model/engine.ts';
 import { writeReport } from '../../store/report.ts';
 import { EpisodeWriter } from '../../store/trajectory.ts';
 
-const USAGE = `usage: starkv run --task "..." --endpoint URL --model NAME [options]
+const USAGE = `usage: starkv run --task "..." (--endpoint URL --model NAME | --checkpoint DIR) [options]
 
   --task TEXT          what to do (or give it as the first positional argument)
   --endpoint URL       OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1
   --model NAME         model name the server serves
+  --checkpoint DIR     run the model in-process from a checkpoint folder instead (screenshots stay here)
+  --kv-method M        in-process KV compression: full|snapkv|pyramidkv|h2o|adakv|vlcache|guikv|starkv (default full)
+  --kv-budget B        KV budget in percent (default 20)
+  --threads N          engine threads (default: all cores)
   --api-key KEY        bearer key (default: $STARKV_API_KEY)
   --max-steps N        stop after N steps (default 100)
   --history N          screenshots kept in the prompt (default 5)
@@ -105,6 +111,7 @@ export default async function run(argv: string[]): Promise<number> {
         temperature: { type: 'string' }, 'top-p': { type: 'string' }, timeout: { type: 'string' }, retries: { type: 'string' },
         'max-pixels': { type: 'string' }, 'min-pixels': { type: 'string' }, 'send-max-pixels': { type: 'string' },
         coords: { type: 'string' }, 'wait-ms': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+        checkpoint: { type: 'string' }, 'kv-method': { type: 'string' }, 'kv-budget': { type: 'string' }, threads: { type: 'string' },
       },
     }));
   } catch (e) {
@@ -119,6 +126,7 @@ export default async function run(argv: string[]): Promise<number> {
   let agent: Agent | null = null;
   let desktop: Desktop | null = null;
   let store: EpisodeWriter | null = null;
+  let closeBackend: (() => Promise<void>) | undefined;
   let sigints = 0;
   const onSigint = () => {
     sigints++;
@@ -135,20 +143,35 @@ export default async function run(argv: string[]): Promise<number> {
   try {
     const task = (values.task as string | undefined) ?? positionals.join(' ');
     if (!task.trim()) throw new UsageError('no task: give --task "..."');
-    if (!values.endpoint) throw new UsageError('no --endpoint: the URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1');
-    if (!values.model) throw new UsageError('no --model: the model name the server serves');
     const coords = (values.coords as string | undefined) ?? 'absolute';
     if (coords !== 'absolute' && coords !== 'relative1000') throw new UsageError(`--coords must be absolute or relative1000`);
     const displayArg = values.display as string | undefined;
     const xDisplay = displayArg?.startsWith(':') ? displayArg : process.env.DISPLAY;
     const displayId = displayArg && !displayArg.startsWith(':') ? num(displayArg, 'display')! : 0;
 
-    const backend: ModelBackend & { warnings: string[]; check(): Promise<string[]> } = new OpenAIBackend({
-      baseURL: values.endpoint as string, model: values.model as string,
-      apiKey: (values['api-key'] as string | undefined) ?? process.env.STARKV_API_KEY,
-      timeoutMs: (num(values.timeout as string, 'timeout', 1) ?? 120) * 1000, retries: num(values.retries as string, 'retries'),
-    });
-    for (const w of [...backend.warnings, ...(await backend.check())]) err.write(`note: ${w}\n`);
+    let backend: ModelBackend;
+    let modelName: string;
+    if (values.checkpoint) {
+      if (values.endpoint) throw new UsageError('give either --endpoint or --checkpoint, not both');
+      const engine = await Engine.load(values.checkpoint as string, { threads: num(values.threads as string, 'threads', 1) });
+      const method = (values['kv-method'] as string | undefined) ?? 'full';
+      const budget = num(values['kv-budget'] as string, 'kv-budget', 0) ?? 20;
+      const native = new NativeBackend(engine, { kv: method === 'full' ? undefined : { method, budget } });
+      closeBackend = () => native.close();
+      backend = native;
+      modelName = `${engine.checkpoint.dir} (in-process${method === 'full' ? '' : `, ${method} ${budget}%`})`;
+    } else {
+      if (!values.endpoint) throw new UsageError('no --endpoint: the URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (or --checkpoint DIR to run in-process)');
+      if (!values.model) throw new UsageError('no --model: the model name the server serves');
+      const remote = new OpenAIBackend({
+        baseURL: values.endpoint as string, model: values.model as string,
+        apiKey: (values['api-key'] as string | undefined) ?? process.env.STARKV_API_KEY,
+        timeoutMs: (num(values.timeout as string, 'timeout', 1) ?? 120) * 1000, retries: num(values.retries as string, 'retries'),
+      });
+      for (const w of [...remote.warnings, ...(await remote.check())]) err.write(`note: ${w}\n`);
+      backend = remote;
+      modelName = values.model as string;
+    }
     desktop = await Desktop.open({ xDisplay });
     const operator = new DesktopOperator(desktop, {
       displayId, dryRun: !!values['dry-run'], coordSpace: coords as CoordSpace,
@@ -159,7 +182,7 @@ export default async function run(argv: string[]): Promise<number> {
       maxSendPixels: num(values['send-max-pixels'] as string, 'send-max-pixels', 784),
     });
     const d = operator.display;
-    err.write(`display ${d.id} (${d.name}) ${d.width}x${d.height}+${d.x}+${d.y} scale ${d.scaleFactor} on ${desktop.xDisplay}; model ${values.model} at ${backend.destination}${values['dry-run'] ? '; DRY RUN: no input will be sent' : ''}\n`);
+    err.write(`display ${d.id} (${d.name}) ${d.width}x${d.height}+${d.x}+${d.y} scale ${d.scaleFactor} on ${desktop.xDisplay}; model ${modelName} at ${backend.destination}${values['dry-run'] ? '; DRY RUN: no input will be sent' : ''}\n`);
     err.write('stop: Ctrl+C, or move the mouse into a screen corner\n');
     if (values.out) {
       store = EpisodeWriter.create(values.out as string, task);
@@ -210,5 +233,6 @@ export default async function run(argv: string[]): Promise<number> {
     process.off('SIGUSR1', onUsr1);
     store?.close();
     desktop?.close();
+    await closeBackend?.();
   }
 }

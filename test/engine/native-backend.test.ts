@@ -1,0 +1,53 @@
+// The agent's ModelBackend over the in-process engine, on a tiny checkpoint with Qwen's real tokenizer.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import { Engine } from '../../app/model/engine.ts';
+import { NativeBackend } from '../../app/model/backends/native.ts';
+import { GenerationCancelled, type ModelImage } from '../../app/model/backends/types.ts';
+import { smartResize } from '../../app/model/preprocess.ts';
+import { TMP } from '../helpers/paths.ts';
+import { writeTinyRealVocab } from '../helpers/tiny-real-vocab.ts';
+
+const dir = path.join(TMP, 'native-backend');
+let backend: NativeBackend;
+
+function screenshot(id: string, w: number, h: number): ModelImage {
+  const rgb = new Uint8Array(w * h * 3).map((_, i) => (i * 37) & 255);
+  const [rh, rw] = smartResize(h, w, 3136, 200704);
+  return { id, png: Buffer.alloc(0), width: w, height: h, rgb, resized: { width: rw, height: rh } };
+}
+
+beforeAll(async () => {
+  backend = new NativeBackend(await Engine.load(writeTinyRealVocab(path.join(dir, 'model')), { threads: 2 }));
+});
+afterAll(async () => {
+  await backend?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('NativeBackend', () => {
+  const messages = (img: ModelImage) => [
+    { role: 'user' as const, content: [{ type: 'text' as const, text: 'Click the OK button.' }, { type: 'image' as const, image: img }] },
+  ];
+  it('declares the checkpoint image limits and runs in-process', () => {
+    expect(backend.destination).toBe('in-process');
+    expect(backend.imageLimits).toEqual({ minPixels: 3136, maxPixels: 200704 });
+  });
+  it('streams text that adds up to the reply', async () => {
+    let streamed = '';
+    const r = await backend.generate({ messages: messages(screenshot('s1', 200, 120)), maxTokens: 12, temperature: 0, onText: (d) => (streamed += d) });
+    expect(r.text.length).toBeGreaterThan(0);
+    expect(streamed).toBe(r.text);
+    expect(r.usage?.completionTokens).toBeGreaterThan(0);
+  });
+  it('refuses an image whose planned size differs from the processor', async () => {
+    const img = { ...screenshot('s2', 200, 120), resized: { width: 196, height: 112 } };
+    await expect(backend.generate({ messages: messages(img), maxTokens: 4, temperature: 0 })).rejects.toThrow(/planned 196x112 but the checkpoint's processor resizes to/);
+  });
+  it('throws GenerationCancelled with the partial text when aborted', async () => {
+    const ac = new AbortController();
+    const p = backend.generate({ messages: messages(screenshot('s3', 200, 120)), maxTokens: 2000, temperature: 1, signal: ac.signal, onText: () => ac.abort() });
+    await expect(p).rejects.toBeInstanceOf(GenerationCancelled);
+  });
+});

@@ -44,6 +44,20 @@ export interface GenerateResult {
   kv?: { bytes: number; fullBytes: number; keptPerLayer: number[] };
 }
 
+export interface EpisodeTurnNative {
+  tokens: number[];
+  stopReason: 'stop' | 'length' | 'cancelled';
+  timings: { visionMs: number; prefillMs: number; compressMs: number; decodeMs: number };
+  kv: {
+    bytes: number;
+    layers: Array<{
+      cap: number;
+      slotTokens: Int32Array; // source token index of every slot the layer holds after compression
+      telemetry?: { temperature: number | null; normalizedEntropy: number | null; lambdaEff: number | null; miEma: number[]; groupWeights: number[]; stability: number[]; branch: string };
+    }>;
+  };
+}
+
 export class Engine {
   private constructor(
     readonly checkpoint: Checkpoint,
@@ -153,6 +167,52 @@ export class Engine {
       };
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** A native episode: a persistent KV cache with per-layer compression state (app/model/episode.ts). */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  createNativeEpisode(): any {
+    return this.native.createEpisode();
+  }
+
+  /** One turn on a native episode: prefill `ids` against its cache, compress, decode. */
+  async runEpisodeTurn(
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    episode: any,
+    o: {
+      ids: number[];
+      images: ProcessedImage[];
+      maxNewTokens: number;
+      temperature?: number;
+      seed?: number;
+      signal?: AbortSignal;
+      onToken?: (id: number) => void;
+      kv: { method: string; params: Record<string, number | boolean | string>; percent: number; refLen: number; capTokens: number };
+    },
+  ): Promise<EpisodeTurnNative> {
+    this.checkImagePads(o.ids, o.images);
+    const { pixels, grids } = batchImages(o.images);
+    const handle = episode.append(
+      {
+        ids: Int32Array.from(o.ids),
+        pixels: o.images.length ? pixels : undefined,
+        grids: o.images.length ? grids : undefined,
+        maxNewTokens: o.maxNewTokens,
+        temperature: o.temperature ?? 0,
+        seed: o.seed ?? 0,
+        stopTokens: Int32Array.from(this.config.eosTokenIds),
+        kv: o.kv,
+      },
+      o.onToken,
+    );
+    const onAbort = () => handle.cancel();
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const r = await handle.promise;
+      return { ...r, tokens: Array.from(r.tokens as Int32Array) };
+    } finally {
+      o.signal?.removeEventListener('abort', onAbort);
     }
   }
 

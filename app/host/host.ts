@@ -1,0 +1,211 @@
+// The agent host: one per process, shared by every window (web clients and the Electron window alike).
+// Validates each command at the boundary, runs at most one agent session, owns the settings, fans
+// events out to all connected clients, and serves screenshots by reference. Knows nothing of electron,
+// HTTP or WebSockets: a transport calls connect() and feeds it raw messages.
+import { existsSync, realpathSync } from 'node:fs';
+import path from 'node:path';
+import { parseCommand, PROTOCOL_VERSION, type Command, type HostEvent, type SessionEvent, type Settings } from '../protocol.ts';
+import { BlobStore, type Blob } from './blobs.ts';
+import { checkCheckpoint } from './checkpoint-check.ts';
+import { episodeDir, episodeEvents, listEpisodes } from './episodes.ts';
+import { METHODS } from './kv-methods.ts';
+import type { AgentRunner } from './runner.ts';
+import { Session } from './session.ts';
+import { publicSettings, type SettingsStore } from './settings.ts';
+
+export interface HostOptions {
+  settings: SettingsStore;
+  runner: AgentRunner;
+  mode: 'web' | 'electron';
+  blobs?: BlobStore;
+  /** Where host-level problems go (default: stderr). */
+  log?: (msg: string) => void;
+}
+
+export interface HostClient {
+  /** One raw message from this client: a JSON string (WebSocket) or a decoded value (IPC). Never throws. */
+  receive(raw: unknown): void;
+  close(): void;
+}
+
+type Send = (e: HostEvent) => void;
+
+export class Host {
+  readonly blobs: BlobStore;
+  private readonly clients = new Set<Send>();
+  private session: Session | null = null;
+  private starting = false;
+  /** Episode ids of this process's sessions -> their folder (served even if the episodes root changes). */
+  private readonly liveEpisodes = new Map<string, string>();
+  private readonly log: (msg: string) => void;
+
+  constructor(private readonly opts: HostOptions) {
+    this.blobs = opts.blobs ?? new BlobStore();
+    this.log = opts.log ?? ((m) => process.stderr.write(`starkv host: ${m}\n`));
+    if (opts.settings.loadWarning) this.log(opts.settings.loadWarning);
+  }
+
+  get settings(): Settings {
+    return this.opts.settings.get();
+  }
+
+  get configFile(): string {
+    return this.opts.settings.file;
+  }
+
+  get running(): boolean {
+    return !!this.session && !this.session.isEnded;
+  }
+
+  connect(send: Send): HostClient {
+    const safeSend: Send = (e) => {
+      try {
+        send(e);
+      } catch (err) {
+        this.log(`a client could not be sent ${e.type}: ${(err as Error).message}`);
+      }
+    };
+    this.clients.add(safeSend);
+    safeSend({
+      type: 'hello', protocol: PROTOCOL_VERSION, mode: this.opts.mode, settings: publicSettings(this.settings), methods: METHODS,
+      configFile: this.configFile, live: this.running,
+    });
+    if (this.opts.settings.loadWarning) safeSend({ type: 'error', message: `settings: ${this.opts.settings.loadWarning}` });
+    for (const e of this.session?.log ?? []) safeSend(e);
+    return {
+      receive: (raw) => {
+        const r = parseCommand(raw);
+        if (!r.ok) return safeSend({ type: 'rejected', reason: r.reason, ref: refOf(raw) });
+        this.handle(r.value, safeSend).catch((err: Error) => safeSend({ type: 'error', message: err.message, ref: r.value.ref }));
+      },
+      close: () => void this.clients.delete(safeSend),
+    };
+  }
+
+  private broadcast(e: HostEvent): void {
+    for (const c of this.clients) c(e);
+  }
+
+  private async handle(c: Command, reply: Send): Promise<void> {
+    const ack = () => c.ref && reply({ type: 'ack', ref: c.ref, command: c.type });
+    switch (c.type) {
+      case 'task.start':
+        await this.start(c.task);
+        return void ack();
+      case 'task.pause':
+        this.requireSession().run?.pause();
+        return void ack();
+      case 'task.resume':
+        this.requireSession().run?.resume();
+        return void ack();
+      case 'task.stop':
+        await this.stop('stopped from the window');
+        return void ack();
+      case 'confirm.reply':
+        if (!this.session?.answerConfirm(c.requestId, c.approve)) throw new Error(`no confirmation ${c.requestId} is waiting (it may have been answered in another window)`);
+        return void ack();
+      case 'ask.reply':
+        if (!this.session?.answerAsk(c.requestId, c.answer)) throw new Error(`no question ${c.requestId} is waiting`);
+        return void ack();
+      case 'settings.update': {
+        const r = this.opts.settings.update(c.patch);
+        if (!r.ok) throw new Error(`settings not changed: ${r.reason}`);
+        this.applyToRun(r.settings);
+        this.broadcast({ type: 'settings', settings: publicSettings(r.settings), ref: c.ref });
+        return;
+      }
+      case 'settings.reset': {
+        const s = this.opts.settings.reset(c.scope);
+        this.applyToRun(s);
+        this.broadcast({ type: 'settings', settings: publicSettings(s), ref: c.ref });
+        return;
+      }
+      case 'checkpoint.check':
+        return reply({ type: 'checkpoint.result', ref: c.ref, ...(await checkCheckpoint(c.dir)) });
+      case 'episodes.list':
+        return reply({ type: 'episodes', root: this.settings.storage.episodesDir, items: listEpisodes(this.settings.storage.episodesDir), ref: c.ref });
+      case 'episode.open':
+        return reply({ type: 'episode', id: c.id, events: episodeEvents(this.episodeRoot(c.id), c.id), ref: c.ref });
+    }
+  }
+
+  private requireSession(): Session {
+    if (!this.session || this.session.isEnded) throw new Error('no task is running');
+    return this.session;
+  }
+
+  private applyToRun(s: Settings): void {
+    if (this.running) this.session!.run?.applySettings(s);
+  }
+
+  private async start(task: string): Promise<void> {
+    if (this.starting || this.running) throw new Error('a task is already running: stop it first');
+    this.starting = true;
+    const session = new Session(task, this.blobs, (e: SessionEvent) => {
+      if (e.type === 'session.started' && e.episode) this.liveEpisodes.set(e.episode, path.join(this.settings.storage.episodesDir, e.episode));
+      this.broadcast(e);
+    });
+    try {
+      const run = await this.opts.runner.start({ task, settings: this.opts.settings.get() }, session.hooks());
+      session.run = run;
+      this.session = session;
+      run.done.then(
+        (result) => session.end(result),
+        (err: Error) => session.end({ status: 'error', steps: 0, error: err.message }),
+      );
+    } finally {
+      this.starting = false;
+    }
+  }
+
+  /** Stops the running task (stop button, tray, global hotkey, shutdown). Resolves when no input can follow. */
+  async stop(reason: string): Promise<void> {
+    const s = this.session;
+    if (!s || s.isEnded) return;
+    await s.stop(reason);
+  }
+
+  /** Injects KV telemetry from an engine that lives outside the runner (validated; a bad one is reported). */
+  publishTelemetry(raw: unknown): { ok: boolean; reason?: string } {
+    const s = this.session;
+    if (!s || s.isEnded) return { ok: false, reason: 'no task is running' };
+    s.hooks().onEvent({ type: 'telemetry', data: raw as never });
+    return { ok: true };
+  }
+
+  getBlob(id: string): Blob | undefined {
+    return this.blobs.get(id);
+  }
+
+  private episodeRoot(id: string): string {
+    const live = this.liveEpisodes.get(id);
+    return live ? path.dirname(live) : this.settings.storage.episodesDir;
+  }
+
+  /** Absolute path of a file inside an episode folder, or null (no traversal, no symlinks out). */
+  episodeFile(id: string, name: string): string | null {
+    if (!/^[\w.+-]{1,200}$/.test(name) || name.startsWith('.')) return null;
+    try {
+      const dir = episodeDir(this.episodeRoot(id), id);
+      const file = path.join(dir, name);
+      if (!existsSync(file)) return null;
+      const real = realpathSync(file);
+      return real.startsWith(realpathSync(dir) + path.sep) ? real : null;
+    } catch {
+      return null;
+    }
+  }
+}
+
+function refOf(raw: unknown): string | undefined {
+  let v = raw;
+  if (typeof raw === 'string' && raw.length < 1 << 20) {
+    try {
+      v = JSON.parse(raw);
+    } catch {
+      return undefined;
+    }
+  }
+  const ref = (v as { ref?: unknown } | null)?.ref;
+  return typeof ref === 'string' && ref.length <= 100 ? ref : undefined;
+}

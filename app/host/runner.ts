@@ -1,0 +1,66 @@
+// The narrow interface through which the host drives an agent. The host knows nothing of X11, models or
+// the agent loop's internals; app/host/desktop-runner.ts adapts app/agent's Agent to it, and a native
+// engine backend adds KV telemetry and memory through the same event stream.
+import type { Geometry, KvTelemetry, Memory, Settings, WireAction } from '../protocol.ts';
+
+export interface RunRequest {
+  task: string;
+  settings: Settings;
+}
+
+export type RunnerEvent =
+  | { type: 'started'; backend: string; destination: string; dryRun: boolean; display: { width: number; height: number; scale: number } | null; episodeDir: string | null }
+  /** A new step: the screenshot as captured (PNG, capture size) and how screen points map onto it. */
+  | { type: 'step'; step: number; png: Buffer; file: string | null; geometry: Geometry }
+  | { type: 'text'; step: number; delta: string }
+  | { type: 'reply'; step: number; text: string; attempt: number; ms: number }
+  | { type: 'parse_error'; step: number; attempt: number; message: string; raw: string }
+  /** Parsed and mapped to screen points; about to pass the safety gate. */
+  | { type: 'action'; step: number; index: number; action: WireAction; thought: string }
+  /** Handed to the input layer at exactly these points (or skipped in dry run). */
+  | { type: 'executed'; step: number; index: number; action: WireAction; dryRun: boolean }
+  | { type: 'warning'; step: number | null; message: string }
+  | { type: 'paused' }
+  | { type: 'resumed' }
+  /** From an engine backend only: real per-layer KV telemetry of a step. */
+  | { type: 'telemetry'; data: KvTelemetry }
+  | { type: 'memory'; step: number | null; data: Memory }
+  | { type: 'end'; result: RunResult };
+
+export interface RunResult {
+  status: string;
+  steps: number;
+  answer?: string;
+  error?: string;
+  raw?: string;
+}
+
+export interface ConfirmQuestion {
+  step: number;
+  action: WireAction;
+  thought: string;
+  reasons: string[];
+}
+
+export interface RunHooks {
+  onEvent(e: RunnerEvent): void;
+  /** A risky action waits for this. */
+  confirm(q: ConfirmQuestion): Promise<boolean>;
+  /** The model asks the user (call_user); null ends the episode. */
+  askUser(q: { step: number; question: string }): Promise<string | null>;
+}
+
+export interface AgentRun {
+  pause(): void;
+  resume(): void;
+  /** After it resolves, no further input event is sent. */
+  stop(reason: string): Promise<void>;
+  /** New settings, applied from the next step on (what cannot change mid-episode is said in a warning). */
+  applySettings(s: Settings): void;
+  readonly done: Promise<RunResult>;
+}
+
+export interface AgentRunner {
+  /** Starts an episode; rejects with a clear message when it cannot (no display, bad endpoint...). */
+  start(req: RunRequest, hooks: RunHooks): Promise<AgentRun>;
+}

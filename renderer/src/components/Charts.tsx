@@ -1,0 +1,80 @@
+// Small SVG charts for the inspector: lines over an index (layers or steps), with a highlighted x.
+export interface Series {
+  name: string;
+  color: string;
+  values: Array<number | null>;
+}
+
+const PALETTE = ['#4f8cff', '#2ecc71', '#ff9f43', '#e056fd', '#ff5c5c', '#00cec9', '#fdcb6e', '#a29bfe'];
+export const color = (i: number) => PALETTE[i % PALETTE.length]!;
+
+export function LineChart({ title, series, xLabel, xs, highlight, yMin, yMax, onPick }: {
+  title: string;
+  series: Series[];
+  xLabel: string;
+  xs: number[];
+  highlight?: number;
+  yMin?: number;
+  yMax?: number;
+  onPick?: (x: number) => void;
+}) {
+  const W = 320, H = 130, L = 34, R = 8, T = 8, B = 22;
+  const all = series.flatMap((s) => s.values.filter((v): v is number => v !== null && Number.isFinite(v)));
+  if (!all.length || !xs.length) {
+    return (
+      <figure className="chart">
+        <figcaption>{title}</figcaption>
+        <div className="chart-empty muted small">not reported</div>
+      </figure>
+    );
+  }
+  let lo = yMin ?? Math.min(...all);
+  let hi = yMax ?? Math.max(...all);
+  if (hi - lo < 1e-9) (lo -= 0.5), (hi += 0.5);
+  const x = (i: number) => L + (xs.length === 1 ? (W - L - R) / 2 : (i / (xs.length - 1)) * (W - L - R));
+  const y = (v: number) => T + (1 - (v - lo) / (hi - lo)) * (H - T - B);
+  const hi_i = highlight === undefined ? -1 : xs.indexOf(highlight);
+  const fmt = (v: number) => (Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(2) : v.toFixed(3));
+  return (
+    <figure className="chart">
+      <figcaption>
+        {title}
+        {series.length > 1 && (
+          <span className="legend">
+            {series.map((s) => (
+              <span key={s.name}>
+                <i style={{ background: s.color }} /> {s.name}
+              </span>
+            ))}
+          </span>
+        )}
+      </figcaption>
+      <svg viewBox={`0 0 ${W} ${H}`} width="100%" onClick={(e) => {
+        if (!onPick) return;
+        const r = (e.currentTarget as SVGSVGElement).getBoundingClientRect();
+        const fx = ((e.clientX - r.left) / r.width) * W;
+        const i = Math.round(((fx - L) / (W - L - R)) * (xs.length - 1));
+        if (i >= 0 && i < xs.length) onPick(xs[i]!);
+      }}>
+        <line x1={L} y1={H - B} x2={W - R} y2={H - B} className="axis" />
+        <line x1={L} y1={T} x2={L} y2={H - B} className="axis" />
+        <text x={L - 4} y={T + 8} className="tick" textAnchor="end">{fmt(hi)}</text>
+        <text x={L - 4} y={H - B} className="tick" textAnchor="end">{fmt(lo)}</text>
+        <text x={L} y={H - 6} className="tick">{xs[0]}</text>
+        <text x={W - R} y={H - 6} className="tick" textAnchor="end">{xs.at(-1)}</text>
+        <text x={(W + L) / 2} y={H - 6} className="tick" textAnchor="middle">{xLabel}</text>
+        {hi_i >= 0 && <line x1={x(hi_i)} x2={x(hi_i)} y1={T} y2={H - B} className="hl" />}
+        {series.map((s) => {
+          const pts = s.values.map((v, i) => (v === null || !Number.isFinite(v) ? null : `${x(i)},${y(v)}`));
+          const d = pts.reduce<string>((acc, p, i) => (p === null ? acc : acc + `${acc && pts[i - 1] !== null ? 'L' : 'M'}${p}`), '');
+          return (
+            <g key={s.name}>
+              <path d={d} fill="none" stroke={s.color} strokeWidth={1.6} />
+              {xs.length <= 40 && pts.map((p, i) => (p === null ? null : <circle key={i} cx={x(i)} cy={y(s.values[i]!)} r={2} fill={s.color} />))}
+            </g>
+          );
+        })}
+      </svg>
+    </figure>
+  );
+}

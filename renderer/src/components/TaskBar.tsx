@@ -1,0 +1,51 @@
+// The task box and the controls of the live session: start, pause/resume, stop.
+import { useState } from 'react';
+import { useApp } from '../store.ts';
+
+export function TaskBar() {
+  const live = useApp((s) => s.live);
+  const settings = useApp((s) => s.settings)!;
+  const send = useApp((s) => s.send);
+  const [task, setTask] = useState('');
+  const active = !!live && live.status !== 'ended';
+  const model = settings.model.source === 'endpoint' ? `${settings.model.endpoint.model} at ${settings.model.endpoint.baseURL}` : `checkpoint ${settings.model.checkpointDir || '(none chosen)'}`;
+  const start = () => task.trim() && send({ type: 'task.start', task: task.trim(), ref: 'start' });
+  return (
+    <div className="taskbar">
+      <textarea
+        className="task-input"
+        data-testid="task-input"
+        placeholder="What should the agent do? e.g. “Open the settings and turn on dark mode”"
+        value={task}
+        rows={2}
+        onChange={(e) => setTask(e.target.value)}
+        onKeyDown={(e) => {
+          if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) start();
+        }}
+        disabled={active}
+      />
+      <div className="controls">
+        {!active ? (
+          <button className="btn primary" data-testid="start" disabled={!task.trim()} onClick={start} title="Ctrl+Enter">
+            ▶ Start
+          </button>
+        ) : live!.status === 'paused' ? (
+          <button className="btn" data-testid="resume" onClick={() => send({ type: 'task.resume' })}>
+            ▶ Resume
+          </button>
+        ) : (
+          <button className="btn" data-testid="pause" onClick={() => send({ type: 'task.pause' })}>
+            ❚❚ Pause
+          </button>
+        )}
+        <button className="btn danger" data-testid="stop" disabled={!active} onClick={() => send({ type: 'task.stop' })}>
+          ■ Stop
+        </button>
+      </div>
+      <div className="taskbar-meta">
+        {settings.safety.dryRun && <span className="badge warn" title="The agent plans actions and draws them, but sends no input">DRY RUN</span>}
+        <span className="muted small" title={model}>{model}</span>
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,126 @@
+// The window's state (zustand): connection, settings, the live session and an opened episode, the
+// selected tab/step/layer, and notices. Events from the host are folded in by onEvent.
+import { create } from 'zustand';
+import type { Command, EpisodeSummary, HostEvent, MethodInfo, Settings } from '../../app/protocol.ts';
+import { foldEvents, reduceSession, type SessionView } from './session.ts';
+import type { ConnState, Transport } from './transport.ts';
+
+export type Tab = 'run' | 'kv' | 'memory' | 'episodes' | 'settings';
+
+export interface Notice {
+  id: number;
+  kind: 'error' | 'info';
+  text: string;
+}
+
+export interface AppState {
+  conn: ConnState;
+  mode: 'web' | 'electron' | null;
+  configFile: string;
+  settings: Settings | null;
+  methods: MethodInfo[];
+  live: SessionView | null;
+  replay: SessionView | null;
+  viewing: 'live' | 'replay';
+  tab: Tab;
+  /** null: follow the newest step. */
+  selectedStep: number | null;
+  layer: number;
+  episodes: { root: string; items: EpisodeSummary[] } | null;
+  checkpoint: { dir: string; ok: boolean; summary?: string; error?: string } | null;
+  checkpointPending: boolean;
+  settingsError: string | null;
+  savedAt: number | null;
+  notices: Notice[];
+  transport: Transport | null;
+
+  send(cmd: Command): void;
+  setTab(t: Tab): void;
+  selectStep(step: number | null): void;
+  setLayer(l: number): void;
+  closeReplay(): void;
+  dismiss(id: number): void;
+  onEvent(e: HostEvent): void;
+}
+
+let nextId = 1;
+let nextRef = 1;
+export const newRef = (prefix: string) => `${prefix}-${nextRef++}`;
+
+export const useApp = create<AppState>((set, get) => ({
+  conn: 'connecting',
+  mode: null,
+  configFile: '',
+  settings: null,
+  methods: [],
+  live: null,
+  replay: null,
+  viewing: 'live',
+  tab: 'run',
+  selectedStep: null,
+  layer: 0,
+  episodes: null,
+  checkpoint: null,
+  checkpointPending: false,
+  settingsError: null,
+  savedAt: null,
+  notices: [],
+  transport: null,
+
+  send(cmd) {
+    const ok = get().transport?.send(cmd);
+    if (!ok) notice(set, 'error', 'Not connected to the starkv host; retrying the connection…');
+  },
+  setTab: (tab) => set({ tab }),
+  selectStep: (selectedStep) => set({ selectedStep }),
+  setLayer: (layer) => set({ layer }),
+  closeReplay: () => set({ viewing: 'live', replay: null, selectedStep: null }),
+  dismiss: (id) => set((s) => ({ notices: s.notices.filter((n) => n.id !== id) })),
+
+  onEvent(e) {
+    switch (e.type) {
+      case 'hello':
+        // A reconnect replays the live session from scratch.
+        return set({ mode: e.mode, settings: e.settings, methods: e.methods, configFile: e.configFile, live: null });
+      case 'settings':
+        return set({ settings: e.settings, settingsError: null, savedAt: Date.now() });
+      case 'checkpoint.result':
+        return set({ checkpoint: { dir: e.dir, ok: e.ok, summary: e.summary, error: e.error }, checkpointPending: false });
+      case 'episodes':
+        return set({ episodes: { root: e.root, items: e.items } });
+      case 'episode': {
+        const replay = foldEvents(e.events, 'replay');
+        if (!replay) return notice(set, 'error', `Episode ${e.id} holds no events`);
+        return set({ replay, viewing: 'replay', tab: 'run', selectedStep: replay.steps[0]?.step ?? null });
+      }
+      case 'ack':
+        return;
+      case 'rejected':
+        return notice(set, 'error', `The host rejected a message: ${e.reason}`);
+      case 'error':
+        if (e.ref?.startsWith('settings')) return set({ settingsError: e.message });
+        if (e.ref?.startsWith('ckpt')) return set({ checkpointPending: false, checkpoint: { dir: '', ok: false, error: e.message } });
+        return notice(set, 'error', e.message);
+      default: {
+        const live = reduceSession(get().live, e, 'live');
+        const patch: Partial<AppState> = { live };
+        if (e.type === 'session.started') {
+          patch.selectedStep = null;
+          if (get().viewing === 'replay') patch.viewing = 'live';
+        }
+        return set(patch);
+      }
+    }
+  },
+}));
+
+function notice(set: (p: Partial<AppState> | ((s: AppState) => Partial<AppState>)) => void, kind: Notice['kind'], text: string): void {
+  const id = nextId++;
+  set((s) => ({ notices: [...s.notices.slice(-4), { id, kind, text }] }));
+  setTimeout(() => set((s) => ({ notices: s.notices.filter((n) => n.id !== id) })), kind === 'error' ? 12_000 : 5000);
+}
+
+/** The session the views show: an opened episode, or the live one. */
+export function useShown(): SessionView | null {
+  return useApp((s) => (s.viewing === 'replay' ? s.replay : s.live));
+}

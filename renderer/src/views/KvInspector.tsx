@@ -1,0 +1,156 @@
+// KV inspector: what the compressed cache keeps, from the engine's telemetry events only. Per step and
+// layer, a heatmap over every screenshot in the context (28x28-pixel cells), the text tokens as a strip,
+// kept fraction per frame for all layers, and STaR-KV's statistics over layers and over steps.
+import type { KvTelemetry } from '../../../app/protocol.ts';
+import { color, LineChart, type Series } from '../components/Charts.tsx';
+import { BitStrip, KeptOverlay } from '../components/KeptOverlay.tsx';
+import type { SessionView } from '../session.ts';
+import { useApp, useShown } from '../store.ts';
+
+const mean = (a: number[]) => (a.length ? a.reduce((x, y) => x + y, 0) / a.length : null);
+const pct = (x: number) => `${(x * 100).toFixed(x < 0.1 ? 1 : 0)}%`;
+
+function NoTelemetry({ s }: { s: SessionView | null }) {
+  return (
+    <div className="empty" data-testid="no-telemetry">
+      <h2>No KV telemetry yet</h2>
+      {!s ? (
+        <p>Run a task with the in-process engine as the model source: after every step it reports, per layer, which screenshot cells and text tokens the compressed cache kept.</p>
+      ) : (
+        <p>
+          This {s.source === 'replay' ? 'episode' : 'session'} uses <b>{s.backend || 'a model'}</b>
+          {s.destination && <> at <b>{s.destination}</b></>}. Only the in-process engine reports what its cache keeps; a remote
+          endpoint manages its own cache, so there is nothing true to show here.
+        </p>
+      )}
+    </div>
+  );
+}
+
+function FrameTable({ t, layer, onLayer }: { t: KvTelemetry; layer: number; onLayer: (l: number) => void }) {
+  return (
+    <div className="card">
+      <div className="label">Kept fraction per frame (rows: layers; click to select)</div>
+      <table className="frametable" data-testid="frame-table">
+        <thead>
+          <tr>
+            <th>layer</th>
+            {t.frames.map((f) => (
+              <th key={f.frame}>step {f.step}</th>
+            ))}
+            <th>text</th>
+            <th>total</th>
+          </tr>
+        </thead>
+        <tbody>
+          {t.layers.map((l) => (
+            <tr key={l.layer} className={l.layer === layer ? 'sel' : ''} onClick={() => onLayer(l.layer)}>
+              <td>{l.layer}</td>
+              {t.frames.map((f, i) => {
+                const fr = l.keptPerFrame[i]! / (f.rows * f.cols);
+                return (
+                  <td key={f.frame} style={{ background: `rgba(79,140,255,${0.12 + 0.8 * fr})` }} title={`${l.keptPerFrame[i]} of ${f.rows * f.cols} cells`}>
+                    {pct(fr)}
+                  </td>
+                );
+              })}
+              <td style={{ background: `rgba(46,204,113,${0.12 + 0.8 * (t.textTokens ? l.keptText / t.textTokens : 0)})` }}>{t.textTokens ? pct(l.keptText / t.textTokens) : '—'}</td>
+              <td>
+                {l.kept}/{l.cap}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+function starkvSeries(list: Array<KvTelemetry['layers'][number]['starkv']>): { main: Series[]; weights: Series[]; mi: Series[] } {
+  const get = (f: (x: NonNullable<(typeof list)[number]>) => number | null) => list.map((x) => (x ? f(x) : null));
+  const groups = Math.max(0, ...list.map((x) => x?.groupWeights.length ?? 0));
+  return {
+    main: [
+      { name: 'temperature', color: color(0), values: get((x) => x.temperature) },
+      { name: 'norm. entropy', color: color(1), values: get((x) => x.normalizedEntropy) },
+      { name: 'λ eff', color: color(2), values: get((x) => x.lambdaEff) },
+      { name: 'stability (mean)', color: color(3), values: get((x) => mean(x.stability)) },
+    ],
+    weights: Array.from({ length: groups }, (_, g) => ({ name: `group ${g}`, color: color(g), values: get((x) => x.groupWeights[g] ?? null) })),
+    mi: Array.from({ length: groups }, (_, g) => ({ name: `group ${g}`, color: color(g), values: get((x) => x.miEma[g] ?? null) })),
+  };
+}
+
+export function KvInspector() {
+  const s = useShown();
+  const selected = useApp((x) => x.selectedStep);
+  const selectStep = useApp((x) => x.selectStep);
+  const layerSel = useApp((x) => x.layer);
+  const setLayer = useApp((x) => x.setLayer);
+  const steps = s ? Object.keys(s.telemetry).map(Number).sort((a, b) => a - b) : [];
+  if (!s || !steps.length) return <NoTelemetry s={s} />;
+  const step = selected !== null && s.telemetry[selected] ? selected : steps.at(-1)!;
+  const t = s.telemetry[step]!;
+  const layerIdx = Math.max(0, Math.min(t.layers.length - 1, t.layers.findIndex((l) => l.layer === layerSel)));
+  const L = t.layers[layerIdx]!;
+  const overLayers = starkvSeries(t.layers.map((l) => l.starkv));
+  const overSteps = starkvSeries(steps.map((k) => s.telemetry[k]!.layers.find((l) => l.layer === L.layer)?.starkv ?? null));
+  const hasStarkv = t.layers.some((l) => l.starkv);
+  const shotOf = (frameStep: number) => s.steps.find((v) => v.step === frameStep)?.screenshot ?? null;
+  return (
+    <div className="kv" data-testid="kv-inspector">
+      <div className="kv-controls card">
+        <label>
+          Step
+          <select value={step} onChange={(e) => selectStep(Number(e.target.value))} data-testid="kv-step">
+            {steps.map((k) => (
+              <option key={k} value={k}>
+                {k}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label className="grow">
+          Layer {L.layer}
+          <input type="range" min={0} max={t.layers.length - 1} value={layerIdx} onChange={(e) => setLayer(t.layers[Number(e.target.value)]!.layer)} data-testid="kv-layer" />
+        </label>
+        <div className="kv-facts muted small">
+          {t.method} · budget {t.budgetPercent ?? '—'}%{t.capTokens !== null && ` · cap ${t.capTokens}`} · {t.logicalLength} tokens in context · layer keeps {L.kept}/{L.cap}
+          {t.kvBytes !== null && t.kvFullBytes ? ` · KV ${(t.kvBytes / 2 ** 20).toFixed(1)} MiB of ${(t.kvFullBytes / 2 ** 20).toFixed(1)} MiB full` : ''}
+        </div>
+      </div>
+      <div className="frames">
+        {t.frames.map((f, i) => {
+          const shot = shotOf(f.step);
+          const kept = L.keptPerFrame[i]!;
+          return (
+            <figure key={f.frame} className="frame card">
+              <figcaption>
+                screenshot of step {f.step} · {f.rows}×{f.cols} cells · kept {kept} ({pct(kept / (f.rows * f.cols))})
+              </figcaption>
+              <div className="frame-img" style={{ aspectRatio: shot ? `${shot.width} / ${shot.height}` : `${f.cols} / ${f.rows}` }}>
+                {shot ? <img src={shot.url} alt="" /> : <div className="frame-missing" />}
+                <KeptOverlay bits={L.cells[i]!} rows={f.rows} cols={f.cols} />
+              </div>
+            </figure>
+          );
+        })}
+      </div>
+      <div className="card">
+        <BitStrip bits={L.text} n={t.textTokens} label={`Text tokens, layer ${L.layer}`} />
+      </div>
+      <FrameTable t={t} layer={L.layer} onLayer={setLayer} />
+      {hasStarkv ? (
+        <div className="charts">
+          <LineChart title={`STaR-KV over layers (step ${step})`} series={overLayers.main} xs={t.layers.map((l) => l.layer)} xLabel="layer" highlight={L.layer} onPick={setLayer} />
+          <LineChart title={`Group weights over layers (step ${step})`} series={overLayers.weights} xs={t.layers.map((l) => l.layer)} xLabel="layer" highlight={L.layer} onPick={setLayer} />
+          <LineChart title={`STaR-KV over steps (layer ${L.layer})`} series={overSteps.main} xs={steps} xLabel="step" highlight={step} onPick={selectStep} />
+          <LineChart title={`Group weights over steps (layer ${L.layer})`} series={overSteps.weights} xs={steps} xLabel="step" highlight={step} onPick={selectStep} />
+          <LineChart title={`MI (EMA) per group over steps (layer ${L.layer})`} series={overSteps.mi} xs={steps} xLabel="step" highlight={step} onPick={selectStep} />
+        </div>
+      ) : (
+        <div className="card muted small">{t.method} reports no STaR-KV statistics (temperature, entropy, MI, stability).</div>
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,158 @@
+// The host behind both transports: malformed messages are answered with reasons and never take it down;
+// a session's runner events become protocol events (screenshots by reference, steps closed); risky
+// actions wait for a reply from any window; stop closes open dialogs; settings reach the running task.
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Host } from '../../app/host/host.ts';
+import type { AgentRun, AgentRunner, RunHooks, RunResult } from '../../app/host/runner.ts';
+import { defaultSettings, SettingsStore } from '../../app/host/settings.ts';
+import { parseEvent, type HostEvent, type Settings } from '../../app/protocol.ts';
+
+const dirs: string[] = [];
+afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+const GEOMETRY = { origin: { x: 0, y: 0 }, injectorScale: 1, capture: { width: 640, height: 400 }, sent: { width: 640, height: 400 }, resized: { width: 644, height: 392 }, coordSpace: 'absolute' as const };
+
+/** A test double of the agent: the test drives its events by hand through `hooks`. */
+class HandRunner implements AgentRunner {
+  hooks!: RunHooks;
+  applied: Settings[] = [];
+  stops: string[] = [];
+  private finish!: (r: RunResult) => void;
+  async start(_req: unknown, hooks: RunHooks): Promise<AgentRun> {
+    this.hooks = hooks;
+    hooks.onEvent({ type: 'started', backend: 'openai', destination: 'http://127.0.0.1:1/v1', dryRun: true, display: { width: 640, height: 400, scale: 1 }, episodeDir: null });
+    const done = new Promise<RunResult>((r) => (this.finish = r));
+    return {
+      pause: () => hooks.onEvent({ type: 'paused' }),
+      resume: () => hooks.onEvent({ type: 'resumed' }),
+      stop: async (reason) => {
+        this.stops.push(reason);
+        this.finish({ status: 'stopped', steps: 1, error: reason });
+      },
+      applySettings: (s) => this.applied.push(s),
+      done,
+    };
+  }
+  end(r: RunResult) {
+    this.finish(r);
+  }
+}
+
+function setup() {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'starkv-host-'));
+  dirs.push(dir);
+  const runner = new HandRunner();
+  const host = new Host({ settings: new SettingsStore(path.join(dir, 's.json'), defaultSettings(dir)), runner, mode: 'web', log: () => {} });
+  const a: HostEvent[] = [];
+  const b: HostEvent[] = [];
+  const ca = host.connect((e) => a.push(e));
+  const cb = host.connect((e) => b.push(e));
+  return { host, runner, a, b, ca, cb };
+}
+
+const tick = () => new Promise((r) => setTimeout(r, 5));
+const types = (es: HostEvent[]) => es.map((e) => e.type);
+
+describe('host', () => {
+  it('greets each client with the settings (no API key) and the method table', () => {
+    const { a } = setup();
+    expect(a[0]).toMatchObject({ type: 'hello', protocol: 1, mode: 'web', live: false });
+    expect(parseEvent(a[0]).ok).toBe(true);
+  });
+
+  it('answers garbage with reasons and stays up (fuzz)', async () => {
+    const { host, a, ca } = setup();
+    let seed = 9;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const garbage: unknown[] = [undefined, null, 0, '', '{', '[]', 'null', {}, { type: null }, { type: 'task.start', task: 5 }, { type: 'confirm.reply', requestId: 'nope', approve: true }];
+    for (let i = 0; i < 500; i++) {
+      const bytes = Array.from({ length: Math.floor(rnd() * 60) }, () => String.fromCharCode(Math.floor(rnd() * 128))).join('');
+      garbage.push(bytes, `{"type":"${bytes.replace(/["\\]/g, '')}"}`, { type: 'settings.update', patch: { kv: { budgetPercent: rnd() * 300 - 100 } } });
+    }
+    for (const g of garbage) expect(() => ca.receive(g)).not.toThrow();
+    await tick();
+    const rejected = a.filter((e) => e.type === 'rejected' || e.type === 'error');
+    expect(rejected.length).toBeGreaterThan(500);
+    for (const e of rejected) expect((e as { reason?: string; message?: string }).reason ?? (e as { message: string }).message).toMatch(/\w/);
+    // still serving
+    ca.receive({ type: 'settings.update', patch: { agent: { maxSteps: 3 } }, ref: 'after' });
+    await tick();
+    expect(host.settings.agent.maxSteps).toBe(3);
+  });
+
+  it('runs a session: events for every window, screenshots by reference, steps closed, end', async () => {
+    const { host, runner, a, b, ca } = setup();
+    ca.receive({ type: 'task.start', task: 'do it', ref: 'go' });
+    await tick();
+    runner.hooks.onEvent({ type: 'step', step: 1, png: Buffer.from('png-1'), file: null, geometry: GEOMETRY });
+    runner.hooks.onEvent({ type: 'text', step: 1, delta: 'Thought: hi' });
+    runner.hooks.onEvent({ type: 'action', step: 1, index: 0, action: { type: 'click', point: { x: 10, y: 20 } }, thought: 'hi' });
+    runner.hooks.onEvent({ type: 'executed', step: 1, index: 0, action: { type: 'click', point: { x: 10, y: 20 } }, dryRun: true });
+    runner.hooks.onEvent({ type: 'step', step: 2, png: Buffer.from('png-2'), file: null, geometry: GEOMETRY });
+    runner.end({ status: 'finished', steps: 2, answer: 'done' });
+    await tick();
+    for (const es of [a, b]) {
+      expect(types(es).filter((t) => !['hello', 'ack'].includes(t))).toEqual([
+        'session.started', 'step.started', 'tokens', 'action', 'action', 'step.finished', 'step.started', 'step.finished', 'session.ended',
+      ]);
+      for (const e of es) expect(parseEvent(e).ok, JSON.stringify(e).slice(0, 200)).toBe(true);
+    }
+    const step = a.find((e) => e.type === 'step.started')!;
+    const url = (step as Extract<HostEvent, { type: 'step.started' }>).screenshot.url;
+    expect(url).toMatch(/^\/blob\/step1-[0-9a-f]{12}$/);
+    expect(host.getBlob(url.slice(6))!.data.toString()).toBe('png-1');
+    expect(JSON.stringify(a)).not.toContain(Buffer.from('png-1').toString('base64'));
+    expect(a.filter((e) => e.type === 'action').map((e) => (e as { phase: string }).phase)).toEqual(['planned', 'skipped']);
+    // a window that connects now sees the whole session
+    const late: HostEvent[] = [];
+    host.connect((e) => late.push(e));
+    expect(types(late).filter((t) => t === 'step.started').length).toBe(2);
+  });
+
+  it('risky actions wait for a reply from any window; a stop declines open dialogs', async () => {
+    const { host, runner, a, cb } = setup();
+    host.connect(() => {}).receive({ type: 'task.start', task: 'x' });
+    await tick();
+    const answer = runner.hooks.confirm({ step: 1, action: { type: 'hotkey', keys: 'alt f4' }, thought: 'close', reasons: ['closes windows'] });
+    const req = a.find((e) => e.type === 'confirm.request') as Extract<HostEvent, { type: 'confirm.request' }>;
+    expect(req.reasons).toEqual(['closes windows']);
+    cb.receive({ type: 'confirm.reply', requestId: req.requestId, approve: true });
+    expect(await answer).toBe(true);
+    cb.receive({ type: 'confirm.reply', requestId: req.requestId, approve: true, ref: 'again' });
+    await tick();
+    expect(a.some((e) => e.type === 'request.closed' && e.outcome === 'approved')).toBe(true);
+
+    const pending = runner.hooks.confirm({ step: 2, action: { type: 'type', text: 'sudo rm -rf /' }, thought: '', reasons: ['rm'] });
+    const asked = runner.hooks.askUser({ step: 2, question: 'which file?' });
+    cb.receive({ type: 'task.stop' });
+    expect(await pending).toBe(false);
+    expect(await asked).toBeNull();
+    await tick();
+    expect(runner.stops).toEqual(['stopped from the window']);
+    expect(a.at(-1)).toMatchObject({ type: 'session.ended', result: { status: 'stopped' } });
+  });
+
+  it('applies settings changes to the running task and tells every window', async () => {
+    const { runner, a, b, ca } = setup();
+    ca.receive({ type: 'task.start', task: 'x' });
+    await tick();
+    ca.receive({ type: 'settings.update', patch: { kv: { budgetPercent: 10 } }, ref: 'settings-1' });
+    await tick();
+    expect(runner.applied.at(-1)!.kv.budgetPercent).toBe(10);
+    for (const es of [a, b]) expect(es.find((e) => e.type === 'settings')).toMatchObject({ settings: { kv: { budgetPercent: 10 } } });
+    ca.receive({ type: 'task.start', task: 'second' });
+    await tick();
+    expect(a.at(-1)).toMatchObject({ type: 'error', message: /already running/ });
+  });
+
+  it('reports telemetry that does not fit the protocol as a warning, not a crash', async () => {
+    const { runner, a, ca } = setup();
+    ca.receive({ type: 'task.start', task: 'x' });
+    await tick();
+    runner.hooks.onEvent({ type: 'telemetry', data: { step: 1 } as never });
+    expect(a.at(-1)).toMatchObject({ type: 'warning', message: /KV telemetry rejected/ });
+  });
+});

@@ -1,5 +1,544 @@
-// N-API surface of the model engine (owned by the engine work; filled in there).
+// N-API surface of the model engine: loadModel -> NativeModel (encodeImages, ropeIndex, generate,
+// memory, info, dispose) and benchLimits. Every heavy call runs on the model's own engine thread,
+// queued in order; results and streamed tokens come back through one thread-safe function per call
+// (so tokens always arrive before the promise settles). C++ exceptions become JS errors here.
 #include <napi.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/serial_worker.h"
+#include "cpu/bench.h"
+#include "models/qwen2vl_model.h"
+
 namespace starkv::binding {
-void RegisterModel(Napi::Env env, Napi::Object exports) {}
+namespace {
+
+using qwen2vl::Model;
+
+// ---- worker -> JS thread ----
+using JsTask = std::function<void(Napi::Env)>;  // env is null while the environment is torn down
+void CallJsTask(Napi::Env env, Napi::Function, void*, JsTask* t) {
+  if (t) {
+    try {
+      (*t)(env);
+    } catch (...) {
+    }
+    delete t;
+  }
+}
+using Tsfn = Napi::TypedThreadSafeFunction<void, JsTask, CallJsTask>;
+
+struct Channel {
+  Tsfn tsfn;
+  explicit Channel(Napi::Env env) : tsfn(Tsfn::New(env, "starkv-engine", 0, 1)) {}
+  void Send(JsTask t) {
+    auto* p = new JsTask(std::move(t));
+    if (tsfn.NonBlockingCall(p) != napi_ok) delete p;
+  }
+  void Close() { tsfn.Release(); }  // after the last Send
+};
+
+// ---- argument parsing ----
+[[noreturn]] void Fail(Napi::Env env, const std::string& m) { throw Napi::Error::New(env, m); }
+
+bool Present(const Napi::Object& o, const char* k) { return o.Has(k) && !o.Get(k).IsUndefined() && !o.Get(k).IsNull(); }
+
+double Num(const Napi::Object& o, const char* k, const std::string& where, bool required, double dflt) {
+  if (!Present(o, k)) {
+    if (required) Fail(o.Env(), where + "." + k + " is required");
+    return dflt;
+  }
+  if (!o.Get(k).IsNumber()) Fail(o.Env(), where + "." + k + " must be a number");
+  const double d = o.Get(k).As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d)) Fail(o.Env(), where + "." + k + " must be finite");
+  return d;
+}
+
+int64_t Int(const Napi::Object& o, const char* k, const std::string& where, bool required, int64_t dflt, int64_t lo,
+            int64_t hi) {
+  const double d = Num(o, k, where, required, static_cast<double>(dflt));
+  if (d != std::floor(d) || d < static_cast<double>(lo) || d > static_cast<double>(hi))
+    Fail(o.Env(), where + "." + k + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  return static_cast<int64_t>(d);
+}
+
+std::string Str(const Napi::Object& o, const char* k, const std::string& where) {
+  if (!Present(o, k) || !o.Get(k).IsString()) Fail(o.Env(), where + "." + k + " must be a string");
+  return o.Get(k).As<Napi::String>().Utf8Value();
+}
+
+Napi::Object Obj(const Napi::Object& o, const char* k, const std::string& where) {
+  if (!Present(o, k) || !o.Get(k).IsObject()) Fail(o.Env(), where + "." + k + " must be an object");
+  return o.Get(k).As<Napi::Object>();
+}
+
+Napi::Array Arr(const Napi::Object& o, const char* k, const std::string& where) {
+  if (!Present(o, k) || !o.Get(k).IsArray()) Fail(o.Env(), where + "." + k + " must be an array");
+  return o.Get(k).As<Napi::Array>();
+}
+
+int64_t ArrInt(Napi::Array a, uint32_t i, const std::string& where, int64_t lo, int64_t hi) {
+  Napi::Value v = a.Get(i);
+  const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
+  if (!(d == std::floor(d)) || d < static_cast<double>(lo) || d > static_cast<double>(hi))
+    Fail(a.Env(), where + "[" + std::to_string(i) + "] must be an integer in [" + std::to_string(lo) + ", " +
+                      std::to_string(hi) + "]");
+  return static_cast<int64_t>(d);
+}
+
+template <class T, napi_typedarray_type kType>
+std::vector<T> Typed(Napi::Value v, const std::string& what, bool required) {
+  if (v.IsUndefined() || v.IsNull()) {
+    if (required) Fail(v.Env(), what + " is required");
+    return {};
+  }
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != kType)
+    Fail(v.Env(), what + (kType == napi_int32_array ? " must be an Int32Array" : " must be a Float32Array"));
+  auto a = v.As<Napi::TypedArrayOf<T>>();
+  return std::vector<T>(a.Data(), a.Data() + a.ElementLength());
+}
+auto Ints(Napi::Value v, const std::string& w, bool req) { return Typed<int32_t, napi_int32_array>(v, w, req); }
+auto Floats(Napi::Value v, const std::string& w, bool req) { return Typed<float, napi_float32_array>(v, w, req); }
+
+qwen2vl::LoadSpec ParseSpec(const Napi::Object& spec) {
+  qwen2vl::LoadSpec s;
+  const Napi::Object c = Obj(spec, "config", "spec");
+  const std::string W = "spec.config";
+  const int64_t kMax = 1 << 30;
+  const std::string arch = Str(c, "arch", W);
+  if (arch == "qwen2_vl") s.config.arch = qwen2vl::Arch::Qwen2VL;
+  else if (arch == "qwen2_5_vl") s.config.arch = qwen2vl::Arch::Qwen25VL;
+  else Fail(spec.Env(), W + ".arch '" + arch + "' is not qwen2_vl or qwen2_5_vl");
+  auto& k = s.config;
+  k.hidden = static_cast<int>(Int(c, "hiddenSize", W, true, 0, 1, kMax));
+  k.layers = static_cast<int>(Int(c, "numLayers", W, true, 0, 1, 4096));
+  k.heads = static_cast<int>(Int(c, "numHeads", W, true, 0, 1, 4096));
+  k.kv_heads = static_cast<int>(Int(c, "numKvHeads", W, true, 0, 1, 4096));
+  k.head_dim = static_cast<int>(Int(c, "headDim", W, true, 0, 2, 65536));
+  k.intermediate = static_cast<int>(Int(c, "intermediateSize", W, true, 0, 1, kMax));
+  k.vocab = static_cast<int>(Int(c, "vocabSize", W, true, 0, 1, kMax));
+  k.rms_eps = static_cast<float>(Num(c, "rmsNormEps", W, true, 0));
+  k.rope_theta = Num(c, "ropeTheta", W, true, 0);
+  const Napi::Array ms = Arr(c, "mropeSection", W);
+  if (ms.Length() != 3) Fail(spec.Env(), W + ".mropeSection must have 3 numbers");
+  for (uint32_t i = 0; i < 3; ++i) k.mrope[i] = static_cast<int>(ArrInt(ms, i, W + ".mropeSection", 0, 65536));
+  if (!Present(c, "tieWordEmbeddings") || !c.Get("tieWordEmbeddings").IsBoolean())
+    Fail(spec.Env(), W + ".tieWordEmbeddings must be a boolean");
+  k.tie_embeddings = c.Get("tieWordEmbeddings").As<Napi::Boolean>().Value();
+  k.image_token = static_cast<int>(Int(c, "imageTokenId", W, true, 0, 0, kMax));
+  k.video_token = static_cast<int>(Int(c, "videoTokenId", W, true, 0, 0, kMax));
+  k.vision_start_token = static_cast<int>(Int(c, "visionStartTokenId", W, true, 0, 0, kMax));
+  k.vision_end_token = static_cast<int>(Int(c, "visionEndTokenId", W, true, 0, 0, kMax));
+  k.max_positions = Int(c, "maxPositionEmbeddings", W, false, 0, 0, int64_t(1) << 40);
+  const Napi::Object v = Obj(c, "vision", W);
+  const std::string V = W + ".vision";
+  auto& x = k.vision;
+  x.depth = static_cast<int>(Int(v, "depth", V, true, 0, 1, 4096));
+  x.width = static_cast<int>(Int(v, "width", V, true, 0, 1, kMax));
+  x.num_heads = static_cast<int>(Int(v, "numHeads", V, true, 0, 1, 4096));
+  x.mlp_width = static_cast<int>(Int(v, "mlpWidth", V, true, 0, 1, kMax));
+  x.out_hidden = static_cast<int>(Int(v, "outHidden", V, true, 0, 1, kMax));
+  x.patch_size = static_cast<int>(Int(v, "patchSize", V, true, 0, 1, 1024));
+  x.temporal_patch_size = static_cast<int>(Int(v, "temporalPatchSize", V, true, 0, 1, 64));
+  x.spatial_merge_size = static_cast<int>(Int(v, "spatialMergeSize", V, true, 0, 1, 64));
+  x.in_channels = static_cast<int>(Int(v, "inChannels", V, true, 0, 1, 64));
+  x.window_size = static_cast<int>(Int(v, "windowSize", V, false, 0, 0, 1 << 20));
+  if (Present(v, "fullattBlockIndexes")) {
+    const Napi::Array fb = Arr(v, "fullattBlockIndexes", V);
+    for (uint32_t i = 0; i < fb.Length(); ++i)
+      x.fullatt_block_indexes.push_back(static_cast<int>(ArrInt(fb, i, V + ".fullattBlockIndexes", 0, 4095)));
+  }
+  const std::string act = Str(v, "act", V), norm = Str(v, "norm", V);
+  if (act == "quick_gelu") x.act = Act::QuickGelu;
+  else if (act == "silu") x.act = Act::Silu;
+  else if (act == "gelu") x.act = Act::GeluErf;
+  else Fail(spec.Env(), V + ".act '" + act + "' is not quick_gelu, silu or gelu");
+  if (norm != "layernorm" && norm != "rmsnorm") Fail(spec.Env(), V + ".norm '" + norm + "' is not layernorm or rmsnorm");
+  x.layernorm = norm == "layernorm";
+  x.eps = static_cast<float>(Num(v, "eps", V, false, 1e-6));
+  const Napi::Array files = Arr(spec, "files", "spec");
+  for (uint32_t i = 0; i < files.Length(); ++i) {
+    if (!files.Get(i).IsString()) Fail(spec.Env(), "spec.files[" + std::to_string(i) + "] must be a string");
+    s.files.push_back(files.Get(i).As<Napi::String>().Utf8Value());
+  }
+  const Napi::Array ts = Arr(spec, "tensors", "spec");
+  for (uint32_t i = 0; i < ts.Length(); ++i) {
+    const std::string T = "spec.tensors[" + std::to_string(i) + "]";
+    if (!ts.Get(i).IsObject()) Fail(spec.Env(), T + " must be an object");
+    const Napi::Object t = ts.Get(i).As<Napi::Object>();
+    TensorEntry e;
+    e.name = Str(t, "name", T);
+    e.file = static_cast<int>(Int(t, "file", T, true, 0, 0, 1 << 20));
+    try {
+      e.dtype = ParseDType(Str(t, "dtype", T), T + " ('" + e.name + "')");
+    } catch (const Error& err) {
+      Fail(spec.Env(), err.what());
+    }
+    const Napi::Array sh = Arr(t, "shape", T);
+    for (uint32_t j = 0; j < sh.Length(); ++j) e.shape.push_back(ArrInt(sh, j, T + ".shape", 0, int64_t(1) << 40));
+    e.offset = static_cast<uint64_t>(Int(t, "offset", T, true, 0, 0, int64_t(1) << 52));
+    e.nbytes = static_cast<uint64_t>(Int(t, "nbytes", T, true, 0, 0, int64_t(1) << 52));
+    s.tensors.push_back(std::move(e));
+  }
+  s.threads = static_cast<int>(Int(spec, "threads", "spec", false, 0, 0, 1024));
+  return s;
+}
+
+// ---- the engine of one model ----
+struct CancelSet {  // cancel flags of running/queued calls; shared with their completions
+  std::mutex mu;
+  std::set<std::shared_ptr<std::atomic<bool>>> flags;
+  void Add(const std::shared_ptr<std::atomic<bool>>& f) {
+    std::lock_guard<std::mutex> lk(mu);
+    flags.insert(f);
+  }
+  void Remove(const std::shared_ptr<std::atomic<bool>>& f) {
+    std::lock_guard<std::mutex> lk(mu);
+    flags.erase(f);
+  }
+  void CancelAll() {
+    std::lock_guard<std::mutex> lk(mu);
+    for (auto& f : flags) f->store(true);
+  }
+};
+
+struct EngineState {
+  std::unique_ptr<Model> model;  // built and used on the worker thread; freed after it stops
+  std::string gemm, simd;
+  int threads = 0;
+  std::shared_ptr<CancelSet> cancels = std::make_shared<CancelSet>();
+  SerialWorker worker;
+
+  ~EngineState() {
+    cancels->CancelAll();
+    worker.Close();
+    worker.Join();  // queued calls settle as "model disposed"; the running one stops at its next check
+  }
+};
+
+Napi::Value Reject(Napi::Env env, const std::string& msg) {
+  auto d = Napi::Promise::Deferred::New(env);
+  d.Reject(Napi::Error::New(env, msg).Value());
+  return d.Promise();
+}
+
+class NativeModel : public Napi::ObjectWrap<NativeModel> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "NativeModel",
+                       {InstanceMethod<&NativeModel::EncodeImages>("encodeImages"),
+                        InstanceMethod<&NativeModel::RopeIndex>("ropeIndex"),
+                        InstanceMethod<&NativeModel::Generate>("generate"),
+                        InstanceMethod<&NativeModel::Memory>("memory"), InstanceMethod<&NativeModel::Info>("info"),
+                        InstanceMethod<&NativeModel::Dispose>("dispose")});
+  }
+  explicit NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeModel>(info) {
+    if (info.Length() < 1 || !info[0].IsExternal()) Fail(info.Env(), "NativeModel is created by loadModel()");
+    st_.reset(info[0].As<Napi::External<EngineState>>().Data());
+  }
+
+ private:
+  EngineState& Live(Napi::Env env) {
+    if (!st_) Fail(env, "model disposed");
+    return *st_;
+  }
+
+  // Queues `work` (run on the engine thread; returns a JS-thread finisher) behind a promise. The
+  // completion goes through `ch` (the call's own channel, which may already carry streamed tokens).
+  using Finisher = std::function<Napi::Value(Napi::Env)>;
+  Napi::Value Queue(Napi::Env env, std::shared_ptr<std::atomic<bool>> cancel, std::shared_ptr<Channel> ch,
+                    std::function<Finisher()> work, std::function<void(Napi::Env)> on_settle = nullptr) {
+    EngineState& st = Live(env);
+    auto deferred = Napi::Promise::Deferred::New(env);
+    auto cancels = st.cancels;
+    cancels->Add(cancel);
+    Ref();
+    auto settle = [this, deferred, cancels, cancel, on_settle](Napi::Env e, Finisher fin, std::string err) {
+      cancels->Remove(cancel);
+      if (on_settle) on_settle(e);
+      if (!e) return;
+      if (!err.empty()) {
+        deferred.Reject(Napi::Error::New(e, err).Value());
+      } else {
+        try {
+          deferred.Resolve(fin(e));
+        } catch (const Napi::Error& x) {
+          deferred.Reject(x.Value());
+        }
+      }
+      Unref();
+    };
+    const bool posted = st.worker.Post([ch, work, settle](bool closing) {
+      Finisher fin;
+      std::string err;
+      if (closing) {
+        err = "model disposed";
+      } else {
+        try {
+          fin = work();
+        } catch (const std::exception& x) {
+          err = x.what();
+        } catch (...) {
+          err = "unknown engine error";
+        }
+      }
+      ch->Send([settle, fin, err](Napi::Env e) { settle(e, fin, err); });
+      ch->Close();
+    });
+    if (!posted) {
+      settle(env, nullptr, "model disposed");
+      ch->Close();
+    }
+    return deferred.Promise();
+  }
+
+  Napi::Value EncodeImages(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Model* m = Live(env).model.get();
+    auto px = std::make_shared<std::vector<float>>(Floats(info[0], "pixels", true));
+    auto gr = std::make_shared<std::vector<int32_t>>(Ints(info[1], "grids", true));
+    auto cancel = std::make_shared<std::atomic<bool>>(false);
+    return Queue(env, cancel, std::make_shared<Channel>(env), [m, px, gr, cancel]() -> Finisher {
+      auto out = std::make_shared<std::vector<float>>(m->EncodeImages(
+          px->data(), static_cast<int64_t>(px->size()), gr->data(), static_cast<int64_t>(gr->size()), cancel.get()));
+      return [out](Napi::Env e) -> Napi::Value {
+        auto a = Napi::Float32Array::New(e, out->size());
+        std::copy(out->begin(), out->end(), a.Data());
+        return a;
+      };
+    });
+  }
+
+  Napi::Value RopeIndex(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Model* m = Live(env).model.get();
+    const auto ids = Ints(info[0], "ids", true);
+    const auto grids = Ints(info[1], "grids", false);
+    qwen2vl::RopeIndex r;
+    try {
+      r = m->Rope(ids.data(), static_cast<int64_t>(ids.size()), grids.data(), static_cast<int64_t>(grids.size()));
+    } catch (const std::exception& e) {
+      Fail(env, e.what());
+    }
+    auto pos = Napi::Int32Array::New(env, r.pos.size());
+    std::copy(r.pos.begin(), r.pos.end(), pos.Data());
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("positions", pos);
+    o.Set("ropeDelta", Napi::Number::New(env, static_cast<double>(r.delta)));
+    return o;
+  }
+
+  Napi::Value Generate(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Model* m = Live(env).model.get();
+    if (info.Length() < 1 || !info[0].IsObject()) Fail(env, "generate(req): req must be an object");
+    const Napi::Object q = info[0].As<Napi::Object>();
+    auto req = std::make_shared<qwen2vl::GenerateRequest>();
+    req->ids = Ints(q.Get("ids"), "req.ids", true);
+    req->pixels = Floats(q.Get("pixels"), "req.pixels", false);
+    req->grids = Ints(q.Get("grids"), "req.grids", false);
+    req->max_new_tokens = Int(q, "maxNewTokens", "req", true, 0, 0, int64_t(1) << 30);
+    req->sample.temperature = static_cast<float>(Num(q, "temperature", "req", false, 0));
+    req->sample.top_p = static_cast<float>(Num(q, "topP", "req", false, 1));
+    req->sample.top_k = static_cast<int>(Int(q, "topK", "req", false, 0, 0, int64_t(1) << 30));
+    req->seed = static_cast<uint64_t>(Int(q, "seed", "req", false, 0, 0, int64_t(1) << 53));
+    req->stop_tokens = Ints(q.Get("stopTokens"), "req.stopTokens", false);
+    req->trace = Present(q, "trace") && q.Get("trace").ToBoolean().Value();
+    if (req->sample.temperature < 0 || !(req->sample.top_p > 0 && req->sample.top_p <= 1))
+      Fail(env, "req.temperature must be >= 0 and req.topP in (0, 1]");
+    struct Ctx {  // touched on the JS thread only
+      Napi::FunctionReference on_token;
+      std::string callback_error;
+    };
+    Ctx* ctx = new Ctx();
+    if (info.Length() > 1 && info[1].IsFunction()) ctx->on_token = Napi::Persistent(info[1].As<Napi::Function>());
+    auto cancel = std::make_shared<std::atomic<bool>>(false);
+    auto ch = std::make_shared<Channel>(env);  // tokens, then the result, in order
+    auto work = [m, req, ctx, ch, cancel]() -> Finisher {
+      auto on_token = [ch, ctx, cancel](int32_t tok) {
+        ch->Send([ctx, cancel, tok](Napi::Env e) {
+          if (!e || ctx->on_token.IsEmpty() || !ctx->callback_error.empty()) return;
+          try {
+            ctx->on_token.Call({Napi::Number::New(e, tok)});
+          } catch (const Napi::Error& x) {
+            ctx->callback_error = "onToken threw: " + x.Message();
+            cancel->store(true);
+          }
+        });
+      };
+      auto r = std::make_shared<qwen2vl::GenerateResult>(m->Generate(*req, on_token, cancel.get()));
+      return [r, ctx](Napi::Env e) -> Napi::Value {
+        if (!ctx->callback_error.empty()) throw Napi::Error::New(e, ctx->callback_error);
+        Napi::Object o = Napi::Object::New(e);
+        auto toks = Napi::Int32Array::New(e, r->tokens.size());
+        std::copy(r->tokens.begin(), r->tokens.end(), toks.Data());
+        auto lg = Napi::Float32Array::New(e, r->prompt_logits_last.size());
+        std::copy(r->prompt_logits_last.begin(), r->prompt_logits_last.end(), lg.Data());
+        o.Set("tokens", toks);
+        o.Set("promptLogitsLast", lg);
+        o.Set("stopReason", r->stop_reason);
+        Napi::Object t = Napi::Object::New(e);
+        t.Set("visionMs", r->vision_ms);
+        t.Set("prefillMs", r->prefill_ms);
+        t.Set("decodeMs", r->decode_ms);
+        t.Set("promptTokens", static_cast<double>(r->prompt_tokens));
+        t.Set("generatedTokens", static_cast<double>(r->tokens.size()));
+        o.Set("timings", t);
+        if (r->trace) {
+          Napi::Object tr = Napi::Object::New(e);
+          for (const auto& kv : r->trace->arrays) {
+            auto a = Napi::Float32Array::New(e, kv.second.data.size());
+            std::copy(kv.second.data.begin(), kv.second.data.end(), a.Data());
+            tr.Set(kv.first, a);
+          }
+          o.Set("trace", tr);
+        }
+        return o;
+      };
+    };
+    auto settle_ctx = [ctx](Napi::Env e) {  // after every token task (same channel)
+      if (!e) ctx->on_token.SuppressDestruct();
+      delete ctx;
+    };
+    Napi::Value promise = Queue(env, cancel, ch, work, settle_ctx);
+    Napi::Object handle = Napi::Object::New(env);
+    handle.Set("promise", promise);
+    handle.Set("cancel", Napi::Function::New(env, [cancel](const Napi::CallbackInfo&) { cancel->store(true); }, "cancel"));
+    return handle;
+  }
+
+  Napi::Value Memory(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const MemoryAccount& acc = Live(env).model->memory();
+    Napi::Object o = Napi::Object::New(env);
+    for (MemCategory c : {MemCategory::Weights, MemCategory::Kv, MemCategory::Activations, MemCategory::Workspace}) {
+      const MemStat s = acc.Get(c);
+      Napi::Object x = Napi::Object::New(env);
+      x.Set("current", static_cast<double>(s.current));
+      x.Set("peak", static_cast<double>(s.peak));
+      o.Set(MemCategoryName(c), x);
+    }
+    return o;
+  }
+
+  Napi::Value Info(const Napi::CallbackInfo& info) {
+    EngineState& st = Live(info.Env());
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("threads", st.threads);
+    o.Set("gemm", st.gemm);
+    o.Set("simd", st.simd);
+    return o;
+  }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    st_.reset();  // cancels running calls, rejects queued ones, joins the engine thread, frees memory
+    return info.Env().Undefined();
+  }
+
+  std::unique_ptr<EngineState> st_;
+};
+
+struct AddonData {
+  Napi::FunctionReference ctor;
+};
+
+Napi::Value LoadModel(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto* data = static_cast<AddonData*>(info.Data());
+  qwen2vl::LoadSpec spec;
+  try {
+    if (info.Length() < 1 || !info[0].IsObject()) Fail(env, "loadModel(spec): spec must be an object");
+    spec = ParseSpec(info[0].As<Napi::Object>());
+  } catch (const Napi::Error& e) {
+    return Reject(env, e.Message());
+  }
+  auto deferred = Napi::Promise::Deferred::New(env);
+  auto ch = std::make_shared<Channel>(env);
+  EngineState* st = new EngineState();  // owned by the JS side: the NativeModel, or deleted on failure
+  auto sp = std::make_shared<qwen2vl::LoadSpec>(std::move(spec));
+  st->worker.Post([st, sp, ch, deferred, data](bool) {
+    std::string err;
+    try {
+      st->model = std::make_unique<Model>(*sp);
+      st->gemm = st->model->backend().GemmName();
+      st->simd = st->model->backend().SimdName();
+      st->threads = st->model->backend().Threads();
+    } catch (const std::exception& e) {
+      err = e.what();
+    } catch (...) {
+      err = "unknown error while loading the model";
+    }
+    ch->Send([st, err, deferred, data](Napi::Env e) {
+      if (!e) return;  // environment gone: the process is exiting
+      if (!err.empty()) {
+        delete st;
+        deferred.Reject(Napi::Error::New(e, err).Value());
+        return;
+      }
+      try {
+        deferred.Resolve(data->ctor.New({Napi::External<EngineState>::New(e, st)}));
+      } catch (const Napi::Error& x) {
+        deferred.Reject(x.Value());
+      }
+    });
+    ch->Close();
+  });
+  return deferred.Promise();
+}
+
+Napi::Value BenchLimitsJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  struct Worker : Napi::AsyncWorker {
+    Worker(Napi::Env env, int64_t m, int64_t n, int64_t k, int64_t b, int r)
+        : Napi::AsyncWorker(env), d(Napi::Promise::Deferred::New(env)), M(m), N(n), K(k), B(b), R(r) {}
+    void Execute() override {
+      try {
+        res = cpu::MeasureLimits(M, N, K, B, R, 0);
+      } catch (const std::exception& e) {
+        SetError(e.what());
+      }
+    }
+    void OnOK() override {
+      Napi::Object o = Napi::Object::New(Env());
+      o.Set("sgemmGflops", res.sgemm_gflops);
+      o.Set("bandwidthGBs", res.bandwidth_gbs);
+      d.Resolve(o);
+    }
+    void OnError(const Napi::Error& e) override { d.Reject(e.Value()); }
+    Napi::Promise::Deferred d;
+    int64_t M, N, K, B;
+    int R;
+    cpu::BenchLimits res;
+  };
+  try {
+    if (info.Length() < 1 || !info[0].IsObject()) Fail(env, "benchLimits(opts): opts must be an object");
+    const Napi::Object o = info[0].As<Napi::Object>();
+    auto* w = new Worker(env, Int(o, "gemmM", "opts", false, 1024, 1, 65536), Int(o, "gemmN", "opts", false, 1024, 1, 65536),
+                         Int(o, "gemmK", "opts", false, 1024, 1, 65536),
+                         Int(o, "bandwidthBytes", "opts", false, 256 << 20, 4096, int64_t(1) << 36),
+                         static_cast<int>(Int(o, "reps", "opts", false, 3, 1, 1000)));
+    Napi::Promise p = w->d.Promise();
+    w->Queue();
+    return p;
+  } catch (const Napi::Error& e) {
+    return Reject(env, e.Message());
+  }
+}
+
+}  // namespace
+
+void RegisterModel(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  data->ctor = Napi::Persistent(NativeModel::Define(env));
+  env.AddCleanupHook([data] { delete data; });
+  exports.Set("loadModel", Napi::Function::New(env, LoadModel, "loadModel", data));
+  exports.Set("benchLimits", Napi::Function::New(env, BenchLimitsJs, "benchLimits"));
+}
+
 }  // namespace starkv::binding

@@ -1,0 +1,78 @@
+// The ops the models call, as one abstract class. The CPU backend (native/cpu) implements it; a CUDA
+// backend (kernels/) will implement the same list. Activations are fp32 buffers from Alloc(); weight
+// operands are Tensor views in their checkpoint dtype (BF16, F16 or F32). Row-major throughout.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <string>
+
+#include "core/memory.h"
+#include "core/tensor.h"
+
+namespace starkv {
+
+enum class Act { Silu, GeluErf, QuickGelu };
+
+// Attention of n_q query rows over n_kv key/value rows. Element addressing:
+//   q[i*q_row + h*hd + d]            query row i, query head h
+//   k[g*k_head + s*k_row + d]         key slot s, KV head g (likewise v)
+//   out[i*out_row + h*hd + d]
+// Query head h reads KV head h / (heads / kv_heads). Scores are q.k * scale.
+// Masking: segments == nullptr -> causal over the appended block: query i sees slots
+// [0, n_kv - n_q + i] (every older stored slot, and the new block up to itself). segments != nullptr
+// -> n_q == n_kv, non-causal inside each segment [segments[j], segments[j+1]) (vision).
+struct AttnArgs {
+  const float* q = nullptr;
+  int64_t q_row = 0;
+  const float* k = nullptr;
+  int64_t k_row = 0, k_head = 0;
+  const float* v = nullptr;
+  int64_t v_row = 0, v_head = 0;
+  float* out = nullptr;
+  int64_t out_row = 0;
+  int64_t n_q = 0, n_kv = 0;
+  int heads = 0, kv_heads = 0, hd = 0;
+  float scale = 1.0f;
+  const int64_t* segments = nullptr;  // n_segments + 1 boundaries, first 0, last n_q
+  int n_segments = 0;
+};
+
+struct SampleParams {
+  float temperature = 0.0f;  // <= 0: greedy (argmax, lowest index on ties)
+  float top_p = 1.0f;        // nucleus mass in (0, 1]
+  int top_k = 0;             // 0: no limit
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string Name() const = 0;
+  virtual std::string GemmName() const = 0;  // which GEMM serves large matmuls
+  virtual std::string SimdName() const = 0;
+  virtual int Threads() const = 0;
+
+  // Activation/workspace memory of this backend (host memory on CPU), counted in the model's account.
+  virtual Buffer Alloc(MemCategory cat, int64_t floats) = 0;
+
+  // y[M, N] = x[M, K] . W[N, K]^T (+ bias[N]); W is [N, ...] with K = product of the other dims.
+  virtual void MatMul(const float* x, int64_t M, const Tensor& W, const Tensor* bias, float* y) = 0;
+  // y = w * x / sqrt(mean(x^2) + eps) per row of D.
+  virtual void RmsNorm(const float* x, int64_t M, int64_t D, const Tensor& w, float eps, float* y) = 0;
+  // y = (x - mean) / sqrt(var + eps) * w + b per row of D (biased variance).
+  virtual void LayerNorm(const float* x, int64_t M, int64_t D, const Tensor& w, const Tensor& b, float eps, float* y) = 0;
+  // In place, rotate-half rotary on `heads` heads of hd channels in each of n rows:
+  // x[i*row + h*hd + j]; cos/sin are [n, hd/2] (the angle of pair (j, j + hd/2)).
+  virtual void Rotary(float* x, int64_t n, int64_t row, int heads, int hd, const float* cos, const float* sin) = 0;
+  virtual void Attention(const AttnArgs& a) = 0;
+  // out[i] = act(gate[i]) * up[i], i < n (out may alias gate).
+  virtual void GatedAct(Act act, const float* gate, const float* up, int64_t n, float* out) = 0;
+  virtual void Activation(Act act, float* x, int64_t n) = 0;  // in place
+  virtual void Add(float* y, const float* x, int64_t n) = 0;  // y += x
+  // out[i, :] = table[ids[i], :] as fp32. ids must be valid rows (checked by the caller).
+  virtual void GatherRows(const Tensor& table, const int32_t* ids, int64_t n, float* out) = 0;
+  // Next token from logits[n] (modified in place): argmax when greedy, else seeded sampling.
+  virtual int32_t Sample(float* logits, int64_t n, const SampleParams& p, std::mt19937_64& rng) = 0;
+};
+
+}  // namespace starkv

@@ -1,0 +1,83 @@
+// Accounting and aligned allocation.
+#include "core/memory.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "core/error.h"
+
+namespace starkv {
+
+const char* MemCategoryName(MemCategory c) {
+  switch (c) {
+    case MemCategory::Weights: return "weights";
+    case MemCategory::Kv: return "kv";
+    case MemCategory::Activations: return "activations";
+    case MemCategory::Workspace: return "workspace";
+  }
+  return "?";
+}
+
+void MemoryAccount::Add(MemCategory c, int64_t bytes) {
+  const int i = static_cast<int>(c);
+  const int64_t now = current_[i].fetch_add(bytes) + bytes;
+  int64_t p = peak_[i].load();
+  while (now > p && !peak_[i].compare_exchange_weak(p, now)) {
+  }
+}
+
+void MemoryAccount::Sub(MemCategory c, int64_t bytes) { current_[static_cast<int>(c)].fetch_sub(bytes); }
+
+MemStat MemoryAccount::Get(MemCategory c) const {
+  const int i = static_cast<int>(c);
+  return MemStat{current_[i].load(), peak_[i].load()};
+}
+
+int64_t PhysicalMemoryBytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? static_cast<int64_t>(pages) * page : 0;
+}
+
+Buffer::Buffer(MemoryAccount* account, MemCategory cat, size_t bytes) : account_(account), cat_(cat) {
+  if (bytes == 0) return;
+  const int64_t phys = PhysicalMemoryBytes();
+  const size_t rounded = (bytes + 63) & ~static_cast<size_t>(63);
+  if (rounded < bytes || (phys > 0 && rounded > static_cast<size_t>(phys)))
+    throw Error(std::string("out of memory: ") + std::to_string(bytes) + " bytes of " + MemCategoryName(cat) +
+                " requested, more than the machine's " + std::to_string(phys) + " bytes");
+  void* p = std::aligned_alloc(64, rounded);
+  if (!p)
+    throw Error(std::string("out of memory: could not allocate ") + std::to_string(bytes) + " bytes of " +
+                MemCategoryName(cat));
+  std::memset(p, 0, rounded);
+  ptr_ = p;
+  bytes_ = bytes;
+  if (account_) account_->Add(cat_, static_cast<int64_t>(bytes_));
+}
+
+Buffer& Buffer::operator=(Buffer&& o) noexcept {
+  if (this != &o) {
+    Release();
+    account_ = o.account_;
+    cat_ = o.cat_;
+    ptr_ = o.ptr_;
+    bytes_ = o.bytes_;
+    o.ptr_ = nullptr;
+    o.bytes_ = 0;
+  }
+  return *this;
+}
+
+void Buffer::Release() {
+  if (ptr_) {
+    std::free(ptr_);
+    if (account_) account_->Sub(cat_, static_cast<int64_t>(bytes_));
+  }
+  ptr_ = nullptr;
+  bytes_ = 0;
+}
+
+}  // namespace starkv

@@ -1,0 +1,72 @@
+// CpuBackend: forwards each op to its CPU kernel with the model's pool and memory account.
+#include "cpu/cpu_backend.h"
+
+#include "cpu/attention.h"
+#include "cpu/pointwise.h"
+#include "cpu/sample.h"
+
+namespace starkv::cpu {
+
+std::string SimdSummary() {
+  std::string s;
+  auto add = [&](const char* f) { s += s.empty() ? f : std::string("+") + f; };
+#if defined(__AVX512F__)
+  add("avx512f");
+#endif
+#if defined(__AVX512BW__)
+  add("avx512bw");
+#endif
+#if defined(__AVX512BF16__)
+  add("avx512bf16");
+#endif
+#if defined(__AVX2__) && !defined(__AVX512F__)
+  add("avx2");
+#endif
+#if defined(__FMA__)
+  add("fma");
+#endif
+#if defined(__F16C__)
+  add("f16c");
+#endif
+  return s.empty() ? "scalar" : s;
+}
+
+CpuBackend::CpuBackend(MemoryAccount* account, const CpuOptions& opt) : account_(account), pool_(opt.threads) {
+  gemm_.pool = &pool_;
+  gemm_.account = account_;
+  gemm_.workspace = &workspace_;
+  gemm_.large_m = opt.large_m;
+  gemm_.use_dnnl = opt.use_dnnl && HaveDnnl();
+}
+
+std::string CpuBackend::GemmName() const { return gemm_.use_dnnl ? "onednn" : "builtin"; }
+std::string CpuBackend::SimdName() const { return SimdSummary(); }
+
+Buffer CpuBackend::Alloc(MemCategory cat, int64_t floats) { return Floats(account_, cat, floats); }
+
+void CpuBackend::MatMul(const float* x, int64_t M, const Tensor& W, const Tensor* bias, float* y) {
+  cpu::MatMul(gemm_, x, M, W, bias, y);
+}
+void CpuBackend::RmsNorm(const float* x, int64_t M, int64_t D, const Tensor& w, float eps, float* y) {
+  cpu::RmsNorm(pool_, x, M, D, w, eps, y);
+}
+void CpuBackend::LayerNorm(const float* x, int64_t M, int64_t D, const Tensor& w, const Tensor& b, float eps, float* y) {
+  cpu::LayerNorm(pool_, x, M, D, w, b, eps, y);
+}
+void CpuBackend::Rotary(float* x, int64_t n, int64_t row, int heads, int hd, const float* cos, const float* sin) {
+  cpu::Rotary(pool_, x, n, row, heads, hd, cos, sin);
+}
+void CpuBackend::Attention(const AttnArgs& a) { cpu::Attention(pool_, account_, a); }
+void CpuBackend::GatedAct(Act act, const float* gate, const float* up, int64_t n, float* out) {
+  cpu::GatedAct(pool_, act, gate, up, n, out);
+}
+void CpuBackend::Activation(Act act, float* x, int64_t n) { cpu::Activation(pool_, act, x, n); }
+void CpuBackend::Add(float* y, const float* x, int64_t n) { cpu::Add(pool_, y, x, n); }
+void CpuBackend::GatherRows(const Tensor& table, const int32_t* ids, int64_t n, float* out) {
+  cpu::GatherRows(pool_, table, ids, n, out);
+}
+int32_t CpuBackend::Sample(float* logits, int64_t n, const SampleParams& p, std::mt19937_64& rng) {
+  return cpu::Sample(logits, n, p, rng);
+}
+
+}  // namespace starkv::cpu

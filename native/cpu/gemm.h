@@ -1,0 +1,32 @@
+// CPU matrix multiply y[M, N] = x[M, K] . W[N, K]^T (+ bias) with W in bf16/f16/f32.
+// Small M (decode): threaded dot-product tiles reading W in its own dtype (memory-bound).
+// Large M (prefill): blocks of W rows widened to fp32 once per call, then oneDNN sgemm
+// (STARKV_HAVE_DNNL) or the built-in tile kernel.
+#pragma once
+
+#include <cstdint>
+
+#include "core/memory.h"
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+
+namespace starkv::cpu {
+
+struct GemmContext {
+  ThreadPool* pool = nullptr;
+  MemoryAccount* account = nullptr;
+  Buffer* workspace = nullptr;  // grown on demand, counted as workspace
+  int64_t large_m = 16;         // M at or above which the prefill path is taken
+  bool use_dnnl = true;         // false: built-in kernel even when oneDNN is present
+};
+
+void MatMul(GemmContext& ctx, const float* x, int64_t M, const Tensor& W, const Tensor* bias, float* y);
+
+// Plain fp32 GEMM C[M,N] = A[M,K] . B[N,K]^T through the best available path (bench, tests).
+void SgemmNT(GemmContext& ctx, int64_t M, int64_t N, int64_t K, const float* A, const float* B, float* C);
+
+bool HaveDnnl();
+// Tells OpenMP (used by oneDNN) how many threads to use from the calling thread (no-op without it).
+void SetDnnlThreads(int n);
+
+}  // namespace starkv::cpu

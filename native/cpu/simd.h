@@ -1,0 +1,56 @@
+// AVX-512 helpers: 16-lane fp32 loads from fp32/bf16/f16 (full or masked tail) and reductions.
+// Everything here is guarded by __AVX512F__; callers keep a scalar path for other CPUs.
+#pragma once
+
+#include <cstdint>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#include "core/dtype.h"
+
+namespace starkv::cpu {
+
+#if defined(__AVX512F__)
+constexpr bool kHaveAvx512 = true;
+
+inline __m512 Load16(const float* p) { return _mm512_loadu_ps(p); }
+inline __m512 Load16(const uint16_t* p, DType t) {
+  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  if (t == DType::F16) return _mm512_cvtph_ps(h);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+inline __m512 Load16Masked(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+inline __m512 Load16Masked(const uint16_t* p, DType t, __mmask16 m) {
+  const __m256i h = _mm256_maskz_loadu_epi16(m, p);
+  if (t == DType::F16) return _mm512_cvtph_ps(h);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+inline __mmask16 TailMask(int64_t r) { return static_cast<__mmask16>((1u << r) - 1u); }
+// Fixed-order horizontal sum (halving tree), the same on every call.
+inline float Hsum(__m512 v) {
+  const __m256 a = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+  const __m128 b = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  const __m128 c = _mm_add_ps(b, _mm_movehl_ps(b, b));
+  const __m128 d = _mm_add_ss(c, _mm_movehdup_ps(c));
+  return _mm_cvtss_f32(d);
+}
+#else
+constexpr bool kHaveAvx512 = false;
+#endif
+
+// Lane-structured scalar dot product: 16 partial sums (lane l takes k = l mod 16) reduced by the same
+// tree as Hsum, so the scalar path gives the same bits as the AVX-512 path (barring FMA contraction).
+template <class LoadW>
+inline float DotScalar16(const float* a, LoadW w, int64_t K) {
+  float lane[16] = {0};
+  for (int64_t k = 0; k < K; ++k) lane[k & 15] += a[k] * w(k);
+  float h8[8], h4[4];
+  for (int i = 0; i < 8; ++i) h8[i] = lane[i] + lane[i + 8];
+  for (int i = 0; i < 4; ++i) h4[i] = h8[i] + h8[i + 4];
+  const float c0 = h4[0] + h4[2], c1 = h4[1] + h4[3];
+  return c0 + c1;
+}
+
+}  // namespace starkv::cpu

@@ -1,0 +1,125 @@
+// Prompt prefill (in chunks, through the KV store) and token-by-token generation.
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <random>
+#include <string>
+
+#include "core/error.h"
+#include "core/kv_store.h"
+#include "models/qwen2vl_model.h"
+
+namespace starkv::qwen2vl {
+namespace {
+
+double MsSince(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+GenerateResult Model::Generate(const GenerateRequest& req, const std::function<void(int32_t)>& on_token,
+                               const std::atomic<bool>* cancel) {
+  using clock = std::chrono::steady_clock;
+  GenerateResult res;
+  const int64_t L = static_cast<int64_t>(req.ids.size());
+  const int64_t D = c_.hidden, V = c_.vocab;
+  res.prompt_tokens = L;
+  if (req.trace) res.trace = std::make_unique<Trace>();
+  Trace* trace = res.trace.get();
+
+  // Validate everything before any heavy work.
+  const std::vector<ImageGrid> grids =
+      ParseGrids(req.grids.data(), static_cast<int64_t>(req.grids.size()), c_.vision);
+  CheckPrompt(c_, req.ids.data(), L, grids);
+  if (req.max_new_tokens < 0) throw Error("maxNewTokens must be >= 0");
+  const int64_t limit = PositionLimit(c_);
+  if (L + req.max_new_tokens > limit)
+    throw Error("the prompt (" + std::to_string(L) + " tokens) plus " + std::to_string(req.max_new_tokens) +
+                " new tokens exceeds the engine's limit of " + std::to_string(limit) + " positions");
+  if (grids.empty() && !req.pixels.empty()) throw Error("pixels were given without image grids");
+  const RopeIndex rope = ComputeRopeIndex(c_, req.ids.data(), L, grids);
+
+  try {
+    // Vision.
+    std::vector<float> img;
+    if (!grids.empty()) {
+      const auto t0 = clock::now();
+      img = EncodeImages(req.pixels.data(), static_cast<int64_t>(req.pixels.size()), req.grids.data(),
+                         static_cast<int64_t>(req.grids.size()), cancel, trace);
+      res.vision_ms = MsSince(t0);
+    }
+    // Prefill.
+    const auto t1 = clock::now();
+    KvStore kv(backend_.get(), c_.layers, c_.kv_heads, c_.head_dim);
+    kv.Reserve(L + std::min<int64_t>(req.max_new_tokens, 256));
+    const int64_t chunk = trace ? L : std::min(prefill_chunk_, L);
+    Buffer h = backend_->Alloc(MemCategory::Activations, chunk * D);
+    Buffer y = backend_->Alloc(MemCategory::Activations, chunk * D);
+    std::vector<float> logits(static_cast<size_t>(V));
+    int64_t img_row = 0;
+    const int32_t* pt = rope.pos.data();
+    for (int64_t c0 = 0; c0 < L; c0 += chunk) {
+      const int64_t n = std::min(chunk, L - c0);
+      decoder_->Embed(req.ids.data() + c0, n, h.f());
+      for (int64_t i = 0; i < n; ++i)
+        if (req.ids[c0 + i] == c_.image_token) {
+          std::memcpy(h.f() + i * D, img.data() + img_row * D, sizeof(float) * D);
+          ++img_row;
+        }
+      if (trace) std::copy(h.f(), h.f() + n * D, trace->Get("text.hidden_states.0", {L, D}) + c0 * D);
+      decoder_->Forward(h.f(), n, pt + c0, pt + L + c0, pt + 2 * L + c0, kv, TraceRows{trace, c0, L}, cancel);
+      if (trace) {
+        decoder_->FinalNorm(h.f(), n, y.f());
+        std::copy(y.f(), y.f() + n * D, trace->Get("text.final_hidden", {L, D}) + c0 * D);
+        Buffer lg = backend_->Alloc(MemCategory::Activations, n * V);
+        decoder_->Logits(y.f(), n, lg.f());
+        std::copy(lg.f(), lg.f() + n * V, trace->Get("logits", {L, V}) + c0 * V);
+      }
+      if (c0 + n == L) {
+        decoder_->FinalNorm(h.f() + (n - 1) * D, 1, y.f());
+        decoder_->Logits(y.f(), 1, logits.data());
+      }
+    }
+    kv.next_position = rope.next;
+    res.prompt_logits_last = logits;
+    res.prefill_ms = MsSince(t1);
+
+    // Decode.
+    const auto t2 = clock::now();
+    std::mt19937_64 rng(req.seed);
+    std::vector<float> work(static_cast<size_t>(V));
+    std::vector<float> steps;  // traced: the logits each token was chosen from
+    res.stop_reason = "length";
+    while (static_cast<int64_t>(res.tokens.size()) < req.max_new_tokens) {
+      if (cancel && cancel->load(std::memory_order_relaxed)) throw Cancelled();
+      std::copy(logits.begin(), logits.end(), work.begin());
+      if (trace) steps.insert(steps.end(), logits.begin(), logits.end());
+      const int32_t tok = backend_->Sample(work.data(), V, req.sample, rng);
+      res.tokens.push_back(tok);
+      if (on_token) on_token(tok);
+      if (std::find(req.stop_tokens.begin(), req.stop_tokens.end(), tok) != req.stop_tokens.end()) {
+        res.stop_reason = "stop";
+        break;
+      }
+      if (static_cast<int64_t>(res.tokens.size()) >= req.max_new_tokens) break;
+      if (cancel && cancel->load(std::memory_order_relaxed)) throw Cancelled();
+      const int32_t p = static_cast<int32_t>(kv.next_position);
+      decoder_->Embed(&tok, 1, h.f());
+      decoder_->Forward(h.f(), 1, &p, &p, &p, kv, TraceRows{}, cancel);
+      kv.next_position += 1;
+      decoder_->FinalNorm(h.f(), 1, y.f());
+      decoder_->Logits(y.f(), 1, logits.data());
+    }
+    res.decode_ms = MsSince(t2);
+    if (trace && !steps.empty()) {
+      const int64_t ns = static_cast<int64_t>(steps.size()) / V;
+      std::copy(steps.begin(), steps.end(), trace->Put("generate.step_logits", {ns, V}));
+    }
+  } catch (const Cancelled&) {
+    res.stop_reason = "cancelled";
+  }
+  return res;
+}
+
+}  // namespace starkv::qwen2vl

@@ -1,0 +1,83 @@
+// A loaded Qwen2-VL / Qwen2.5-VL model: memory account, mmapped weights, CPU backend with its thread
+// pool, vision tower and text decoder. Not thread-safe: one engine thread drives it (the binding
+// queues calls). Several models can live side by side (no global state).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/backend.h"
+#include "core/memory.h"
+#include "core/weight_store.h"
+#include "models/decoder.h"
+#include "models/qwen2vl_config.h"
+#include "models/qwen2vl_weights.h"
+#include "models/rope_index.h"
+#include "models/trace.h"
+#include "models/vision.h"
+
+namespace starkv::qwen2vl {
+
+struct LoadSpec {
+  Config config;
+  std::vector<std::string> files;
+  std::vector<TensorEntry> tensors;
+  int threads = 0;             // 0: hardware_concurrency
+  int64_t prefill_chunk = 512; // prompt tokens per prefill pass (bounds activation memory)
+  bool use_dnnl = true;
+};
+
+struct GenerateRequest {
+  std::vector<int32_t> ids;
+  std::vector<float> pixels;  // [rows, patch_dim]
+  std::vector<int32_t> grids; // n*3
+  int64_t max_new_tokens = 0;
+  SampleParams sample;
+  uint64_t seed = 0;
+  std::vector<int32_t> stop_tokens;
+  bool trace = false;
+};
+
+struct GenerateResult {
+  std::vector<int32_t> tokens;
+  std::vector<float> prompt_logits_last;  // empty when cancelled before the prefill ended
+  std::string stop_reason;                // "stop" | "length" | "cancelled"
+  double vision_ms = 0, prefill_ms = 0, decode_ms = 0;
+  int64_t prompt_tokens = 0;
+  std::unique_ptr<Trace> trace;
+};
+
+class Model {
+ public:
+  explicit Model(const LoadSpec& spec);
+  ~Model();
+
+  const Config& config() const { return c_; }
+  Backend& backend() { return *backend_; }
+  const MemoryAccount& memory() const { return account_; }
+
+  // pixels: rows x patch_dim; grids: n*3. Returns [merged tokens, hidden] in LLM order.
+  std::vector<float> EncodeImages(const float* pixels, int64_t n_floats, const int32_t* grids, int64_t n_grid_values,
+                                  const std::atomic<bool>* cancel, Trace* trace = nullptr);
+  RopeIndex Rope(const int32_t* ids, int64_t L, const int32_t* grids, int64_t n_grid_values) const;
+  // Runs prompt + generation; on_token is called on this thread for every token as it is produced.
+  GenerateResult Generate(const GenerateRequest& req, const std::function<void(int32_t)>& on_token,
+                          const std::atomic<bool>* cancel);
+
+ private:
+  Config c_;
+  int64_t prefill_chunk_;
+  MemoryAccount account_;
+  std::unique_ptr<WeightStore> weights_;
+  std::unique_ptr<Backend> backend_;
+  TextWeights text_w_;
+  VisionWeights vision_w_;
+  std::unique_ptr<TextDecoder> decoder_;
+  std::unique_ptr<VisionTower> vision_;
+};
+
+}  // namespace starkv::qwen2vl

@@ -1,0 +1,134 @@
+// Vision tower forward (spec 4.1-4.5).
+#include "models/vision.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "core/error.h"
+
+namespace starkv::qwen2vl {
+namespace {
+
+void CheckCancel(const std::atomic<bool>* cancel) {
+  if (cancel && cancel->load(std::memory_order_relaxed)) throw Cancelled();
+}
+
+}  // namespace
+
+Buffer VisionTower::Encode(const float* pixels, int64_t rows, const std::vector<ImageGrid>& grids, Trace* trace,
+                           const std::atomic<bool>* cancel) {
+  const VisionConfig& v = c_.vision;
+  const VisionLayout L = MakeVisionLayout(c_, grids);
+  if (rows != L.patches)
+    throw Error("pixels hold " + std::to_string(rows) + " patch rows but the image grids need " +
+                std::to_string(L.patches));
+  const int64_t N = L.patches, Cv = v.width, unit = v.merge_unit(), Nm = N / unit, D = v.out_hidden;
+  if (N == 0) return be_.Alloc(MemCategory::Activations, 0);
+  Buffer x = be_.Alloc(MemCategory::Activations, N * Cv);
+  {
+    Buffer e = be_.Alloc(MemCategory::Activations, N * Cv);
+    be_.MatMul(pixels, N, w_.patch_embed, nullptr, e.f());
+    if (trace) std::copy(e.f(), e.f() + N * Cv, trace->Put("vision.patch_embed", {N, Cv}));
+    // Window permutation: move whole merge groups (unit rows) to their processing position.
+    if (!L.window_index.empty()) {
+      for (int64_t u = 0; u < Nm; ++u)
+        std::memcpy(x.f() + u * unit * Cv, e.f() + L.window_index[u] * unit * Cv, sizeof(float) * unit * Cv);
+    } else {
+      std::memcpy(x.f(), e.f(), sizeof(float) * N * Cv);
+    }
+  }
+  for (int j = 0; j < v.depth; ++j) {
+    CheckCancel(cancel);
+    Block(j, x.f(), N, L, trace);
+  }
+  CheckCancel(cancel);
+  // Merger: norm per patch, then unit consecutive rows form one merged token.
+  Buffer z = be_.Alloc(MemCategory::Activations, N * Cv);
+  if (v.layernorm) be_.LayerNorm(x.f(), N, Cv, w_.ln_q_w, w_.ln_q_b, v.eps, z.f());
+  else be_.RmsNorm(x.f(), N, Cv, w_.ln_q_w, v.eps, z.f());
+  x.Release();
+  Buffer hmid = be_.Alloc(MemCategory::Activations, Nm * Cv * unit);
+  be_.MatMul(z.f(), Nm, w_.mlp0_w, &w_.mlp0_b, hmid.f());
+  z.Release();
+  be_.Activation(Act::GeluErf, hmid.f(), Nm * Cv * unit);
+  Buffer y = be_.Alloc(MemCategory::Activations, Nm * D);
+  be_.MatMul(hmid.f(), Nm, w_.mlp2_w, &w_.mlp2_b, y.f());
+  if (trace) std::copy(y.f(), y.f() + Nm * D, trace->Put("vision.merger_out", {Nm, D}));
+  if (L.window_index.empty()) {
+    if (trace) std::copy(y.f(), y.f() + Nm * D, trace->Put("vision.output", {Nm, D}));
+    return y;
+  }
+  Buffer out = be_.Alloc(MemCategory::Activations, Nm * D);
+  for (int64_t u = 0; u < Nm; ++u)
+    std::memcpy(out.f() + L.window_index[u] * D, y.f() + u * D, sizeof(float) * D);
+  if (trace) std::copy(out.f(), out.f() + Nm * D, trace->Put("vision.output", {Nm, D}));
+  return out;
+}
+
+void VisionTower::Block(int j, float* x, int64_t n, const VisionLayout& L, Trace* trace) {
+  const VisionConfig& v = c_.vision;
+  const VisionBlockWeights& b = w_.blocks[j];
+  const int64_t Cv = v.width, Iv = v.mlp_width;
+  const int heads = v.num_heads, hdv = v.head_dim();
+  Buffer a = be_.Alloc(MemCategory::Activations, n * Cv);
+  auto norm = [&](const Tensor& w, const Tensor& bias, float* dst) {
+    if (v.layernorm) be_.LayerNorm(x, n, Cv, w, bias, v.eps, dst);
+    else be_.RmsNorm(x, n, Cv, w, v.eps, dst);
+  };
+  // Attention.
+  norm(b.norm1_w, b.norm1_b, a.f());
+  {
+    Buffer qkv = be_.Alloc(MemCategory::Activations, n * 3 * Cv);
+    be_.MatMul(a.f(), n, b.qkv_w, &b.qkv_b, qkv.f());
+    be_.Rotary(qkv.f(), n, 3 * Cv, heads, hdv, L.cos.data(), L.sin.data());       // q
+    be_.Rotary(qkv.f() + Cv, n, 3 * Cv, heads, hdv, L.cos.data(), L.sin.data());  // k
+    const bool full = L.window_index.empty() ||
+                      std::find(v.fullatt_block_indexes.begin(), v.fullatt_block_indexes.end(), j) !=
+                          v.fullatt_block_indexes.end();
+    const std::vector<int64_t>& segs = full ? L.cu_seqlens : L.cu_windows;
+    AttnArgs at;
+    at.q = qkv.f();
+    at.q_row = 3 * Cv;
+    at.k = qkv.f() + Cv;
+    at.k_row = 3 * Cv;
+    at.k_head = hdv;
+    at.v = qkv.f() + 2 * Cv;
+    at.v_row = 3 * Cv;
+    at.v_head = hdv;
+    at.out = a.f();
+    at.out_row = Cv;
+    at.n_q = at.n_kv = n;
+    at.heads = at.kv_heads = heads;
+    at.hd = hdv;
+    at.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hdv)));
+    at.segments = segs.data();
+    at.n_segments = static_cast<int>(segs.size()) - 1;
+    be_.Attention(at);
+  }
+  {
+    Buffer o = be_.Alloc(MemCategory::Activations, n * Cv);
+    be_.MatMul(a.f(), n, b.proj_w, &b.proj_b, o.f());
+    be_.Add(x, o.f(), n * Cv);
+  }
+  // MLP.
+  norm(b.norm2_w, b.norm2_b, a.f());
+  {
+    Buffer up = be_.Alloc(MemCategory::Activations, n * Iv);
+    be_.MatMul(a.f(), n, b.up_w, &b.up_b, up.f());
+    if (c_.arch == Arch::Qwen25VL) {
+      Buffer gate = be_.Alloc(MemCategory::Activations, n * Iv);
+      be_.MatMul(a.f(), n, b.gate_w, &b.gate_b, gate.f());
+      be_.GatedAct(v.act, gate.f(), up.f(), n * Iv, up.f());
+    } else {
+      be_.Activation(v.act, up.f(), n * Iv);
+    }
+    Buffer o = be_.Alloc(MemCategory::Activations, n * Cv);
+    be_.MatMul(up.f(), n, b.down_w, &b.down_b, o.f());
+    be_.Add(x, o.f(), n * Cv);
+  }
+  if (trace) std::copy(x, x + n * Cv, trace->Put("vision.block." + std::to_string(j), {n, Cv}));
+}
+
+}  // namespace starkv::qwen2vl

@@ -1,0 +1,208 @@
+// Bad checkpoints and bad requests become starkv::Error with a message naming what is wrong (never a
+// crash); cancellation; streaming callback; memory accounting; two models side by side.
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "golden_util.h"
+
+using starkv::qwen2vl::GenerateRequest;
+using starkv::qwen2vl::LoadSpec;
+using starkv::qwen2vl::Model;
+
+namespace {
+
+LoadSpec Spec(const std::string& dir) {
+  LoadSpec s;
+  s.config = gt::TinyConfig(dir.find("qwen2_5vl") != std::string::npos, false);
+  s.files = {dir + "/model.safetensors"};
+  s.tensors = gt::TensorTable(s.files[0], 0);
+  s.threads = 2;
+  return s;
+}
+
+template <class F>
+void ExpectError(gt::Checker& ck, const std::string& what, const std::string& needle, F f) {
+  try {
+    f();
+    ck.Expect(false, what + ": no error");
+  } catch (const starkv::Error& e) {
+    const bool ok = std::string(e.what()).find(needle) != std::string::npos;
+    if (!ok) std::printf("  message: %s\n", e.what());
+    ck.Expect(ok, what + " mentions '" + needle + "'");
+  } catch (const std::exception& e) {
+    ck.Expect(false, what + ": wrong exception type: " + e.what());
+  }
+}
+
+}  // namespace
+
+int main() {
+  const std::string dir = gt::GoldenDir();
+  const std::string mdir = dir + "/qwen2vl-tiny";
+  gt::Checker ck;
+
+  // ---- checkpoints ----
+  ExpectError(ck, "missing file", "nope.safetensors", [&] {
+    LoadSpec s = Spec(mdir);
+    s.files = {mdir + "/nope.safetensors"};
+    Model m(s);
+  });
+  ExpectError(ck, "missing tensor", "model.language_model.layers.1.mlp.up_proj.weight", [&] {
+    LoadSpec s = Spec(mdir);
+    for (size_t i = 0; i < s.tensors.size(); ++i)
+      if (s.tensors[i].name == "model.language_model.layers.1.mlp.up_proj.weight") s.tensors.erase(s.tensors.begin() + i);
+    Model m(s);
+  });
+  ExpectError(ck, "wrong shape", "expected [128, 64]", [&] {
+    LoadSpec s = Spec(mdir);
+    s.config.intermediate = 128;
+    for (auto& t : s.tensors)
+      if (t.name == "model.language_model.layers.0.mlp.gate_proj.weight") {
+        t.shape = {64, 128};
+      }
+    Model m(s);
+  });
+  ExpectError(ck, "bytes outside the file", "outside the file", [&] {
+    LoadSpec s = Spec(mdir);
+    s.tensors[3].offset += 1u << 30;
+    Model m(s);
+  });
+  ExpectError(ck, "byte count", "do not hold", [&] {
+    LoadSpec s = Spec(mdir);
+    s.tensors[0].nbytes += 2;
+    Model m(s);
+  });
+  ExpectError(ck, "file index", "file index 3", [&] {
+    LoadSpec s = Spec(mdir);
+    s.tensors[0].file = 3;
+    Model m(s);
+  });
+  {
+    // A truncated copy of the checkpoint.
+    const std::string tmp = "/tmp/starkv_truncated_" + std::to_string(getpid()) + ".safetensors";
+    {
+      std::ifstream src(mdir + "/model.safetensors", std::ios::binary);
+      std::vector<char> bytes((std::istreambuf_iterator<char>(src)), std::istreambuf_iterator<char>());
+      std::ofstream dst(tmp, std::ios::binary);
+      dst.write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
+    }
+    ExpectError(ck, "truncated checkpoint", "truncated", [&] {
+      LoadSpec s = Spec(mdir);
+      s.files = {tmp};
+      Model m(s);
+    });
+    std::remove(tmp.c_str());
+  }
+  ExpectError(ck, "bad config", "numKvHeads", [&] {
+    LoadSpec s = Spec(mdir);
+    s.config.kv_heads = 3;
+    Model m(s);
+  });
+  ExpectError(ck, "bad mrope", "mropeSection", [&] {
+    LoadSpec s = Spec(mdir);
+    s.config.mrope[2] = 4;
+    Model m(s);
+  });
+
+  // ---- requests ----
+  Model m(Spec(mdir));
+  const gt::StFile in(dir + "/inputs.safetensors");
+  auto req = [&](std::vector<int32_t> ids, bool image) {
+    GenerateRequest r;
+    r.ids = std::move(ids);
+    if (image) {
+      r.pixels = in.Get("pixel_values_A").f;
+      r.grids = {1, 6, 8};
+    }
+    r.max_new_tokens = 4;
+    return r;
+  };
+  std::vector<int32_t> p1 = {10, 20, 30, 40, 501};
+  p1.insert(p1.end(), 12, 500);
+  p1.insert(p1.end(), {502, 50, 60, 70});
+  ExpectError(ck, "id outside the vocabulary", "outside the vocabulary [0, 512)", [&] { m.Generate(req({1, 512}, false), nullptr, nullptr); });
+  ExpectError(ck, "negative id", "id -1", [&] { m.Generate(req({1, -1}, false), nullptr, nullptr); });
+  ExpectError(ck, "empty prompt", "empty", [&] { m.Generate(req({}, false), nullptr, nullptr); });
+  ExpectError(ck, "pads without images", "image(s) need 0", [&] { m.Generate(req(p1, false), nullptr, nullptr); });
+  ExpectError(ck, "too few pads", "need 12", [&] { m.Generate(req({1, 501, 500, 500, 502}, true), nullptr, nullptr); });
+  ExpectError(ck, "pixels size", "patch rows", [&] {
+    auto r = req(p1, true);
+    r.pixels.resize(r.pixels.size() - 1176);
+    m.Generate(r, nullptr, nullptr);
+  });
+  ExpectError(ck, "pixels not whole patches", "whole number", [&] {
+    auto r = req(p1, true);
+    r.pixels.resize(r.pixels.size() - 1);
+    m.Generate(r, nullptr, nullptr);
+  });
+  ExpectError(ck, "odd grid", "multiples of the merge size", [&] {
+    auto r = req(p1, true);
+    r.grids = {1, 5, 8};
+    m.Generate(r, nullptr, nullptr);
+  });
+  ExpectError(ck, "negative grid", "positive", [&] {
+    auto r = req(p1, true);
+    r.grids = {1, -6, 8};
+    m.Generate(r, nullptr, nullptr);
+  });
+  ExpectError(ck, "grid count", "3 numbers", [&] {
+    auto r = req(p1, true);
+    r.grids = {1, 6};
+    m.Generate(r, nullptr, nullptr);
+  });
+  ExpectError(ck, "too long", "exceeds", [&] {
+    auto r = req({1, 2}, false);
+    r.max_new_tokens = int64_t(1) << 21;
+    m.Generate(r, nullptr, nullptr);
+  });
+  ExpectError(ck, "video pad", "video", [&] { m.Generate(req({1, 503}, false), nullptr, nullptr); });
+
+  // ---- streaming, stop, cancel, memory ----
+  std::vector<int32_t> seen;
+  auto r = req(p1, true);
+  r.max_new_tokens = 6;
+  auto res = m.Generate(r, [&](int32_t t) { seen.push_back(t); }, nullptr);
+  ck.Expect(seen == res.tokens && res.tokens.size() == 6 && res.stop_reason == "length", "streams every token");
+  r.stop_tokens = {res.tokens[2]};
+  auto st = m.Generate(r, nullptr, nullptr);
+  ck.Expect(st.stop_reason == "stop" && st.tokens.size() <= 3 && st.tokens.back() == res.tokens[2], "stops at a stop token");
+  std::atomic<bool> cancel{false};
+  r.stop_tokens.clear();
+  r.max_new_tokens = 1000;
+  int count = 0;
+  auto cr = m.Generate(r, [&](int32_t) { if (++count == 5) cancel = true; }, &cancel);
+  ck.Expect(cr.stop_reason == "cancelled" && cr.tokens.size() == 5, "cancel between tokens");
+  std::atomic<bool> pre{true};
+  auto cp = m.Generate(r, nullptr, &pre);
+  ck.Expect(cp.stop_reason == "cancelled" && cp.tokens.empty(), "cancel before prefill");
+  const auto& acc = m.memory();
+  ck.Expect(acc.Get(starkv::MemCategory::Activations).current == 0 && acc.Get(starkv::MemCategory::Activations).peak > 0,
+            "activations freed after a call, peak kept");
+  ck.Expect(acc.Get(starkv::MemCategory::Kv).current == 0 && acc.Get(starkv::MemCategory::Kv).peak > 0, "kv accounted");
+  ck.Expect(acc.Get(starkv::MemCategory::Weights).current >= 883176, "weights = mapped bytes");
+  // Seeded sampling: reproducible, and differs across seeds.
+  auto sr = req(p1, true);
+  sr.max_new_tokens = 16;
+  sr.sample.temperature = 1.5f;
+  sr.sample.top_p = 0.95f;
+  sr.sample.top_k = 50;
+  sr.seed = 1;
+  auto s1 = m.Generate(sr, nullptr, nullptr), s2 = m.Generate(sr, nullptr, nullptr);
+  sr.seed = 2;
+  auto s3 = m.Generate(sr, nullptr, nullptr);
+  ck.Expect(s1.tokens == s2.tokens && s1.tokens != s3.tokens, "seeded sampling");
+  // Two models side by side.
+  Model m2(Spec(dir + "/qwen2_5vl-tiny"));
+  auto g1 = m.Generate(req({10, 20, 30}, false), nullptr, nullptr);
+  auto g2 = m2.Generate(req({10, 20, 30}, false), nullptr, nullptr);
+  auto g3 = m.Generate(req({10, 20, 30}, false), nullptr, nullptr);
+  ck.Expect(g1.tokens == g3.tokens && g1.prompt_logits_last == g3.prompt_logits_last && g1.tokens != g2.tokens,
+            "two models side by side");
+  return ck.Finish("errors_test");
+}

@@ -1,0 +1,261 @@
+// Op-level checks of the CPU backend against plain double-precision references: matmul over every
+// weight dtype, M (decode tiles, prefill widening, oneDNN and built-in paths), K tails and thread
+// counts; attention (causal over a stored prefix, segments, GQA); rotary; norms; sampling; dtypes;
+// KV store growth.
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/kv_store.h"
+#include "cpu/cpu_backend.h"
+#include "cpu/sample.h"
+#include "golden_util.h"
+
+using namespace starkv;
+
+namespace {
+
+struct WeightBuf {
+  std::vector<uint16_t> h;
+  std::vector<float> f;  // exact fp32 value of each element
+  Tensor t;
+};
+
+WeightBuf MakeWeight(DType dt, int64_t N, int64_t K, std::mt19937& rng) {
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  WeightBuf w;
+  w.f.resize(N * K);
+  if (dt != DType::F32) w.h.resize(N * K);
+  for (int64_t i = 0; i < N * K; ++i) {
+    float v = nd(rng);
+    if (dt == DType::BF16) {
+      w.h[i] = F32ToBf16(v);
+      v = Bf16ToF32(w.h[i]);
+    } else if (dt == DType::F16) {
+      // round through float -> half by truncation of a representable value: use a coarse grid
+      v = std::round(v * 256.0f) / 256.0f;
+      uint16_t sign = v < 0 ? 0x8000 : 0;
+      float a = std::fabs(v);
+      int e;
+      float m = std::frexp(a, &e);  // a = m * 2^e, m in [0.5, 1)
+      uint16_t bits = 0;
+      if (a != 0.0f) {
+        const int ee = e - 1 + 15;
+        const uint16_t man = static_cast<uint16_t>(std::lround((m * 2.0f - 1.0f) * 1024.0f)) & 0x3ff;
+        bits = static_cast<uint16_t>((ee << 10) | man);
+      }
+      w.h[i] = sign | bits;
+      v = F16ToF32(w.h[i]);
+    }
+    w.f[i] = v;
+  }
+  w.t.dtype = dt;
+  w.t.ndim = 2;
+  w.t.shape[0] = N;
+  w.t.shape[1] = K;
+  w.t.data = dt == DType::F32 ? static_cast<const void*>(w.f.data()) : static_cast<const void*>(w.h.data());
+  return w;
+}
+
+void TestMatmul(gt::Checker& ck) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (DType dt : {DType::F32, DType::BF16, DType::F16}) {
+    for (int64_t K : {1, 15, 16, 33, 200}) {
+      for (int64_t M : {1, 3, 4, 5, 17, 40}) {
+        const int64_t N = 37;
+        WeightBuf w = MakeWeight(dt, N, K, rng);
+        std::vector<float> x(M * K), bias(N), ref(M * N);
+        for (auto& v : x) v = nd(rng);
+        for (auto& v : bias) v = nd(rng);
+        Tensor bt;
+        bt.ndim = 1;
+        bt.shape[0] = N;
+        bt.data = bias.data();
+        for (int64_t m = 0; m < M; ++m)
+          for (int64_t n = 0; n < N; ++n) {
+            double s = 0;
+            for (int64_t k = 0; k < K; ++k) s += static_cast<double>(x[m * K + k]) * w.f[n * K + k];
+            ref[m * N + n] = static_cast<float>(s + bias[n]);
+          }
+        std::vector<float> first;
+        for (int threads : {1, 2, 3}) {
+          for (bool dnnl : {true, false}) {
+            MemoryAccount acc;
+            cpu::CpuOptions o;
+            o.threads = threads;
+            o.use_dnnl = dnnl;
+            cpu::CpuBackend be(&acc, o);
+            std::vector<float> y(M * N);
+            be.MatMul(x.data(), M, w.t, &bt, y.data());
+            const double e = gt::RelErr(y.data(), ref.data(), M * N);
+            char what[128];
+            std::snprintf(what, sizeof what, "matmul %s M=%lld K=%lld threads=%d %s: err %.1e", DTypeName(dt),
+                          static_cast<long long>(M), static_cast<long long>(K), threads, dnnl ? "dnnl" : "builtin", e);
+            ck.Expect(e < 1e-5, what);
+            if (!dnnl || M < 16) {  // tile kernels: identical bits for any thread count and path
+              if (first.empty()) first = y;
+              else ck.Expect(first == y, std::string(what) + " (bits differ across threads)");
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// Naive attention: query i (head h) sees slots [lo(i), hi(i)).
+void TestAttention(gt::Checker& ck) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const int H = 6, KV = 2, hd = 20;
+  for (int threads : {1, 2}) {
+    MemoryAccount acc;
+    cpu::CpuOptions o;
+    o.threads = threads;
+    cpu::CpuBackend be(&acc, o);
+    // Causal over a stored prefix: n_q = 19 new rows after 23 old slots, KV layout [KV][cap][hd].
+    const int64_t nq = 19, nkv = 42, cap = 50;
+    std::vector<float> q(nq * H * hd), k(KV * cap * hd), v(KV * cap * hd), out(nq * H * hd), ref(nq * H * hd);
+    for (auto& z : q) z = nd(rng);
+    for (auto& z : k) z = nd(rng);
+    for (auto& z : v) z = nd(rng);
+    const float scale = 0.3f;
+    for (int64_t i = 0; i < nq; ++i)
+      for (int h = 0; h < H; ++h) {
+        const int g = h / (H / KV);
+        const int64_t hi = nkv - nq + i + 1;
+        std::vector<double> s(hi);
+        double m = -1e300, sum = 0;
+        for (int64_t j = 0; j < hi; ++j) {
+          double d = 0;
+          for (int c = 0; c < hd; ++c) d += static_cast<double>(q[(i * H + h) * hd + c]) * k[(g * cap + j) * hd + c];
+          s[j] = d * scale;
+          m = std::max(m, s[j]);
+        }
+        for (auto& z : s) sum += (z = std::exp(z - m));
+        for (int c = 0; c < hd; ++c) {
+          double acc2 = 0;
+          for (int64_t j = 0; j < hi; ++j) acc2 += s[j] / sum * v[(g * cap + j) * hd + c];
+          ref[(i * H + h) * hd + c] = static_cast<float>(acc2);
+        }
+      }
+    AttnArgs a;
+    a.q = q.data();
+    a.q_row = H * hd;
+    a.k = k.data();
+    a.k_row = hd;
+    a.k_head = cap * hd;
+    a.v = v.data();
+    a.v_row = hd;
+    a.v_head = cap * hd;
+    a.out = out.data();
+    a.out_row = H * hd;
+    a.n_q = nq;
+    a.n_kv = nkv;
+    a.heads = H;
+    a.kv_heads = KV;
+    a.hd = hd;
+    a.scale = scale;
+    be.Attention(a);
+    ck.Expect(gt::RelErr(out.data(), ref.data(), nq * H * hd) < 1e-5, "causal attention over a stored prefix");
+    // Segments (vision): rows [0,5) [5,5) [5,12) [12,19) attend within their segment only.
+    const int64_t segs[] = {0, 5, 5, 12, 19};
+    std::vector<float> qkv(nq * 3 * H * hd);
+    for (auto& z : qkv) z = nd(rng);
+    const int64_t row = 3 * H * hd;
+    for (int s = 0; s < 4; ++s)
+      for (int64_t i = segs[s]; i < segs[s + 1]; ++i)
+        for (int h = 0; h < H; ++h) {
+          std::vector<double> sc;
+          double m = -1e300, sum = 0;
+          for (int64_t j = segs[s]; j < segs[s + 1]; ++j) {
+            double d = 0;
+            for (int c = 0; c < hd; ++c) d += static_cast<double>(qkv[i * row + h * hd + c]) * qkv[j * row + H * hd + h * hd + c];
+            sc.push_back(d * scale);
+            m = std::max(m, sc.back());
+          }
+          for (auto& z : sc) sum += (z = std::exp(z - m));
+          for (int c = 0; c < hd; ++c) {
+            double acc2 = 0;
+            for (int64_t j = segs[s]; j < segs[s + 1]; ++j)
+              acc2 += sc[j - segs[s]] / sum * qkv[j * row + 2 * H * hd + h * hd + c];
+            ref[(i * H + h) * hd + c] = static_cast<float>(acc2);
+          }
+        }
+    AttnArgs b;
+    b.q = qkv.data();
+    b.q_row = row;
+    b.k = qkv.data() + H * hd;
+    b.k_row = row;
+    b.k_head = hd;
+    b.v = qkv.data() + 2 * H * hd;
+    b.v_row = row;
+    b.v_head = hd;
+    b.out = out.data();
+    b.out_row = H * hd;
+    b.n_q = b.n_kv = nq;
+    b.heads = b.kv_heads = H;
+    b.hd = hd;
+    b.scale = scale;
+    b.segments = segs;
+    b.n_segments = 4;
+    be.Attention(b);
+    ck.Expect(gt::RelErr(out.data(), ref.data(), nq * H * hd) < 1e-5, "segment attention");
+  }
+}
+
+void TestMisc(gt::Checker& ck) {
+  // dtypes
+  ck.Expect(F16ToF32(0x3c00) == 1.0f && F16ToF32(0xc000) == -2.0f && F16ToF32(0x0001) == std::ldexp(1.0f, -24) &&
+                std::isinf(F16ToF32(0x7c00)) && F16ToF32(0x7bff) == 65504.0f,
+            "f16 -> f32 exact");
+  ck.Expect(Bf16ToF32(F32ToBf16(1.5f)) == 1.5f && F32ToBf16(1.00390625f) == 0x3f80, "bf16 round trip / ties to even");
+  // sampling
+  std::vector<float> lg = {0.1f, 2.0f, 2.0f, -1.0f, 1.9f};
+  ck.Expect(cpu::Argmax(lg.data(), 5) == 1, "argmax: lowest index on ties");
+  std::mt19937_64 r1(5), r2(5);
+  SampleParams p;
+  p.temperature = 1.0f;
+  p.top_k = 1;
+  auto l2 = lg;
+  ck.Expect(cpu::Sample(l2.data(), 5, p, r1) == 1, "top-k 1 = greedy");
+  p.top_k = 0;
+  p.top_p = 0.9f;
+  std::vector<int> a, b;
+  for (int i = 0; i < 50; ++i) {
+    auto x = lg, y = lg;
+    a.push_back(cpu::Sample(x.data(), 5, p, r1));
+    b.push_back(cpu::Sample(y.data(), 5, p, r2));
+  }
+  r2.seed(5);
+  ck.Expect(a != std::vector<int>(50, a[0]), "sampling varies");
+  bool never_low = true;
+  for (int t : a) never_low = never_low && t != 3;
+  ck.Expect(never_low, "top-p excludes the tail");
+  // KV store growth keeps slots
+  MemoryAccount acc;
+  cpu::CpuBackend be(&acc, cpu::CpuOptions{});
+  KvStore kv(&be, 2, 2, 4);
+  kv.Reserve(2);
+  std::vector<float> k(3 * 8), v(3 * 8);
+  for (int i = 0; i < 24; ++i) k[i] = static_cast<float>(i), v[i] = -static_cast<float>(i);
+  kv.Append(0, k.data(), v.data(), 8, 3, 10);
+  kv.Append(0, k.data(), v.data(), 8, 3, 13);
+  ck.Expect(kv.capacity() >= 6 && kv.Length(0) == 6 && kv.Length(1) == 0, "kv store grows");
+  ck.Expect(kv.Keys(0)[kv.KHeadStride() + 4 * 4] == 12.0f && kv.SlotTokens(0)[5] == 15 && kv.Values(0)[3 * 4] == -0.0f,
+            "kv store layout [kv_heads][capacity][head_dim]");
+  ck.Expect(acc.Get(MemCategory::Kv).current > 0, "kv bytes accounted");
+}
+
+}  // namespace
+
+int main() {
+  gt::Checker ck;
+  TestMatmul(ck);
+  TestAttention(ck);
+  TestMisc(ck);
+  return ck.Finish("ops_test");
+}

@@ -207,6 +207,8 @@ export const CommandSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('checkpoint.check'), dir: z.string().min(1).max(4096), ...withRef }),
   z.strictObject({ type: z.literal('episodes.list'), ...withRef }),
   z.strictObject({ type: z.literal('episode.open'), id: z.string().regex(/^[\w.+-]{1,200}$/, 'not an episode id'), ...withRef }),
+  /** Writes the episode's offline HTML report (app/store/report.ts) and answers with its URL. */
+  z.strictObject({ type: z.literal('episode.report'), id: z.string().regex(/^[\w.+-]{1,200}$/, 'not an episode id'), ...withRef }),
 ]);
 export type Command = z.infer<typeof CommandSchema>;
 
@@ -269,6 +271,7 @@ export const EventSchema = z.union([
     z.object({ type: z.literal('checkpoint.result'), dir: z.string(), ok: z.boolean(), summary: z.string().optional(), error: z.string().optional(), ref: Id.optional() }),
     z.object({ type: z.literal('episodes'), root: z.string(), items: z.array(EpisodeSummarySchema), ref: Id.optional() }),
     z.object({ type: z.literal('episode'), id: z.string(), events: z.array(SessionEventSchema), ref: Id.optional() }),
+    z.object({ type: z.literal('episode.report'), id: z.string(), url: z.string(), ref: Id.optional() }),
     z.object({ type: z.literal('ack'), ref: Id, command: z.string() }),
     z.object({ type: z.literal('rejected'), reason: z.string(), ref: Id.optional() }),
     z.object({ type: z.literal('error'), message: z.string(), ref: Id.optional() }),

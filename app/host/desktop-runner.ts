@@ -1,18 +1,17 @@
 // AgentRunner over app/agent's loop on the real desktop: an X display (app/desktop), the model backend the
-// settings choose, and the trajectory store. Settings changed mid-episode apply from the next step: the
-// backend is swapped, the operator reads its limits and dry-run flag live, and the loop's config fields
-// that it reads per step are updated in place.
-import os from 'node:os';
+// settings choose (app/host/backends.ts), and the trajectory store. Settings changed mid-episode apply
+// from the next step: the backend is swapped, the operator reads its limits and dry-run flag live, and the
+// loop's config fields that it reads per step are updated in place.
 import { Agent, type AgentEvent } from '../agent/loop.ts';
 import { DesktopOperator, type Observation, type Operator } from '../agent/operator.ts';
 import type { ScreenAction } from '../agent/actions.ts';
 import type { ResizeLimits } from '../agent/coords.ts';
 import { DEFAULT_RISK_POLICY, type RiskPolicy } from '../agent/safety.ts';
-import { OpenAIBackend } from '../model/backends/openai.ts';
-import type { GenerateRequest, GenerateResult, ModelBackend } from '../model/backends/types.ts';
+import { writeReport } from '../store/report.ts';
 import { EpisodeWriter } from '../store/trajectory.ts';
-import type { Memory, Settings } from '../protocol.ts';
-import type { AgentRun, AgentRunner, RunHooks, RunRequest, RunResult } from './runner.ts';
+import type { Settings } from '../protocol.ts';
+import { backendKey, EngineCache, makeBackend, osMemory, SwitchableBackend } from './backends.ts';
+import type { AgentRun, AgentRunner, RunHooks, RunnerEvent, RunRequest, RunResult } from './runner.ts';
 
 export function riskPolicy(s: Settings): RiskPolicy {
   return {
@@ -23,46 +22,15 @@ export function riskPolicy(s: Settings): RiskPolicy {
   };
 }
 
-/** The model backend the settings ask for; throws a clear error when it cannot be made. */
-export function makeBackend(s: Settings): { backend: ModelBackend; warnings: string[] } {
-  if (s.model.source === 'checkpoint') {
-    throw new Error(
-      'the in-process engine is not yet wired to the agent (app/model/backends has no native backend); ' +
-        'choose "OpenAI-compatible endpoint" as the model source in Settings for now',
-    );
-  }
-  const e = s.model.endpoint;
-  const b = new OpenAIBackend({ baseURL: e.baseURL, model: e.model, apiKey: e.apiKey || undefined, timeoutMs: e.timeoutS * 1000, retries: e.retries });
-  return { backend: b, warnings: b.warnings };
-}
-
-/** The loop's backend; the endpoint can change between steps. */
-class SwitchableBackend implements ModelBackend {
-  constructor(public inner: ModelBackend) {}
-  get kind(): string {
-    return this.inner.kind;
-  }
-  get destination(): string {
-    return this.inner.destination;
-  }
-  generate(req: GenerateRequest): Promise<GenerateResult> {
-    return this.inner.generate(req);
-  }
-  async close(): Promise<void> {
-    await this.inner.close?.();
-  }
-}
-
 /** The loop's operator: reports what reaches the input layer, and keeps dry-run and corner-abort live. */
 class LiveOperator implements Operator {
-  dryRunNow: boolean;
-  cornerAbort: boolean;
   onExecuted: (a: ScreenAction, dryRun: boolean) => void = () => {};
 
-  constructor(private readonly inner: DesktopOperator, dryRun: boolean, cornerAbort: boolean) {
-    this.dryRunNow = dryRun;
-    this.cornerAbort = cornerAbort;
-  }
+  constructor(
+    private readonly inner: DesktopOperator,
+    public dryRunNow: boolean,
+    public cornerAbort: boolean,
+  ) {}
   get display() {
     return this.inner.display;
   }
@@ -87,95 +55,19 @@ class LiveOperator implements Operator {
     return this.inner.halt(reason);
   }
   watchCorners(onCorner: () => void): () => void {
-    if (!this.cornerAbort) return () => {};
-    return this.inner.watchCorners(onCorner);
+    return this.cornerAbort ? this.inner.watchCorners(onCorner) : () => {};
   }
 }
 
-function osMemory(): Memory {
-  return { device: null, engine: null, system: { label: 'starkv host process (RSS)', used: process.memoryUsage().rss, total: os.totalmem() }, kvFullBytes: null };
+/** Screenshot limits: the checkpoint's own processor limits for the in-process engine (coordinates depend on them). */
+function limitsFor(s: Settings, declared: ResizeLimits | undefined, limits: ResizeLimits): string | null {
+  const want = declared ?? { minPixels: s.agent.minPixels, maxPixels: s.agent.maxPixels };
+  limits.minPixels = want.minPixels;
+  limits.maxPixels = want.maxPixels;
+  return declared && declared.maxPixels !== s.agent.maxPixels ? `max pixels follow the checkpoint's preprocessor_config.json (${declared.maxPixels}), not the setting` : null;
 }
 
-export class DesktopRunner implements AgentRunner {
-  async start(req: RunRequest, hooks: RunHooks): Promise<AgentRun> {
-    const s = req.settings;
-    const { backend: first, warnings } = makeBackend(s);
-    const backend = new SwitchableBackend(first);
-    // Loaded on demand: the desktop layer needs an X display and native input libraries.
-    const { Desktop } = await import('../desktop/desktop.ts');
-    const desktop = await Desktop.open({ xDisplay: process.env.DISPLAY });
-    let store: EpisodeWriter | null = null;
-    let agent: Agent;
-    const limits: ResizeLimits = { minPixels: s.agent.minPixels, maxPixels: s.agent.maxPixels };
-    try {
-      const inner = new DesktopOperator(desktop, { displayId: s.agent.displayId, dryRun: false, limits, coordSpace: s.model.coordSpace });
-      const operator = new LiveOperator(inner, s.safety.dryRun, s.safety.cornerAbort);
-      if (s.storage.saveEpisodes) store = EpisodeWriter.create(s.storage.episodesDir, req.task);
-      let current = { step: 0, index: 0 };
-      operator.onExecuted = (a, dry) => hooks.onEvent({ type: 'executed', step: current.step, index: current.index, action: a, dryRun: dry });
-      const onEvent = (e: AgentEvent) => {
-        const ev = translate(e, store);
-        if (e.type === 'action') current = { step: e.step, index: e.index };
-        if (ev) hooks.onEvent(ev);
-        if (e.type === 'step') hooks.onEvent({ type: 'memory', step: e.step, data: osMemory() });
-      };
-      agent = new Agent(
-        {
-          task: req.task, maxSteps: s.agent.maxSteps, historyImages: s.agent.historyImages, language: s.agent.language,
-          maxTokens: s.agent.maxTokens, temperature: s.agent.temperature, risk: riskPolicy(s),
-        },
-        backend, operator, store,
-        { onEvent, confirm: (q) => hooks.confirm({ step: q.step, action: q.action, thought: q.thought, reasons: q.reasons }), askUser: (q) => hooks.askUser(q) },
-      );
-      const d = operator.display;
-      hooks.onEvent({
-        type: 'started', backend: backend.kind, destination: backend.destination, dryRun: operator.dryRun,
-        display: { width: d.width, height: d.height, scale: d.scaleFactor }, episodeDir: store?.dir ?? null,
-      });
-      for (const w of warnings) hooks.onEvent({ type: 'warning', step: null, message: w });
-      const done: Promise<RunResult> = agent.run().finally(() => {
-        store?.close();
-        desktop.close();
-        void backend.close();
-      });
-      return {
-        pause: () => agent.pause(),
-        resume: () => agent.resume(),
-        stop: (reason) => agent.stop(reason),
-        done,
-        applySettings: (n: Settings) => {
-          const c = agent.cfg;
-          c.maxSteps = n.agent.maxSteps;
-          c.historyImages = n.agent.historyImages;
-          c.language = n.agent.language;
-          c.maxTokens = n.agent.maxTokens;
-          c.temperature = n.agent.temperature;
-          c.risk = riskPolicy(n);
-          limits.minPixels = n.agent.minPixels;
-          limits.maxPixels = n.agent.maxPixels;
-          operator.cornerAbort = n.safety.cornerAbort;
-          if (n.safety.dryRun) operator.dryRunNow = true;
-          else if (operator.dryRunNow) hooks.onEvent({ type: 'warning', step: null, message: 'dry run stays on for this task; it turns off from the next task' });
-          try {
-            const nb = makeBackend(n);
-            if (nb.backend.destination !== backend.destination || nb.backend.kind !== backend.kind) {
-              for (const w of nb.warnings) hooks.onEvent({ type: 'warning', step: null, message: w });
-            }
-            backend.inner = nb.backend;
-          } catch (e) {
-            hooks.onEvent({ type: 'warning', step: null, message: `model settings not applied to this task: ${(e as Error).message}` });
-          }
-        },
-      };
-    } catch (e) {
-      store?.close();
-      desktop.close();
-      throw e;
-    }
-  }
-}
-
-function translate(e: AgentEvent, store: EpisodeWriter | null): import('./runner.ts').RunnerEvent | null {
+function translate(e: AgentEvent, store: EpisodeWriter | null): RunnerEvent | null {
   switch (e.type) {
     case 'step':
       return { type: 'step', step: e.step, png: e.obs.capturePng, file: store ? `step-${String(e.step).padStart(4, '0')}.png` : null, geometry: e.obs.geometry };
@@ -193,6 +85,111 @@ function translate(e: AgentEvent, store: EpisodeWriter | null): import('./runner
     case 'resumed':
       return { type: e.type };
     case 'end':
-      return { type: 'end', result: e.result };
+      return null; // the host ends the session from `done`
+  }
+}
+
+export class DesktopRunner implements AgentRunner {
+  private readonly engines = new EngineCache();
+
+  async start(req: RunRequest, hooks: RunHooks): Promise<AgentRun> {
+    const s = req.settings;
+    const warn = (message: string) => hooks.onEvent({ type: 'warning', step: null, message });
+    const made = await makeBackend(s, this.engines);
+    const backend = new SwitchableBackend(made.backend, {
+      memory: (data) => hooks.onEvent({ type: 'memory', step: backend.step, data }),
+      telemetry: (data) => hooks.onEvent({ type: 'telemetry', data }),
+      warning: warn,
+    });
+    // Loaded on demand: the desktop layer needs an X display.
+    const { Desktop } = await import('../desktop/desktop.ts');
+    const desktop = await Desktop.open({ xDisplay: process.env.DISPLAY });
+    let store: EpisodeWriter | null = null;
+    try {
+      const limits: ResizeLimits = { minPixels: 0, maxPixels: 0 };
+      const limitNote = limitsFor(s, made.backend.imageLimits, limits);
+      const inner = new DesktopOperator(desktop, { displayId: s.agent.displayId, dryRun: false, limits, coordSpace: s.model.coordSpace });
+      const operator = new LiveOperator(inner, s.safety.dryRun, s.safety.cornerAbort);
+      if (s.storage.saveEpisodes) store = EpisodeWriter.create(s.storage.episodesDir, req.task);
+      let current = { step: 0, index: 0 };
+      operator.onExecuted = (a, dry) => hooks.onEvent({ type: 'executed', step: current.step, index: current.index, action: a, dryRun: dry });
+      const onEvent = (e: AgentEvent) => {
+        if (e.type === 'action') current = { step: e.step, index: e.index };
+        if (e.type === 'step') backend.step = e.step;
+        const ev = translate(e, store);
+        if (ev) hooks.onEvent(ev);
+        if (e.type === 'step' && backend.kind !== 'native') hooks.onEvent({ type: 'memory', step: e.step, data: { device: null, engine: null, system: osMemory(), kvFullBytes: null } });
+      };
+      const agent = new Agent(
+        {
+          task: req.task, maxSteps: s.agent.maxSteps, historyImages: s.agent.historyImages, language: s.agent.language,
+          maxTokens: s.agent.maxTokens, temperature: s.agent.temperature, risk: riskPolicy(s),
+        },
+        backend, operator, store,
+        { onEvent, confirm: (q) => hooks.confirm({ step: q.step, action: q.action, thought: q.thought, reasons: q.reasons }), askUser: (q) => hooks.askUser(q) },
+      );
+      const d = operator.display;
+      hooks.onEvent({
+        type: 'started', backend: backend.kind, destination: backend.destination, dryRun: operator.dryRun,
+        display: { width: d.width, height: d.height, scale: d.scaleFactor }, episodeDir: store?.dir ?? null,
+      });
+      for (const w of made.warnings) warn(w);
+      if (limitNote) warn(limitNote);
+      let key = backendKey(s);
+      const done: Promise<RunResult> = agent.run().finally(() => {
+        desktop.close();
+        void backend.close();
+        if (store) {
+          store.close();
+          try {
+            writeReport(store.dir);
+          } catch (e) {
+            warn(`the HTML report could not be written: ${(e as Error).message}`);
+          }
+        }
+      });
+      return {
+        pause: () => agent.pause(),
+        resume: () => agent.resume(),
+        stop: (reason) => agent.stop(reason),
+        done,
+        applySettings: (n: Settings) => {
+          const c = agent.cfg;
+          c.maxSteps = n.agent.maxSteps;
+          c.historyImages = n.agent.historyImages;
+          c.language = n.agent.language;
+          c.maxTokens = n.agent.maxTokens;
+          c.temperature = n.agent.temperature;
+          c.risk = riskPolicy(n);
+          operator.cornerAbort = n.safety.cornerAbort;
+          if (n.safety.dryRun) operator.dryRunNow = true;
+          else if (operator.dryRunNow) warn('dry run stays on for this task; it turns off from the next task');
+          const nextKey = backendKey(n);
+          if (nextKey === key) {
+            const note = limitsFor(n, backend.imageLimits, limits);
+            if (note && n.agent.maxPixels !== s.agent.maxPixels) warn(note);
+            return;
+          }
+          key = nextKey;
+          makeBackend(n, this.engines).then(
+            (m) => {
+              backend.inner = m.backend;
+              limitsFor(n, m.backend.imageLimits, limits);
+              m.warnings.forEach(warn);
+            },
+            (e: Error) => warn(`model settings not applied to this task: ${e.message}`),
+          );
+        },
+      };
+    } catch (e) {
+      store?.close();
+      desktop.close();
+      throw e;
+    }
+  }
+
+  /** Frees the loaded engine (the host is shutting down). */
+  dispose(): void {
+    this.engines.dispose();
   }
 }

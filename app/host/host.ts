@@ -7,7 +7,8 @@ import path from 'node:path';
 import { parseCommand, PROTOCOL_VERSION, type Command, type HostEvent, type SessionEvent, type Settings } from '../protocol.ts';
 import { BlobStore, type Blob } from './blobs.ts';
 import { checkCheckpoint } from './checkpoint-check.ts';
-import { episodeDir, episodeEvents, listEpisodes } from './episodes.ts';
+import { writeReport } from '../store/report.ts';
+import { episodeDir, episodeEvents, episodeFileUrl, listEpisodes } from './episodes.ts';
 import { METHODS } from './kv-methods.ts';
 import type { AgentRunner } from './runner.ts';
 import { Session } from './session.ts';
@@ -126,6 +127,10 @@ export class Host {
         return reply({ type: 'episodes', root: this.settings.storage.episodesDir, items: listEpisodes(this.settings.storage.episodesDir), ref: c.ref });
       case 'episode.open':
         return reply({ type: 'episode', id: c.id, events: episodeEvents(this.episodeRoot(c.id), c.id), ref: c.ref });
+      case 'episode.report': {
+        const file = writeReport(episodeDir(this.episodeRoot(c.id), c.id));
+        return reply({ type: 'episode.report', id: c.id, url: episodeFileUrl(c.id, path.basename(file)), ref: c.ref });
+      }
     }
   }
 
@@ -163,6 +168,12 @@ export class Host {
     const s = this.session;
     if (!s || s.isEnded) return;
     await s.stop(reason);
+  }
+
+  /** Stops the task and frees the runner's resources (the process is exiting). */
+  async shutdown(reason: string): Promise<void> {
+    await this.stop(reason);
+    this.opts.runner.dispose?.();
   }
 
   /** Injects KV telemetry from an engine that lives outside the runner (validated; a bad one is reported). */

@@ -63,4 +63,6 @@ export interface AgentRun {
 export interface AgentRunner {
   /** Starts an episode; rejects with a clear message when it cannot (no display, bad endpoint...). */
   start(req: RunRequest, hooks: RunHooks): Promise<AgentRun>;
+  /** Frees what the runner keeps between tasks (a loaded engine). */
+  dispose?(): void;
 }

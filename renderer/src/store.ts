@@ -93,6 +93,9 @@ export const useApp = create<AppState>((set, get) => ({
         if (!replay) return notice(set, 'error', `Episode ${e.id} holds no events`);
         return set({ replay, viewing: 'replay', tab: 'run', selectedStep: replay.steps[0]?.step ?? null });
       }
+      case 'episode.report':
+        if (!window.open(e.url, '_blank', 'noopener')) notice(set, 'info', `Report written: ${e.url}`);
+        return;
       case 'ack':
         return;
       case 'rejected':

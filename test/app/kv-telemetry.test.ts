@@ -71,3 +71,38 @@ describe('settings defaults match the engine', () => {
     }
   });
 });
+
+describe('telemetry from an engine turn report (app/model/episode.ts TurnResult + app/kv/layout.ts)', () => {
+  it('places kept cells and kept text tokens using the episode token layout', async () => {
+    const { TokenLayout, mapKept } = await import('../../app/kv/layout.ts');
+    const { telemetryFromTurn } = await import('../../app/host/turn-telemetry.ts');
+    const PAD = 151655;
+    const layout = new TokenLayout();
+    // turn 1: 3 text, a 2x3 screenshot, 2 text; turn 2: 1 text, a 2x2 screenshot, 4 text
+    layout.append([1, 2, 3, ...Array(6).fill(PAD), 4, 5], PAD, [[2, 3]]);
+    layout.append([6, ...Array(4).fill(PAD), 7, 8, 9, 10], PAD, [[2, 2]]);
+    const keptTokens = [0, 3, 4, 8, 9, 11, 13, 15, 16, 17, 18];
+    const keep = mapKept(layout, keptTokens);
+    const layerBase = { cap: 11, kept: 11, keep, temperature: 1.1, normalizedEntropy: 0.8, lambda: 0, miGroups: [0.2, 0.3], groupWeights: [0.5, 0.5], stability: [1, 1] };
+    const zero = { current: 0, peak: 0 };
+    const t = telemetryFromTurn(
+      {
+        method: 'starkv', budgetPercent: 50, layout: { length: layout.length, frames: layout.frames },
+        layers: [{ layer: 0, ...layerBase }, { layer: 1, ...layerBase, temperature: null, normalizedEntropy: null, groupWeights: [] }],
+        kvBytes: 100, fullKvBytes: 300, memory: { weights: zero, kv: zero, activations: zero, workspace: zero },
+      },
+      2,
+      [1, 2],
+    );
+    expect(t.frames).toEqual([{ frame: 0, step: 1, rows: 2, cols: 3 }, { frame: 1, step: 2, rows: 2, cols: 2 }]);
+    expect(t.textTokens).toBe(20 - 10);
+    const L0 = t.layers[0]!;
+    expect(Array.from(decodeBits(L0.cells[0]!, 6))).toEqual([1, 1, 0, 0, 0, 1]); // tokens 3, 4, 8
+    expect(Array.from(decodeBits(L0.cells[1]!, 4))).toEqual([0, 1, 0, 1]); // tokens 13, 15
+    // text positions: 0 1 2 9 10 11 16 17 18 19 -> kept 0, 9, 11, 16, 17, 18
+    expect(Array.from(decodeBits(L0.text, 10))).toEqual([1, 0, 0, 1, 0, 1, 1, 1, 1, 0]);
+    expect(L0.keptPerFrame).toEqual([3, 2]);
+    expect(L0.starkv).toMatchObject({ temperature: 1.1, groupWeights: [0.5, 0.5] });
+    expect(t.layers[1]!.starkv).toBeNull();
+  });
+});

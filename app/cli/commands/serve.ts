@@ -92,7 +92,7 @@ export default async function serve(argv: string[]): Promise<number> {
       closing = true;
       process.stderr.write(`\nstarkv: ${sig}: stopping the task and the server...\n`);
       void host
-        .stop(`the server is shutting down (${sig})`)
+        .shutdown(`the server is shutting down (${sig})`)
         .catch(() => {})
         .then(() => server.close())
         .then(() => resolve(0));

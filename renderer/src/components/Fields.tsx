@@ -1,6 +1,6 @@
 // Form fields for the settings panel. Each commits on its own (text and numbers on blur or Enter, the
 // rest at once) and re-reads its value when the host's settings change (key = value).
-import { useEffect, useState, type ReactNode } from 'react';
+import { useEffect, useRef, useState, type ReactNode } from 'react';
 
 export function Row({ label, hint, children }: { label: string; hint?: ReactNode; children: ReactNode }) {
   return (
@@ -82,15 +82,25 @@ export function Select<T extends string>({ value, options, onChange, testId }: {
   );
 }
 
-/** A slider that shows its value live and commits when released. */
+/** A slider that shows its value live and commits once it rests (the host's echo never fights the hand). */
 export function Slider({ value, min, max, step, onCommit, format, testId }: { value: number; min: number; max: number; step: number; onCommit: (v: number) => void; format: (v: number) => string; testId?: string }) {
   const [v, setV] = useState(value);
-  useEffect(() => setV(value), [value]);
-  const commit = () => v !== value && onCommit(v);
+  const pending = useRef<ReturnType<typeof setTimeout> | null>(null);
+  useEffect(() => {
+    if (!pending.current) setV(value);
+  }, [value]);
+  useEffect(() => () => void (pending.current && clearTimeout(pending.current)), []);
+  const change = (next: number) => {
+    setV(next);
+    if (pending.current) clearTimeout(pending.current);
+    pending.current = setTimeout(() => {
+      pending.current = null;
+      if (next !== value) onCommit(next);
+    }, 300);
+  };
   return (
     <span className="slider">
-      <input type="range" min={min} max={max} step={step} value={v} data-testid={testId}
-        onChange={(e) => setV(Number(e.target.value))} onPointerUp={commit} onKeyUp={commit} onBlur={commit} />
+      <input type="range" min={min} max={max} step={step} value={v} data-testid={testId} onChange={(e) => change(Number(e.target.value))} />
       <b>{format(v)}</b>
     </span>
   );

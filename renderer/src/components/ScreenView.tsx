@@ -7,12 +7,12 @@ const COLOR = { planned: '#4f8cff', executed: '#2ecc71', skipped: '#ff9f43' } as
 
 function Marker({ a, g, n }: { a: StepAction; g: Geometry; n: number }) {
   const W = g.capture.width;
-  const r = Math.max(12, Math.round(W / 90));
+  const r = Math.max(16, Math.round(W / 45));
   const c = COLOR[a.phase];
   const dash = a.phase === 'executed' ? undefined : `${r / 2} ${r / 3}`;
-  const sw = Math.max(2, W / 500);
+  const sw = Math.max(3, W / 320);
   const label = (x: number, y: number) => (
-    <text x={Math.min(x + r + 6, W - 10)} y={Math.max(y - r, 20)} className="marker-label" fontSize={Math.max(14, W / 80)} fill="#fff" stroke="#000" strokeWidth={3} paintOrder="stroke" textAnchor={x + r + 6 > W * 0.8 ? 'end' : 'start'}>
+    <text x={Math.min(x + r + 6, W - 10)} y={Math.max(y - r, 20)} className="marker-label" fontSize={Math.max(16, W / 64)} fill="#fff" stroke="#000" strokeWidth={3} paintOrder="stroke" textAnchor={x + r + 6 > W * 0.8 ? 'end' : 'start'}>
       {n}. {describe(a.action)}
     </text>
   );
@@ -59,7 +59,7 @@ export function ScreenView({ step, children }: { step: StepView; children?: Reac
   const textual = step.actions.filter((a) => !(('point' in a.action && a.action.point) || a.action.type === 'drag'));
   return (
     <div className="screen" data-testid="screen">
-      <div className="screen-frame" style={{ aspectRatio: `${W} / ${H}` }}>
+      <div className="screen-frame" style={{ aspectRatio: `${W} / ${H}`, width: `min(100%, calc(max(320px, 100vh - 350px) * ${W / H}))` }}>
         <img src={shot.url} alt={`screenshot of step ${step.step}`} draggable={false} />
         {children}
         <svg className="overlay" viewBox={`0 0 ${W} ${H}`} preserveAspectRatio="none">

@@ -16,8 +16,8 @@ export function TaskBar() {
         className="task-input"
         data-testid="task-input"
         placeholder="What should the agent do? e.g. “Open the settings and turn on dark mode”"
-        value={task}
-        rows={2}
+        value={active ? live!.task : task}
+        rows={active ? 1 : 2}
         onChange={(e) => setTask(e.target.value)}
         onKeyDown={(e) => {
           if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) start();

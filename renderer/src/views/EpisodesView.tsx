@@ -45,9 +45,12 @@ export function EpisodesView() {
                 <td>
                   <span className={`status status-${e.status ?? 'none'}`}>{e.status ?? 'interrupted'}</span>
                 </td>
-                <td>
+                <td className="nowrap">
                   <button className="btn small" onClick={() => send({ type: 'episode.open', id: e.id })} data-testid="episode-open">
                     Open
+                  </button>{' '}
+                  <button className="btn small" onClick={() => send({ type: 'episode.report', id: e.id })} title="Offline HTML report with every step">
+                    Report
                   </button>
                 </td>
               </tr>

@@ -121,7 +121,6 @@ export function RunView() {
       ) : (
         <>
           <div className="run-head">
-            <div className="run-task" title={s.task}>{s.task}</div>
             <div className="muted small">
               {s.backend && `${s.backend} · ${s.destination}`}
               {s.display && ` · screen ${s.display.width}×${s.display.height}${s.display.scale !== 1 ? ` @${s.display.scale}x` : ''}`}

@@ -1,0 +1,128 @@
+// The model backend a task uses, made from the settings: an OpenAI-compatible endpoint (checked before
+// the desktop is touched) or the in-process engine on a checkpoint folder (loaded once and kept while the
+// folder stays the same). A switchable wrapper lets settings change between steps, and reports what the
+// engine really measured after each call: memory by category, and KV telemetry when a backend returns it.
+import os from 'node:os';
+import { NativeBackend } from '../model/backends/native.ts';
+import { OpenAIBackend } from '../model/backends/openai.ts';
+import type { GenerateRequest, GenerateResult, ModelBackend } from '../model/backends/types.ts';
+import type { Engine } from '../model/engine.ts';
+import type { KvTelemetry, Memory, Settings } from '../protocol.ts';
+import { effectiveParams } from './kv-methods.ts';
+import { telemetryFromTurn, type EngineTurn } from './turn-telemetry.ts';
+
+export interface MadeBackend {
+  backend: ModelBackend;
+  warnings: string[];
+}
+
+/** One loaded engine, reused across tasks while the checkpoint folder stays the same. */
+export class EngineCache {
+  private loaded: { dir: string; engine: Engine } | null = null;
+
+  async get(dir: string): Promise<Engine> {
+    if (this.loaded?.dir === dir) return this.loaded.engine;
+    this.dispose();
+    const { Engine } = await import('../model/engine.ts');
+    const engine = await Engine.load(dir, { threads: Math.max(1, os.availableParallelism()) });
+    this.loaded = { dir, engine };
+    return engine;
+  }
+
+  dispose(): void {
+    this.loaded?.engine.dispose();
+    this.loaded = null;
+  }
+}
+
+function nativeOptions(s: Settings) {
+  const m = s.kv.method;
+  return m === 'full' ? {} : { kv: { method: m, budget: s.kv.budgetPercent, params: effectiveParams(m, s.kv.params[m]) } };
+}
+
+/** The backend the settings ask for; throws a clear error when it cannot be made or reached. */
+export async function makeBackend(s: Settings, engines: EngineCache): Promise<MadeBackend> {
+  if (s.model.source === 'checkpoint') {
+    const dir = s.model.checkpointDir.trim();
+    if (!dir) throw new Error('no checkpoint folder chosen: pick one in Settings (or use an OpenAI-compatible endpoint)');
+    const engine = await engines.get(dir);
+    const warnings = s.model.device === 'cuda' ? ['this build of the engine runs on the CPU (no CUDA backend yet); running on the CPU'] : [];
+    return { backend: new NativeBackend(engine, nativeOptions(s)), warnings };
+  }
+  const e = s.model.endpoint;
+  const b = new OpenAIBackend({ baseURL: e.baseURL, model: e.model, apiKey: e.apiKey || undefined, timeoutMs: e.timeoutS * 1000, retries: e.retries });
+  const warnings = [...b.warnings, ...(await b.check())];
+  return { backend: b, warnings };
+}
+
+/** Whether two settings need a different backend object (a remote one is cheap to remake; an engine is cached). */
+export function backendKey(s: Settings): string {
+  const m = s.model;
+  return m.source === 'checkpoint'
+    ? JSON.stringify(['checkpoint', m.checkpointDir.trim(), s.kv.method, s.kv.budgetPercent, s.kv.params[s.kv.method] ?? {}])
+    : JSON.stringify(['endpoint', m.endpoint.baseURL, m.endpoint.model, m.endpoint.apiKey, m.endpoint.timeoutS, m.endpoint.retries]);
+}
+
+export function osMemory(): Memory['system'] {
+  return { label: 'starkv process (RSS)', used: process.memoryUsage().rss, total: os.totalmem() };
+}
+
+export interface Reports {
+  memory(m: Memory): void;
+  telemetry(t: KvTelemetry): void;
+  warning(message: string): void;
+}
+
+/** The loop's backend. The inner backend can be replaced between steps; the engine is never closed here. */
+export class SwitchableBackend implements ModelBackend {
+  /** Agent step of the call in flight (set by the runner from the loop's events). */
+  step = 0;
+  /** Every image id in the order the backend first saw it (persistent caches number frames this way). */
+  private seen: string[] = [];
+
+  constructor(
+    public inner: ModelBackend,
+    private readonly reports: Reports,
+  ) {}
+
+  get kind(): string {
+    return this.inner.kind;
+  }
+  get destination(): string {
+    return this.inner.destination;
+  }
+  get imageLimits() {
+    return this.inner.imageLimits;
+  }
+
+  async generate(req: GenerateRequest): Promise<GenerateResult> {
+    const ids = req.messages.flatMap((m) => (typeof m.content === 'string' ? [] : m.content.flatMap((p) => (p.type === 'image' ? [p.image.id] : []))));
+    for (const id of ids) if (!this.seen.includes(id)) this.seen.push(id);
+    const res = await this.inner.generate(req);
+    this.report(res, ids);
+    return res;
+  }
+
+  private report(res: GenerateResult, promptImages: string[]): void {
+    const inner = this.inner;
+    if (inner instanceof NativeBackend) {
+      this.reports.memory({ device: 'cpu', engine: inner.engine.memory(), system: osMemory(), kvFullBytes: null });
+    }
+    // A backend with a persistent compressed cache returns the engine's per-turn report (app/model/episode.ts TurnResult).
+    const turn = (res as GenerateResult & { kvTurn?: EngineTurn }).kvTurn;
+    if (!turn) return;
+    const stepOf = (id: string) => Number(/(\d+)$/.exec(id)?.[1] ?? -1);
+    const frames = turn.layers[0]?.keep.frames.length ?? 0;
+    const frameSteps = (frames === promptImages.length ? promptImages : this.seen.slice(0, frames)).map(stepOf);
+    try {
+      this.reports.telemetry(telemetryFromTurn(turn, this.step, frameSteps));
+      this.reports.memory({ device: 'cpu', engine: turn.memory, system: osMemory(), kvFullBytes: turn.fullKvBytes });
+    } catch (e) {
+      this.reports.warning(`KV telemetry of step ${this.step} could not be shown: ${(e as Error).message}`);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (!(this.inner instanceof NativeBackend)) await this.inner.close?.();
+  }
+}

@@ -7,6 +7,6 @@
 
 namespace starkv::cpu {
 
-void Attention(ThreadPool& pool, MemoryAccount* account, const AttnArgs& a);
+void Attention(ThreadPool& pool, MemoryAccount* account, const AttnArgs& a, bool use_dnnl);
 
 }  // namespace starkv::cpu

@@ -48,20 +48,18 @@ void DotRangeAny(DType t, const float* x, int64_t M, int64_t K, const void* w, i
   }
 }
 
-// dst[r][k] = fp32(W[n0 + r][k]) for r < nb.
-void WidenRows(ThreadPool& pool, const Tensor& W, int64_t n0, int64_t nb, int64_t K, float* dst) {
+// dst[r][k] = fp32(W[n0 + r][k]) for r < nb (calling thread).
+void WidenRows(const Tensor& W, int64_t n0, int64_t nb, int64_t K, float* dst) {
   const DType t = W.dtype;
-  pool.ParallelFor(nb, 8, [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) {
-      const uint16_t* s = static_cast<const uint16_t*>(W.Row(n0 + r));
-      float* d = dst + r * K;
-      int64_t k = 0;
+  for (int64_t r = 0; r < nb; ++r) {
+    const uint16_t* s = static_cast<const uint16_t*>(W.Row(n0 + r));
+    float* d = dst + r * K;
+    int64_t k = 0;
 #if defined(__AVX512F__)
-      for (; k + 16 <= K; k += 16) _mm512_storeu_ps(d + k, Load16(s + k, t));
+    for (; k + 16 <= K; k += 16) _mm512_storeu_ps(d + k, Load16(s + k, t));
 #endif
-      for (; k < K; ++k) d[k] = t == DType::BF16 ? Bf16ToF32(s[k]) : F16ToF32(s[k]);
-    }
-  });
+    for (; k < K; ++k) d[k] = t == DType::BF16 ? Bf16ToF32(s[k]) : F16ToF32(s[k]);
+  }
 }
 
 float* Workspace(GemmContext& ctx, int64_t floats) {
@@ -109,19 +107,24 @@ void MatMul(GemmContext& ctx, const float* x, int64_t M, const Tensor& W, const 
   if (M < ctx.large_m) {
     // Decode: split the weight rows among threads; each thread streams its rows once.
     ctx.pool->ParallelFor(N, 32, [&](int64_t b, int64_t e) { DotRangeAny(W.dtype, x, M, K, W.data, b, e, y, N); });
-  } else if (W.dtype == DType::F32) {
-    GemmF32Block(ctx, M, N, K, x, static_cast<const float*>(W.data), y, N);
   } else {
-    // Prefill: widen a block of weight rows once, use it for all M rows.
-    const int64_t target = (int64_t(8) << 20) / 4;  // ~8 MB of fp32 weights per block
-    int64_t nb = std::max<int64_t>(64, target / std::max<int64_t>(1, K));
-    nb = std::min(N, (nb + 63) / 64 * 64);
-    float* wf = Workspace(ctx, nb * K);
-    for (int64_t n0 = 0; n0 < N; n0 += nb) {
-      const int64_t cur = std::min(nb, N - n0);
-      WidenRows(*ctx.pool, W, n0, cur, K, wf);
-      GemmF32Block(ctx, M, cur, K, x, wf, y + n0, N);
-    }
+    // Prefill: fixed blocks of nb weight rows, spread over the pool; each block is widened to fp32
+    // once (thread-local) and multiplied by all M rows with a single-threaded sgemm. No OpenMP team
+    // competes with the pool, and each output block is computed the same way whatever the threads.
+    const int64_t nb = ctx.block_rows;
+    const int64_t blocks = (N + nb - 1) / nb;
+    const int nt = static_cast<int>(std::min<int64_t>(ctx.pool->size(), blocks));
+    const bool f32 = W.dtype == DType::F32;
+    float* ws = f32 ? nullptr : Workspace(ctx, nb * K * nt);
+    ctx.pool->Run(nt, [&](int t, int ntt) {
+      float* wf = f32 ? nullptr : ws + nb * K * t;
+      for (int64_t blk = blocks * t / ntt; blk < blocks * (t + 1) / ntt; ++blk) {
+        const int64_t n0 = blk * nb, cur = std::min(nb, N - n0);
+        const float* b = f32 ? static_cast<const float*>(W.Row(n0)) : wf;
+        if (!f32) WidenRows(W, n0, cur, K, wf);
+        SgemmSingle(ctx.use_dnnl, true, M, cur, K, x, K, b, K, y + n0, N);
+      }
+    });
   }
   if (bias && bias->Valid()) {
     const Tensor& b = *bias;
@@ -129,6 +132,45 @@ void MatMul(GemmContext& ctx, const float* x, int64_t M, const Tensor& W, const 
       for (int64_t r = r0; r < r1; ++r)
         for (int64_t n = 0; n < N; ++n) y[r * N + n] += b.At(n);
     });
+  }
+}
+
+void SgemmSingle(bool use_dnnl, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+                 const float* B, int64_t ldb, float* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+#if defined(STARKV_HAVE_DNNL)
+  if (use_dnnl && K > 0) {
+    SetDnnlThreads(1);
+    const dnnl_status_t st = dnnl_sgemm('N', trans_b ? 'T' : 'N', M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
+    if (st != dnnl_success) throw Error("oneDNN sgemm failed (status " + std::to_string(static_cast<int>(st)) + ")");
+    return;
+  }
+#endif
+  if (trans_b) {
+    constexpr int MR = 4, NR = 4;
+    for (int64_t n = 0; n < N; n += NR) {
+      const int nr = static_cast<int>(std::min<int64_t>(NR, N - n));
+      for (int64_t m = 0; m < M; m += MR) {
+        const int mr = static_cast<int>(std::min<int64_t>(MR, M - m));
+        DotTile<MR, NR, DType::F32>(A + m * lda, lda, B + n * ldb, ldb, K, C + m * ldc + n, ldc, mr, nr);
+      }
+    }
+    return;
+  }
+  for (int64_t m = 0; m < M; ++m) {
+    float* c = C + m * ldc;
+    std::fill(c, c + N, 0.0f);
+    for (int64_t k = 0; k < K; ++k) {
+      const float a = A[m * lda + k];
+      if (a == 0.0f) continue;
+      const float* b = B + k * ldb;
+      int64_t n = 0;
+#if defined(__AVX512F__)
+      const __m512 av = _mm512_set1_ps(a);
+      for (; n + 16 <= N; n += 16) _mm512_storeu_ps(c + n, _mm512_fmadd_ps(av, _mm512_loadu_ps(b + n), _mm512_loadu_ps(c + n)));
+#endif
+      for (; n < N; ++n) c[n] += a * b[n];
+    }
   }
 }
 

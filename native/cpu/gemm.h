@@ -17,6 +17,7 @@ struct GemmContext {
   MemoryAccount* account = nullptr;
   Buffer* workspace = nullptr;  // grown on demand, counted as workspace
   int64_t large_m = 16;         // M at or above which the prefill path is taken
+  int64_t block_rows = 128;     // weight rows per prefill block
   bool use_dnnl = true;         // false: built-in kernel even when oneDNN is present
 };
 
@@ -24,6 +25,12 @@ void MatMul(GemmContext& ctx, const float* x, int64_t M, const Tensor& W, const 
 
 // Plain fp32 GEMM C[M,N] = A[M,K] . B[N,K]^T through the best available path (bench, tests).
 void SgemmNT(GemmContext& ctx, int64_t M, int64_t N, int64_t K, const float* A, const float* B, float* C);
+
+// Single-threaded fp32 GEMM on the calling thread (attention blocks inside pool tasks):
+// C[M,N] = A[M,K] . op(B), op(B) = B^T for B [N,K] (trans_b) or B for B [K,N]; leading dimensions in
+// floats. oneDNN when use_dnnl, else the tile kernel (B^T) or row axpys (B). Deterministic.
+void SgemmSingle(bool use_dnnl, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+                 const float* B, int64_t ldb, float* C, int64_t ldc);
 
 bool HaveDnnl();
 // Tells OpenMP (used by oneDNN) how many threads to use from the calling thread (no-op without it).

@@ -80,9 +80,9 @@ void TestMatmul(gt::Checker& ck) {
             for (int64_t k = 0; k < K; ++k) s += static_cast<double>(x[m * K + k]) * w.f[n * K + k];
             ref[m * N + n] = static_cast<float>(s + bias[n]);
           }
-        std::vector<float> first;
-        for (int threads : {1, 2, 3}) {
-          for (bool dnnl : {true, false}) {
+        for (bool dnnl : {true, false}) {
+          std::vector<float> first;
+          for (int threads : {1, 2, 3}) {
             MemoryAccount acc;
             cpu::CpuOptions o;
             o.threads = threads;
@@ -95,10 +95,9 @@ void TestMatmul(gt::Checker& ck) {
             std::snprintf(what, sizeof what, "matmul %s M=%lld K=%lld threads=%d %s: err %.1e", DTypeName(dt),
                           static_cast<long long>(M), static_cast<long long>(K), threads, dnnl ? "dnnl" : "builtin", e);
             ck.Expect(e < 1e-5, what);
-            if (!dnnl || M < 16) {  // tile kernels: identical bits for any thread count and path
-              if (first.empty()) first = y;
-              else ck.Expect(first == y, std::string(what) + " (bits differ across threads)");
-            }
+            // Identical bits for any thread count (fixed blocks, one thread per output).
+            if (first.empty()) first = y;
+            else ck.Expect(first == y, std::string(what) + " (bits differ across threads)");
           }
         }
       }

@@ -42,8 +42,8 @@ describe('NativeBackend', () => {
     expect(r.usage?.completionTokens).toBeGreaterThan(0);
   });
   it('refuses an image whose planned size differs from the processor', async () => {
-    const img = { ...screenshot('s2', 200, 120), resized: { width: 196, height: 112 } };
-    await expect(backend.generate({ messages: messages(img), maxTokens: 4, temperature: 0 })).rejects.toThrow(/planned 196x112 but the checkpoint's processor resizes to/);
+    const img = { ...screenshot('s2', 200, 120), resized: { width: 224, height: 112 } };
+    await expect(backend.generate({ messages: messages(img), maxTokens: 4, temperature: 0 })).rejects.toThrow(/planned 224x112 but the checkpoint's processor resizes to 196x112/);
   });
   it('throws GenerationCancelled with the partial text when aborted', async () => {
     const ac = new AbortController();

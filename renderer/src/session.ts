@@ -121,8 +121,11 @@ export function reduceSession(prev: SessionView | null, e: SessionEvent, source:
       return { ...s, steps: s.steps.map((v) => (v.finished ? v : { ...v, finished: true, ended: e.t })) };
     case 'telemetry.kv':
       return { ...s, telemetry: { ...s.telemetry, [e.data.step]: e.data } };
-    case 'memory':
-      return { ...s, memory: [...s.memory, { step: e.step, data: e.data, t: Date.now() }].slice(-500) };
+    case 'memory': {
+      // one figure per step: the latest report of a step replaces the earlier ones
+      const rest = e.step === null ? s.memory : s.memory.filter((m) => m.step !== e.step);
+      return { ...s, memory: [...rest, { step: e.step, data: e.data, t: Date.now() }].slice(-500) };
+    }
   }
 }
 

@@ -31,6 +31,8 @@ export interface AppState {
   checkpointPending: boolean;
   settingsError: string | null;
   savedAt: number | null;
+  /** Start was pressed and the host has not answered yet (it may be loading a model). */
+  starting: boolean;
   notices: Notice[];
   transport: Transport | null;
 
@@ -64,12 +66,16 @@ export const useApp = create<AppState>((set, get) => ({
   checkpointPending: false,
   settingsError: null,
   savedAt: null,
+  starting: false,
   notices: [],
   transport: null,
 
   send(cmd) {
     const ok = get().transport?.send(cmd);
-    if (!ok) notice(set, 'error', 'Not connected to the starkv host; retrying the connection…');
+    if (!ok) {
+      set({ starting: false });
+      notice(set, 'error', 'Not connected to the starkv host; retrying the connection…');
+    }
   },
   setTab: (tab) => set({ tab }),
   selectStep: (selectedStep) => set({ selectedStep }),
@@ -93,14 +99,18 @@ export const useApp = create<AppState>((set, get) => ({
         if (!replay) return notice(set, 'error', `Episode ${e.id} holds no events`);
         return set({ replay, viewing: 'replay', tab: 'run', selectedStep: replay.steps[0]?.step ?? null });
       }
-      case 'episode.report':
-        if (!window.open(e.url, '_blank', 'noopener')) notice(set, 'info', `Report written: ${e.url}`);
+      case 'episode.report': {
+        const w = window.open(e.url, '_blank');
+        if (w) w.opener = null;
+        else notice(set, 'info', `Report written: ${e.url} (allow pop-ups to open it here)`);
         return;
+      }
       case 'ack':
         return;
       case 'rejected':
         return notice(set, 'error', `The host rejected a message: ${e.reason}`);
       case 'error':
+        if (e.ref === 'start') set({ starting: false });
         if (e.ref?.startsWith('settings')) return set({ settingsError: e.message });
         if (e.ref?.startsWith('ckpt')) return set({ checkpointPending: false, checkpoint: { dir: '', ok: false, error: e.message } });
         return notice(set, 'error', e.message);
@@ -109,6 +119,7 @@ export const useApp = create<AppState>((set, get) => ({
         const patch: Partial<AppState> = { live };
         if (e.type === 'session.started') {
           patch.selectedStep = null;
+          patch.starting = false;
           if (get().viewing === 'replay') patch.viewing = 'live';
         }
         return set(patch);

@@ -150,6 +150,14 @@ describe('starkv serve in a browser', () => {
     await tab('episodes');
     await expect.poll(() => page.locator('[data-testid=episode-row]').count(), { timeout: 10_000 }).toBe(3);
     await shot('08-episodes');
+    const row = page.locator('[data-testid=episode-row]', { hasText: 'Click Start' });
+    const [report] = await Promise.all([page.waitForEvent('popup'), row.getByText('Report').click()]);
+    await report.waitForLoadState();
+    expect(await report.textContent('h1')).toBe('Click Start, then type hello world');
+    const imgs = await report.evaluate(() => Array.from(document.images).map((i) => i.complete && i.naturalWidth > 0));
+    expect(imgs.length).toBe(3);
+    expect(imgs.every(Boolean)).toBe(true);
+    await report.close();
     await page.locator('[data-testid=episode-row]', { hasText: 'Click Start' }).locator('[data-testid=episode-open]').click();
     await expect.poll(() => text('[data-testid=replaybar]')).toContain('Click Start, then type hello world');
     await expect.poll(() => page.locator('[data-testid=timeline-step]').count()).toBe(3);

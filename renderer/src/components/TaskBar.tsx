@@ -7,9 +7,14 @@ export function TaskBar() {
   const settings = useApp((s) => s.settings)!;
   const send = useApp((s) => s.send);
   const [task, setTask] = useState('');
+  const starting = useApp((s) => s.starting);
   const active = !!live && live.status !== 'ended';
   const model = settings.model.source === 'endpoint' ? `${settings.model.endpoint.model} at ${settings.model.endpoint.baseURL}` : `checkpoint ${settings.model.checkpointDir || '(none chosen)'}`;
-  const start = () => task.trim() && send({ type: 'task.start', task: task.trim(), ref: 'start' });
+  const start = () => {
+    if (!task.trim() || starting) return;
+    useApp.setState({ starting: true });
+    send({ type: 'task.start', task: task.trim(), ref: 'start' });
+  };
   return (
     <div className="taskbar">
       <textarea
@@ -26,8 +31,8 @@ export function TaskBar() {
       />
       <div className="controls">
         {!active ? (
-          <button className="btn primary" data-testid="start" disabled={!task.trim()} onClick={start} title="Ctrl+Enter">
-            ▶ Start
+          <button className="btn primary" data-testid="start" disabled={!task.trim() || starting} onClick={start} title="Ctrl+Enter">
+            {starting ? 'Starting…' : '▶ Start'}
           </button>
         ) : live!.status === 'paused' ? (
           <button className="btn" data-testid="resume" onClick={() => send({ type: 'task.resume' })}>

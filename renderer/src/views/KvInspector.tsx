@@ -16,6 +16,11 @@ function NoTelemetry({ s }: { s: SessionView | null }) {
       <h2>No KV telemetry yet</h2>
       {!s ? (
         <p>Run a task with the in-process engine as the model source: after every step it reports, per layer, which screenshot cells and text tokens the compressed cache kept.</p>
+      ) : s.backend === 'native' ? (
+        <p>
+          This {s.source === 'replay' ? 'episode runs' : 'session runs'} on the in-process engine, but its agent backend rebuilds the prompt every
+          step (the papers' reference protocol) and does not report per-layer telemetry yet. Nothing is shown rather than a guess.
+        </p>
       ) : (
         <p>
           This {s.source === 'replay' ? 'episode' : 'session'} uses <b>{s.backend || 'a model'}</b>

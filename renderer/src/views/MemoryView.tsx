@@ -20,7 +20,7 @@ export function MemoryView() {
     );
   }
   const e = last.engine;
-  const max = e ? Math.max(1, ...CATS.map((c) => e[c].peak), last.system.used) : Math.max(1, last.system.used);
+  const max = e ? Math.max(1, ...CATS.map((c) => e[c].peak)) : 1;
   const kvTele = Object.values(s.telemetry).at(-1);
   const kvFull = last.kvFullBytes ?? kvTele?.kvFullBytes ?? null;
   const kvNow = e?.kv.current ?? kvTele?.kvBytes ?? null;

@@ -34,7 +34,7 @@ function Outcome({ s }: { s: SessionView }) {
       <div className="outcome-title">{STATUS_TEXT[r.status] ?? r.status} · {r.steps} step{r.steps === 1 ? '' : 's'}</div>
       {r.answer && <div className="answer" data-testid="answer">{r.answer}</div>}
       {r.error && <div className="muted">{r.error}</div>}
-      {r.raw && <pre className="raw">{r.raw}</pre>}
+      {r.raw?.trim() && <pre className="raw">{r.raw.trim()}</pre>}
     </div>
   );
 }

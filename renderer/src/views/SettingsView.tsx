@@ -63,8 +63,8 @@ function ModelSection({ s }: { s: Settings }) {
               {ck.ok ? `✓ ${ck.summary}` : `✗ ${ck.error}`}
             </div>
           )}
-          <Row label="Device">
-            <Select value={m.device} options={[['auto', 'Automatic (CUDA if present)'], ['cpu', 'CPU'], ['cuda', 'CUDA GPU']]} onChange={(v) => commit({ model: { device: v } })} />
+          <Row label="Device" hint="Automatic uses a CUDA GPU when the engine was built with one; otherwise the CPU.">
+            <Select value={m.device} options={[['auto', 'Automatic'], ['cpu', 'CPU'], ['cuda', 'CUDA GPU']]} onChange={(v) => commit({ model: { device: v } })} />
           </Row>
         </>
       ) : (
@@ -151,7 +151,7 @@ function AgentSection({ s }: { s: Settings }) {
         <NumberInput value={a.minPixels} min={784} max={16384 * 784} step={1} onCommit={set('minPixels')} />
       </Row>
       <Row label="Max tokens per reply / temperature">
-        <NumberInput value={a.maxTokens} min={16} max={8192} step={1} onCommit={set('maxTokens')} />
+        <NumberInput value={a.maxTokens} min={16} max={8192} step={1} onCommit={set('maxTokens')} testId="max-tokens" />
         <NumberInput value={a.temperature} min={0} max={2} step={0.05} onCommit={set('temperature')} />
       </Row>
       <Row label="Thought language">

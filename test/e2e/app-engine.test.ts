@@ -1,0 +1,77 @@
+// The window with the in-process engine: a checkpoint folder is checked on the spot with the engine's own
+// errors, then a dry-run task runs on a tiny Qwen2.5-VL checkpoint (real tokenizer, random weights, so its
+// replies are gibberish the agent cannot parse) through the real `starkv serve`, and the memory panel shows
+// the engine's own byte accounting.
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startXvfb, type Xvfb } from '../agent/helpers/xvfb.ts';
+import { TMP } from '../helpers/paths.ts';
+import { writeTinyRealVocab } from '../helpers/tiny-real-vocab.ts';
+import { launchBrowser, startServe, type Serve } from './app-helpers.ts';
+
+const W = 1024, H = 640;
+const OUT = path.join(TMP, 'app-e2e');
+const DATA = path.join(TMP, 'app-e2e-engine');
+let xvfb: Xvfb, serve: Serve, browser: Browser, page: Page, model: string;
+const text = async (sel: string) => ((await page.locator(sel).count()) ? ((await page.locator(sel).first().textContent()) ?? '') : '');
+
+async function setField(testId: string, value: string) {
+  await page.fill(`[data-testid=${testId}]`, value);
+  await page.press(`[data-testid=${testId}]`, 'Enter');
+}
+
+beforeAll(async () => {
+  rmSync(DATA, { recursive: true, force: true });
+  mkdirSync(OUT, { recursive: true });
+  model = writeTinyRealVocab(path.join(DATA, 'model'));
+  const broken = path.join(DATA, 'broken');
+  mkdirSync(broken, { recursive: true });
+  writeFileSync(path.join(broken, 'config.json'), '{"model_type": "qwen2_5_vl"');
+  xvfb = await startXvfb(W, H);
+  serve = await startServe(['--config', path.join(DATA, 'settings.json'), '--data', DATA], { ...process.env, DISPLAY: xvfb.display });
+  browser = await launchBrowser(xvfb.display, W, H);
+  page = await (await browser.newContext({ viewport: null })).newPage();
+  await page.goto(serve.url);
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await serve?.stop();
+  await xvfb?.stop();
+});
+
+describe('in-process engine from the window', () => {
+  it('checks a checkpoint folder on the spot with the engine’s own errors', async () => {
+    await page.click('[data-testid=tab-settings]');
+    await page.selectOption('[data-testid=model-source]', 'checkpoint');
+    await setField('checkpoint-dir', path.join(DATA, 'nowhere'));
+    await expect.poll(() => text('[data-testid=checkpoint-result]'), { timeout: 10_000 }).toContain('no such folder');
+    await setField('checkpoint-dir', path.join(DATA, 'broken'));
+    await expect.poll(() => text('[data-testid=checkpoint-result]'), { timeout: 10_000 }).toMatch(/config\.json/);
+    await setField('checkpoint-dir', model);
+    await expect.poll(() => text('[data-testid=checkpoint-result]'), { timeout: 10_000 }).toMatch(/^✓ qwen2_5_vl, .* parameters/);
+    await setField('max-steps', '2');
+    await setField('max-pixels', '200704');
+    await setField('max-tokens', '48');
+    await page.screenshot({ path: path.join(OUT, '11-settings-checkpoint.png') });
+  });
+
+  it('runs a dry-run task in-process: steps, streamed text, the engine’s memory by category', async () => {
+    await page.click('[data-testid=tab-run]');
+    await page.fill('[data-testid=task-input]', 'Open the menu');
+    await page.click('[data-testid=start]');
+    await expect.poll(() => page.locator('[data-testid=timeline-step]').count(), { timeout: 60_000 }).toBeGreaterThan(0);
+    await expect.poll(() => text('[data-testid=outcome]'), { timeout: 90_000 }).toMatch(/Stopped|Reached|Finished/);
+    expect(await text('.run-head')).toContain('native · in-process');
+    await page.screenshot({ path: path.join(OUT, '12-run-engine.png') });
+    await page.click('[data-testid=tab-memory]');
+    const mem = await text('[data-testid=memory-view]');
+    expect(mem).toContain('Engine memory on cpu');
+    expect(mem).toMatch(/weights\s*[\d.]+ (MiB|KiB|GiB)/);
+    await page.screenshot({ path: path.join(OUT, '13-memory-engine.png') });
+    await page.click('[data-testid=tab-kv]');
+    expect(await text('[data-testid=no-telemetry]')).toContain('does not report per-layer telemetry yet');
+  }, 150_000);
+});

@@ -44,8 +44,15 @@ export interface GenerateResult {
   kv?: { bytes: number; fullBytes: number; keptPerLayer: number[] };
 }
 
+export interface NativeEpisodeHandle {
+  id: number;
+  reset(): Promise<void>;
+  dispose(): Promise<void>;
+}
+
 export interface EpisodeTurnNative {
   tokens: number[];
+  promptLogitsLast: Float32Array;
   stopReason: 'stop' | 'length' | 'cancelled';
   timings: { visionMs: number; prefillMs: number; compressMs: number; decodeMs: number };
   kv: {
@@ -171,15 +178,18 @@ export class Engine {
   }
 
   /** A native episode: a persistent KV cache with per-layer compression state (app/model/episode.ts). */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  createNativeEpisode(): any {
-    return this.native.createEpisode();
+  createNativeEpisode(): NativeEpisodeHandle {
+    const id: number = this.native.createEpisode();
+    return {
+      id,
+      reset: () => this.native.episodeReset(id),
+      dispose: () => this.native.episodeDispose(id),
+    };
   }
 
   /** One turn on a native episode: prefill `ids` against its cache, compress, decode. */
   async runEpisodeTurn(
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    episode: any,
+    episode: NativeEpisodeHandle,
     o: {
       ids: number[];
       images: ProcessedImage[];
@@ -193,7 +203,8 @@ export class Engine {
   ): Promise<EpisodeTurnNative> {
     this.checkImagePads(o.ids, o.images);
     const { pixels, grids } = batchImages(o.images);
-    const handle = episode.append(
+    const handle = this.native.episodeAppend(
+      episode.id,
       {
         ids: Int32Array.from(o.ids),
         pixels: o.images.length ? pixels : undefined,

@@ -3,7 +3,7 @@
 // new turn's observation window), decodes the reply against the compressed cache and keeps it.
 // The `reference` protocol instead rebuilds the papers' prompt (last N screenshots + all text) and
 // re-prefills it every step, for comparison.
-import type { Engine, EngineMemory } from './engine.ts';
+import type { Engine, EngineMemory, NativeEpisodeHandle } from './engine.ts';
 import type { ProcessedImage } from './preprocess.ts';
 import { TextProcessor, type ChatMessage } from './text.ts';
 import { mapKept, TokenLayout, type LayerKeep } from '../kv/layout.ts';
@@ -67,7 +67,7 @@ interface Turn {
 export class Episode {
   private turns: Turn[] = [];
   private layout = new TokenLayout();
-  private native: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  private native: NativeEpisodeHandle;
   private totalTokens = 0; // every token of the episode, as if nothing were evicted
   readonly text: TextProcessor;
 
@@ -130,7 +130,7 @@ export class Episode {
     const ref = this.referencePrompt();
     let ids: number[], images: ProcessedImage[];
     if (this.protocol === 'reference') {
-      this.native.reset();
+      await this.native.reset();
       this.layout = new TokenLayout();
       ({ ids, images } = ref);
     } else {
@@ -184,7 +184,7 @@ export class Episode {
     };
   }
 
-  dispose(): void {
-    this.native.dispose();
+  async dispose(): Promise<void> {
+    await this.native.dispose();
   }
 }

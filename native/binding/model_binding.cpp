@@ -5,6 +5,7 @@
 #include <napi.h>
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -14,6 +15,7 @@
 #include "core/error.h"
 #include "core/serial_worker.h"
 #include "cpu/bench.h"
+#include "binding/kv_turn_js.h"
 #include "models/qwen2vl_model.h"
 
 namespace starkv::binding {
@@ -210,6 +212,9 @@ struct CancelSet {  // cancel flags of running/queued calls; shared with their c
 
 struct EngineState {
   std::unique_ptr<Model> model;  // built and used on the worker thread; freed after it stops
+  // Persistent episodes by id; touched on the worker thread only (declared after `model`: freed first).
+  std::map<int64_t, std::unique_ptr<qwen2vl::Episode>> episodes;
+  int64_t next_episode = 1;  // JS thread
   std::string gemm, simd;
   int threads = 0;
   std::shared_ptr<CancelSet> cancels = std::make_shared<CancelSet>();
@@ -235,6 +240,10 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                        {InstanceMethod<&NativeModel::EncodeImages>("encodeImages"),
                         InstanceMethod<&NativeModel::RopeIndex>("ropeIndex"),
                         InstanceMethod<&NativeModel::Generate>("generate"),
+                        InstanceMethod<&NativeModel::CreateEpisode>("createEpisode"),
+                        InstanceMethod<&NativeModel::EpisodeAppend>("episodeAppend"),
+                        InstanceMethod<&NativeModel::EpisodeReset>("episodeReset"),
+                        InstanceMethod<&NativeModel::EpisodeDispose>("episodeDispose"),
                         InstanceMethod<&NativeModel::Memory>("memory"), InstanceMethod<&NativeModel::Info>("info"),
                         InstanceMethod<&NativeModel::Dispose>("dispose")});
   }
@@ -334,11 +343,49 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     return o;
   }
 
-  Napi::Value Generate(const Napi::CallbackInfo& info) {
+  Napi::Value Generate(const Napi::CallbackInfo& info) { return Run(info, 0, 0); }
+
+  // createEpisode() -> id: a persistent KV cache with per-layer compression state (created lazily on
+  // the engine thread by its first append).
+  Napi::Value CreateEpisode(const Napi::CallbackInfo& info) {
+    EngineState& st = Live(info.Env());
+    return Napi::Number::New(info.Env(), static_cast<double>(st.next_episode++));
+  }
+
+  int64_t EpisodeId(const Napi::CallbackInfo& info, EngineState& st) {
+    if (info.Length() < 1 || !info[0].IsNumber()) Fail(info.Env(), "episode id must be a number");
+    const int64_t id = info[0].As<Napi::Number>().Int64Value();
+    if (id <= 0 || id >= st.next_episode) Fail(info.Env(), "unknown episode " + std::to_string(id));
+    return id;
+  }
+
+  // episodeAppend(id, req, onToken?) -> { promise, cancel }: one turn (see Model::RunTurn).
+  Napi::Value EpisodeAppend(const Napi::CallbackInfo& info) { return Run(info, 1, EpisodeId(info, Live(info.Env()))); }
+
+  // episodeReset(id) / episodeDispose(id) -> Promise: queued behind running turns.
+  Napi::Value EpisodeReset(const Napi::CallbackInfo& info) { return EpisodeOp(info, false); }
+  Napi::Value EpisodeDispose(const Napi::CallbackInfo& info) { return EpisodeOp(info, true); }
+  Napi::Value EpisodeOp(const Napi::CallbackInfo& info, bool erase) {
     Napi::Env env = info.Env();
-    Model* m = Live(env).model.get();
-    if (info.Length() < 1 || !info[0].IsObject()) Fail(env, "generate(req): req must be an object");
-    const Napi::Object q = info[0].As<Napi::Object>();
+    EngineState* st = &Live(env);
+    const int64_t id = EpisodeId(info, *st);
+    auto cancel = std::make_shared<std::atomic<bool>>(false);
+    return Queue(env, cancel, std::make_shared<Channel>(env), [st, id, erase]() -> Finisher {
+      auto it = st->episodes.find(id);
+      if (it != st->episodes.end()) {
+        if (erase) st->episodes.erase(it);
+        else it->second->Reset();
+      }
+      return [](Napi::Env e) -> Napi::Value { return e.Undefined(); };
+    });
+  }
+
+  Napi::Value Run(const Napi::CallbackInfo& info, size_t arg, int64_t episode_id) {
+    Napi::Env env = info.Env();
+    EngineState* stp = &Live(env);
+    Model* m = stp->model.get();
+    if (info.Length() < arg + 1 || !info[arg].IsObject()) Fail(env, "generate(req): req must be an object");
+    const Napi::Object q = info[arg].As<Napi::Object>();
     auto req = std::make_shared<qwen2vl::GenerateRequest>();
     req->ids = Ints(q.Get("ids"), "req.ids", true);
     req->pixels = Floats(q.Get("pixels"), "req.pixels", false);
@@ -350,6 +397,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     req->seed = static_cast<uint64_t>(Int(q, "seed", "req", false, 0, 0, int64_t(1) << 53));
     req->stop_tokens = Ints(q.Get("stopTokens"), "req.stopTokens", false);
     req->trace = Present(q, "trace") && q.Get("trace").ToBoolean().Value();
+    req->kv = ParseKvPolicy(env, q.Get("kv"));
     if (req->sample.temperature < 0 || !(req->sample.top_p > 0 && req->sample.top_p <= 1))
       Fail(env, "req.temperature must be >= 0 and req.topP in (0, 1]");
     struct Ctx {  // touched on the JS thread only
@@ -357,10 +405,11 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       std::string callback_error;
     };
     Ctx* ctx = new Ctx();
-    if (info.Length() > 1 && info[1].IsFunction()) ctx->on_token = Napi::Persistent(info[1].As<Napi::Function>());
+    if (info.Length() > arg + 1 && info[arg + 1].IsFunction())
+      ctx->on_token = Napi::Persistent(info[arg + 1].As<Napi::Function>());
     auto cancel = std::make_shared<std::atomic<bool>>(false);
     auto ch = std::make_shared<Channel>(env);  // tokens, then the result, in order
-    auto work = [m, req, ctx, ch, cancel]() -> Finisher {
+    auto work = [m, stp, episode_id, req, ctx, ch, cancel]() -> Finisher {
       auto on_token = [ch, ctx, cancel](int32_t tok) {
         ch->Send([ctx, cancel, tok](Napi::Env e) {
           if (!e || ctx->on_token.IsEmpty() || !ctx->callback_error.empty()) return;
@@ -372,7 +421,14 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
           }
         });
       };
-      auto r = std::make_shared<qwen2vl::GenerateResult>(m->Generate(*req, on_token, cancel.get()));
+      std::shared_ptr<qwen2vl::GenerateResult> r;
+      if (episode_id) {
+        auto& ep = stp->episodes[episode_id];
+        if (!ep) ep = m->NewEpisode();
+        r = std::make_shared<qwen2vl::GenerateResult>(m->RunTurn(*ep, *req, on_token, cancel.get()));
+      } else {
+        r = std::make_shared<qwen2vl::GenerateResult>(m->Generate(*req, on_token, cancel.get()));
+      }
       return [r, ctx](Napi::Env e) -> Napi::Value {
         if (!ctx->callback_error.empty()) throw Napi::Error::New(e, ctx->callback_error);
         Napi::Object o = Napi::Object::New(e);
@@ -389,7 +445,12 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
         t.Set("decodeMs", r->decode_ms);
         t.Set("promptTokens", static_cast<double>(r->prompt_tokens));
         t.Set("generatedTokens", static_cast<double>(r->tokens.size()));
+        t.Set("compressMs", r->compress_ms);
         o.Set("timings", t);
+        Napi::Object kvo = Napi::Object::New(e);
+        kvo.Set("bytes", static_cast<double>(r->kv_bytes));
+        kvo.Set("layers", LayerReportsToJs(e, r->layers));
+        o.Set("kv", kvo);
         if (r->trace) {
           Napi::Object tr = Napi::Object::New(e);
           for (const auto& kv : r->trace->arrays) {

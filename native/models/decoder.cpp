@@ -20,7 +20,8 @@ void TextDecoder::FinalNorm(const float* h, int64_t n, float* y) {
 void TextDecoder::Logits(const float* y, int64_t n, float* logits) { be_.MatMul(y, n, w_.lm_head, nullptr, logits); }
 
 void TextDecoder::Forward(float* h, int64_t n, const int32_t* pos_t, const int32_t* pos_h, const int32_t* pos_w,
-                          KvStore& kv, const TraceRows& tr, const std::atomic<bool>* cancel) {
+                          KvStore& kv, const TraceRows& tr, const std::atomic<bool>* cancel,
+                          LayerObserver* observer) {
   const int64_t D = c_.hidden, I = c_.intermediate, hd = c_.head_dim, H = c_.heads, KV = c_.kv_heads;
   const int64_t qd = H * hd, kd = KV * hd;
   Buffer cos = be_.Alloc(MemCategory::Activations, n * hd / 2);
@@ -56,6 +57,7 @@ void TextDecoder::Forward(float* h, int64_t n, const int32_t* pos_t, const int32
     be_.MatMul(a.f(), n, W.v_w, &W.v_b, v.f());
     be_.Rotary(q.f(), n, qd, static_cast<int>(H), static_cast<int>(hd), cos.f(), sin.f());
     be_.Rotary(k.f(), n, kd, static_cast<int>(KV), static_cast<int>(hd), cos.f(), sin.f());
+    if (observer) observer->OnLayer(l, q.f(), a.f(), n, first_token);
     if (trace) {
       put_heads(pre + "q_rot", q.f(), H);
       put_heads(pre + "k_rot", k.f(), KV);

@@ -20,6 +20,14 @@ struct TraceRows {
   int64_t total = 0;  // L
 };
 
+// Sees each layer's queries (post-rotary, [n][heads*hd]) and attention input (post input_layernorm,
+// [n][hidden]) for a block of n new tokens starting at sequence index first_token (KV compression).
+class LayerObserver {
+ public:
+  virtual ~LayerObserver() = default;
+  virtual void OnLayer(int layer, const float* q, const float* x, int64_t n, int64_t first_token) = 0;
+};
+
 class TextDecoder {
  public:
   TextDecoder(const Config& c, const TextWeights& w, Backend& be) : c_(c), w_(w), be_(be) {}
@@ -28,7 +36,7 @@ class TextDecoder {
   // Appends n slots (token indices kv.tokens ...) to every layer; advances kv.tokens by n.
   // Checks `cancel` between layers (throws starkv::Cancelled).
   void Forward(float* h, int64_t n, const int32_t* pos_t, const int32_t* pos_h, const int32_t* pos_w, KvStore& kv,
-               const TraceRows& tr, const std::atomic<bool>* cancel);
+               const TraceRows& tr, const std::atomic<bool>* cancel, LayerObserver* observer = nullptr);
   // y = RMSNorm(h; norm) for n rows.
   void FinalNorm(const float* h, int64_t n, float* y);
   // logits[n, V] = y . lm_head^T

@@ -20,7 +20,15 @@ double MsSince(std::chrono::steady_clock::time_point t0) {
 
 GenerateResult Model::Generate(const GenerateRequest& req, const std::function<void(int32_t)>& on_token,
                                const std::atomic<bool>* cancel) {
+  Episode ep(backend_.get(), c_);
+  return RunTurn(ep, req, on_token, cancel);
+}
+
+GenerateResult Model::RunTurn(Episode& ep, const GenerateRequest& req, const std::function<void(int32_t)>& on_token,
+                              const std::atomic<bool>* cancel) {
   using clock = std::chrono::steady_clock;
+  KvStore& kv = ep.kv;
+  const int64_t first_token = kv.tokens;
   GenerateResult res;
   const int64_t L = static_cast<int64_t>(req.ids.size());
   const int64_t D = c_.hidden, V = c_.vocab;
@@ -34,11 +42,22 @@ GenerateResult Model::Generate(const GenerateRequest& req, const std::function<v
   CheckPrompt(c_, req.ids.data(), L, grids);
   if (req.max_new_tokens < 0) throw Error("maxNewTokens must be >= 0");
   const int64_t limit = PositionLimit(c_);
-  if (L + req.max_new_tokens > limit)
-    throw Error("the prompt (" + std::to_string(L) + " tokens) plus " + std::to_string(req.max_new_tokens) +
-                " new tokens exceeds the engine's limit of " + std::to_string(limit) + " positions");
+  if (kv.next_position + L + req.max_new_tokens > limit)
+    throw Error("the prompt (" + std::to_string(L) + " tokens" +
+                (kv.next_position ? " after " + std::to_string(kv.next_position) + " positions of the episode" : std::string()) +
+                ") plus " + std::to_string(req.max_new_tokens) + " new tokens exceeds the engine's limit of " +
+                std::to_string(limit) + " positions");
   if (grids.empty() && !req.pixels.empty()) throw Error("pixels were given without image grids");
-  const RopeIndex rope = ComputeRopeIndex(c_, req.ids.data(), L, grids);
+  const RopeIndex rope = ComputeRopeIndex(c_, req.ids.data(), L, grids, kv.next_position, first_token);
+  // Where this turn's screenshots sit (sequence indices, merged grids); the last one is the current frame.
+  std::vector<FrameSpan> frames;
+  for (int64_t i = 0, g = 0; i < L; ++i)
+    if (req.ids[i] == c_.image_token && (i == 0 || req.ids[i - 1] != c_.image_token)) {
+      const ImageGrid& gr = grids[static_cast<size_t>(g++)];
+      const int64_t m = c_.vision.spatial_merge_size, rows = gr.h / m, cols = gr.w / m, n = gr.t * rows * cols;
+      frames.push_back({first_token + i, first_token + i + n, rows, cols});
+      i += n - 1;
+    }
 
   try {
     // Vision.
@@ -51,8 +70,14 @@ GenerateResult Model::Generate(const GenerateRequest& req, const std::function<v
     }
     // Prefill.
     const auto t1 = clock::now();
-    KvStore kv(backend_.get(), c_.layers, c_.kv_heads, c_.head_dim);
-    kv.Reserve(L + std::min<int64_t>(req.max_new_tokens, 256));
+    int64_t held = 0;
+    for (int l = 0; l < c_.layers; ++l) held = std::max(held, kv.Length(l));
+    kv.Reserve(held + L + std::min<int64_t>(req.max_new_tokens, 256));
+    ep.frames.insert(ep.frames.end(), frames.begin(), frames.end());
+    std::unique_ptr<TurnStash> stash;
+    if (req.kv.method)
+      stash = std::make_unique<TurnStash>(c_.layers, c_.heads, c_.head_dim, c_.hidden, 64,
+                                          frames.empty() ? FrameSpan{} : frames.back(), !frames.empty());
     const int64_t chunk = trace ? L : std::min(prefill_chunk_, L);
     Buffer h = backend_->Alloc(MemCategory::Activations, chunk * D);
     Buffer y = backend_->Alloc(MemCategory::Activations, chunk * D);
@@ -68,7 +93,8 @@ GenerateResult Model::Generate(const GenerateRequest& req, const std::function<v
           ++img_row;
         }
       if (trace) std::copy(h.f(), h.f() + n * D, trace->Get("text.hidden_states.0", {L, D}) + c0 * D);
-      decoder_->Forward(h.f(), n, pt + c0, pt + L + c0, pt + 2 * L + c0, kv, TraceRows{trace, c0, L}, cancel);
+      decoder_->Forward(h.f(), n, pt + c0, pt + L + c0, pt + 2 * L + c0, kv, TraceRows{trace, c0, L}, cancel,
+                        stash.get());
       if (trace) {
         decoder_->FinalNorm(h.f(), n, y.f());
         std::copy(y.f(), y.f() + n * D, trace->Get("text.final_hidden", {L, D}) + c0 * D);
@@ -84,6 +110,12 @@ GenerateResult Model::Generate(const GenerateRequest& req, const std::function<v
     kv.next_position = rope.next;
     res.prompt_logits_last = logits;
     res.prefill_ms = MsSince(t1);
+    ++ep.turns;
+    if (stash) {
+      const auto tc = clock::now();
+      res.layers = CompressTurn(ep, req.kv, *stash, c_);
+      res.compress_ms = MsSince(tc);
+    }
 
     // Decode.
     const auto t2 = clock::now();
@@ -112,6 +144,7 @@ GenerateResult Model::Generate(const GenerateRequest& req, const std::function<v
       decoder_->Logits(y.f(), 1, logits.data());
     }
     res.decode_ms = MsSince(t2);
+    res.kv_bytes = ep.HeldBytes();
     if (trace && !steps.empty()) {
       const int64_t ns = static_cast<int64_t>(steps.size()) / V;
       std::copy(steps.begin(), steps.end(), trace->Put("generate.step_logits", {ns, V}));

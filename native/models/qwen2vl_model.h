@@ -14,6 +14,7 @@
 #include "core/memory.h"
 #include "core/weight_store.h"
 #include "models/decoder.h"
+#include "models/episode.h"
 #include "models/qwen2vl_config.h"
 #include "models/qwen2vl_weights.h"
 #include "models/rope_index.h"
@@ -40,6 +41,7 @@ struct GenerateRequest {
   uint64_t seed = 0;
   std::vector<int32_t> stop_tokens;
   bool trace = false;
+  KvPolicy kv;  // compression of the prompt's cache before decoding (method nullptr: none)
 };
 
 struct GenerateResult {
@@ -49,6 +51,10 @@ struct GenerateResult {
   double vision_ms = 0, prefill_ms = 0, decode_ms = 0;
   int64_t prompt_tokens = 0;
   std::unique_ptr<Trace> trace;
+  // Episode turns: compression time and, per layer, what it kept (filled when a policy ran).
+  double compress_ms = 0;
+  std::vector<LayerReport> layers;
+  int64_t kv_bytes = 0;  // keys + values held after the turn
 };
 
 class Model {
@@ -67,6 +73,11 @@ class Model {
   // Runs prompt + generation; on_token is called on this thread for every token as it is produced.
   GenerateResult Generate(const GenerateRequest& req, const std::function<void(int32_t)>& on_token,
                           const std::atomic<bool>* cancel);
+  // One turn of a persistent episode: prefills only req.ids against the episode's (compressed) cache,
+  // M-RoPE positions continuing from its logical length; compresses every layer with req.kv; decodes.
+  GenerateResult RunTurn(Episode& ep, const GenerateRequest& req, const std::function<void(int32_t)>& on_token,
+                         const std::atomic<bool>* cancel);
+  std::unique_ptr<Episode> NewEpisode() { return std::make_unique<Episode>(backend_.get(), c_); }
 
  private:
   Config c_;

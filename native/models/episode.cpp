@@ -1,0 +1,148 @@
+// Persistent-episode compression: builds each layer's inputs for native/kv from the stored slots and
+// the turn's stash, runs the method, and compacts the layer in place.
+#include "models/episode.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "kv/compact.h"
+
+namespace starkv::qwen2vl {
+
+TurnStash::TurnStash(int layers, int heads, int head_dim, int hidden, int64_t q_keep, FrameSpan frame, bool has_frame)
+    : heads_(heads), hd_(head_dim), hidden_(hidden), q_keep_(q_keep), frame_(frame), has_frame_(has_frame),
+      q_(layers), norms_(layers) {
+  for (auto& n : norms_) n.assign(has_frame ? static_cast<size_t>(frame.end - frame.start) : 0, 0.0f);
+}
+
+void TurnStash::OnLayer(int layer, const float* q, const float* x, int64_t n, int64_t first_token) {
+  const int64_t row = static_cast<int64_t>(heads_) * hd_;
+  std::vector<float>& keep = q_[layer];
+  keep.insert(keep.end(), q + std::max<int64_t>(0, n - q_keep_) * row, q + n * row);
+  const int64_t rows = static_cast<int64_t>(keep.size()) / row;
+  if (rows > q_keep_) keep.erase(keep.begin(), keep.begin() + (rows - q_keep_) * row);
+  if (!has_frame_) return;
+  const int64_t lo = std::max(first_token, frame_.start), hi = std::min(first_token + n, frame_.end);
+  for (int64_t t = lo; t < hi; ++t) {
+    const float* r = x + (t - first_token) * hidden_;
+    double s = 0.0;
+    for (int c = 0; c < hidden_; ++c) s += static_cast<double>(r[c]) * r[c];
+    norms_[layer][t - frame_.start] = static_cast<float>(std::sqrt(s));
+  }
+}
+
+std::vector<float> TurnStash::Queries(int layer) const {
+  const int64_t rows = QRows(layer), row = static_cast<int64_t>(heads_) * hd_;
+  std::vector<float> out(q_[layer].size());
+  for (int64_t i = 0; i < rows; ++i)
+    for (int h = 0; h < heads_; ++h)
+      std::copy_n(q_[layer].data() + i * row + h * hd_, hd_, out.data() + (h * rows + i) * hd_);
+  return out;
+}
+
+Episode::Episode(Backend* backend, const Config& c)
+    : kv(backend, c.layers, c.kv_heads, c.head_dim), states(static_cast<size_t>(c.layers)) {}
+
+void Episode::Reset() {
+  kv.Clear();
+  for (auto& s : states) s.Reset();
+  frames.clear();
+  turns = 0;
+}
+
+int64_t Episode::HeldBytes() const {
+  int64_t slots = 0;
+  for (int l = 0; l < kv.layers(); ++l) slots += kv.Length(l);
+  return slots * kv.kv_heads() * kv.head_dim() * 2 * static_cast<int64_t>(sizeof(float));
+}
+
+kv::MethodParams PolicyParams(const kv::KvMethod& m, const std::vector<std::pair<std::string, double>>& nums,
+                              const std::vector<std::pair<std::string, std::string>>& strs) {
+  kv::MethodParams p = m.Defaults();
+  // The store holds one list per KV head (GQA layout): per-query-head selections are reduced per KV head.
+  if (p.granularity == kv::Granularity::QueryHead) p.granularity = kv::Granularity::KvHead;
+  for (const auto& [k, v] : nums) kv::SetParam(p, k, v);
+  for (const auto& [k, v] : strs) kv::SetParamString(p, k, v);
+  return p;
+}
+
+namespace {
+
+// The slots [first, last) of the layer whose source tokens fall in [start, end) (slots are in token order).
+kv::Span SlotSpan(const int64_t* tokens, int64_t len, int64_t start, int64_t end) {
+  const int64_t a = std::lower_bound(tokens, tokens + len, start) - tokens;
+  const int64_t b = std::lower_bound(tokens, tokens + len, end) - tokens;
+  return {a, b};
+}
+
+}  // namespace
+
+std::vector<LayerReport> CompressTurn(Episode& ep, const KvPolicy& policy, const TurnStash& stash, const Config& c) {
+  const int layers = c.layers;
+  std::vector<LayerReport> reports(static_cast<size_t>(layers));
+  std::vector<kv::LayerInputs> inputs(static_cast<size_t>(layers));
+  std::vector<std::vector<float>> queries(static_cast<size_t>(layers));
+  for (int l = 0; l < layers; ++l) {
+    kv::LayerInputs& in = inputs[l];
+    const int64_t L = ep.kv.Length(l);
+    const int64_t* tok = ep.kv.SlotTokens(l);
+    in.num_heads = c.heads;
+    in.num_kv_heads = c.kv_heads;
+    in.head_dim = c.head_dim;
+    in.seq_len = L;
+    in.keys = ep.kv.Keys(l);
+    in.kv_capacity = ep.kv.capacity();
+    queries[l] = stash.Queries(l);
+    in.queries = queries[l].data();
+    in.q_rows = stash.QRows(l);
+    in.slot_positions = tok;
+    if (stash.has_frame()) {
+      for (const FrameSpan& f : ep.frames) {
+        const kv::Span s = SlotSpan(tok, L, f.start, f.end);
+        if (s.end > s.start) {
+          in.spans.push_back(s);
+          in.span_grids.push_back({f.rows, f.cols});
+        }
+      }
+      const kv::Span cur = in.spans.back();  // the turn's frame: all of its slots were just appended
+      if (cur.end - cur.start != stash.frame().end - stash.frame().start)
+        throw Error("episode: the current frame's slots are incomplete before compression");
+      in.hidden = stash.Norms(l).data();  // L2 norms as 1-wide rows: the methods only use row norms
+      in.hidden_size = 1;
+      in.hidden_row0 = cur.start;
+      in.hidden_rows = cur.end - cur.start;
+      in.last_vision_index = cur.end;
+    }
+  }
+  std::vector<kv::MethodParams> params(static_cast<size_t>(layers), policy.params);
+  for (int l = 0; l < layers; ++l) {
+    params[l].layer_idx = l;
+    params[l].num_layers = layers;
+  }
+  if (policy.method && policy.method->NeedsPrepass(policy.params)) {
+    std::vector<double> gammas(static_cast<size_t>(layers));
+    for (int l = 0; l < layers; ++l) gammas[l] = policy.method->Prepass(inputs[l], params[l]);
+    const std::vector<int64_t> budgets = kv::AllocateLayerBudgets(gammas, inputs[0].seq_len, policy.budget, policy.params);
+    for (int l = 0; l < layers; ++l) params[l].layer_budget = budgets[l];
+  }
+  for (int l = 0; l < layers; ++l) {
+    LayerReport& rep = reports[l];
+    if (policy.method) {
+      kv::Selection sel;
+      policy.method->Compress(inputs[l], policy.budget, params[l], ep.states[l], sel, rep.tel);
+      rep.cap = sel.cap;
+      rep.compressed = sel.compressed;
+      if (sel.compressed) {
+        const int64_t n = kv::CompactLayer(ep.kv.Keys(l), ep.kv.Values(l), c.kv_heads, ep.kv.capacity(), c.head_dim,
+                                           inputs[l].seq_len, sel, ep.kv.SlotTokens(l));
+        ep.kv.SetLength(l, n);
+      }
+    }
+    const int64_t* tok = ep.kv.SlotTokens(l);
+    rep.slot_tokens.assign(tok, tok + ep.kv.Length(l));
+  }
+  return reports;
+}
+
+}  // namespace starkv::qwen2vl

@@ -60,8 +60,9 @@ int64_t Episode::HeldBytes() const {
 kv::MethodParams PolicyParams(const kv::KvMethod& m, const std::vector<std::pair<std::string, double>>& nums,
                               const std::vector<std::pair<std::string, std::string>>& strs) {
   kv::MethodParams p = m.Defaults();
-  // The store holds one list per KV head (GQA layout): per-query-head selections are reduced per KV head.
-  if (p.granularity == kv::Granularity::QueryHead) p.granularity = kv::Granularity::KvHead;
+  // The store keeps one slot list per layer (one source token per slot, shared by the KV heads), so
+  // per-head selections are reduced to one shared list; `granularity` may still be set explicitly.
+  if (p.granularity != kv::Granularity::Shared) p.granularity = kv::Granularity::Shared;
   for (const auto& [k, v] : nums) kv::SetParam(p, k, v);
   for (const auto& [k, v] : strs) kv::SetParamString(p, k, v);
   return p;

@@ -82,7 +82,7 @@ void Attention(ThreadPool& pool, MemoryAccount* account, const AttnArgs& a, bool
     throw Error("attention: bad head counts");
   if (a.n_q <= 0) return;
   const int group = a.heads / a.kv_heads;
-  const int64_t hd = a.hd, QB = 64;
+  const int64_t hd = a.hd, QB = 128;
   std::vector<Item> items;
   if (a.segments) {
     if (a.n_q != a.n_kv) throw Error("attention: segments need as many queries as keys");

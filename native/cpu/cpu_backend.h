@@ -12,7 +12,7 @@ namespace starkv::cpu {
 
 struct CpuOptions {
   int threads = 0;          // 0: hardware_concurrency
-  int64_t large_m = 16;     // matmul rows at which the prefill GEMM path starts
+  int64_t large_m = 20;     // matmul rows at which the prefill GEMM path starts
   bool use_dnnl = true;
 };
 

@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "core/error.h"
 #include "cpu/dot_tile.h"
+#include "cpu/transpose.h"
 
 #if defined(STARKV_HAVE_DNNL)
 #include <dnnl.h>
@@ -114,23 +116,34 @@ void MatMul(GemmContext& ctx, const float* x, int64_t M, const Tensor& W, const 
     const int64_t nb = ctx.block_rows;
     const int64_t blocks = (N + nb - 1) / nb;
     const int nt = static_cast<int>(std::min<int64_t>(ctx.pool->size(), blocks));
-    const bool f32 = W.dtype == DType::F32;
-    float* ws = f32 ? nullptr : Workspace(ctx, nb * K * nt);
+    // oneDNN: the block is widened transposed ([K][nb], an NN sgemm, ~12% faster than NT here).
+    // Built-in: widened as rows (NT, the tile kernel); f32 rows are used in place.
+    const bool dnnl = ctx.use_dnnl && HaveDnnl();
+    const bool in_place = !dnnl && W.dtype == DType::F32;
+    float* ws = in_place ? nullptr : Workspace(ctx, nb * K * nt);
     ctx.pool->Run(nt, [&](int t, int ntt) {
-      float* wf = f32 ? nullptr : ws + nb * K * t;
+      float* wf = in_place ? nullptr : ws + nb * K * t;
       for (int64_t blk = blocks * t / ntt; blk < blocks * (t + 1) / ntt; ++blk) {
         const int64_t n0 = blk * nb, cur = std::min(nb, N - n0);
-        const float* b = f32 ? static_cast<const float*>(W.Row(n0)) : wf;
-        if (!f32) WidenRows(W, n0, cur, K, wf);
-        SgemmSingle(ctx.use_dnnl, true, M, cur, K, x, K, b, K, y + n0, N);
+        if (dnnl) {
+          WidenRowsTransposed(W, n0, cur, K, wf, cur);
+          SgemmSingle(true, false, M, cur, K, x, K, wf, cur, y + n0, N);
+        } else {
+          const float* b = in_place ? static_cast<const float*>(W.Row(n0)) : wf;
+          if (!in_place) WidenRows(W, n0, cur, K, wf);
+          SgemmSingle(false, true, M, cur, K, x, K, b, K, y + n0, N);
+        }
       }
     });
   }
   if (bias && bias->Valid()) {
-    const Tensor& b = *bias;
+    std::vector<float> b(static_cast<size_t>(N));
+    for (int64_t n = 0; n < N; ++n) b[n] = bias->At(n);
     ctx.pool->ParallelFor(M, 16, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r)
-        for (int64_t n = 0; n < N; ++n) y[r * N + n] += b.At(n);
+      for (int64_t r = r0; r < r1; ++r) {
+        float* yr = y + r * N;
+        for (int64_t n = 0; n < N; ++n) yr[n] += b[n];
+      }
     });
   }
 }

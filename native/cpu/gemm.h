@@ -16,7 +16,7 @@ struct GemmContext {
   ThreadPool* pool = nullptr;
   MemoryAccount* account = nullptr;
   Buffer* workspace = nullptr;  // grown on demand, counted as workspace
-  int64_t large_m = 16;         // M at or above which the prefill path is taken
+  int64_t large_m = 20;         // M at or above which the prefill path is taken
   int64_t block_rows = 128;     // weight rows per prefill block
   bool use_dnnl = true;         // false: built-in kernel even when oneDNN is present
 };

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "cpu/elementwise.h"
+#include "cpu/simd.h"
 
 namespace starkv::cpu {
 namespace {
@@ -19,6 +20,29 @@ float ApplyAct(Act a, float x) {
 
 constexpr int64_t kElemGrain = 1 << 14;
 
+// 16 elements of a 1-D weight (any dtype) from index i, as fp32.
+#if defined(__AVX512F__)
+inline __m512 LoadW16(const Tensor& w, int64_t i) {
+  if (w.dtype == DType::F32) return Load16(static_cast<const float*>(w.data) + i);
+  return Load16(static_cast<const uint16_t*>(w.data) + i, w.dtype);
+}
+
+// silu / quick_gelu / gelu_erf on 16 lanes with the vectorised exp (gelu_erf stays scalar).
+inline bool VecAct(Act a, __m512 x, __m512* out) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  if (a == Act::Silu) {
+    *out = _mm512_div_ps(x, _mm512_add_ps(one, Exp16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+    return true;
+  }
+  if (a == Act::QuickGelu) {
+    const __m512 e = Exp16(_mm512_mul_ps(x, _mm512_set1_ps(-1.702f)));
+    *out = _mm512_mul_ps(x, _mm512_div_ps(one, _mm512_add_ps(one, e)));
+    return true;
+  }
+  return false;
+}
+#endif
+
 }  // namespace
 
 void RmsNorm(ThreadPool& pool, const float* x, int64_t M, int64_t D, const Tensor& w, float eps, float* y) {
@@ -30,7 +54,12 @@ void RmsNorm(ThreadPool& pool, const float* x, int64_t M, int64_t D, const Tenso
       for (int64_t i = 0; i < D; ++i) ss += static_cast<double>(xr[i]) * xr[i];
       const float var = static_cast<float>(ss / static_cast<double>(D));
       const float inv = 1.0f / std::sqrt(var + eps);
-      for (int64_t i = 0; i < D; ++i) yr[i] = ew::RmsScale(xr[i], inv, w.At(i));
+      int64_t i = 0;
+#if defined(__AVX512F__)
+      const __m512 iv = _mm512_set1_ps(inv);
+      for (; i + 16 <= D; i += 16) _mm512_storeu_ps(yr + i, _mm512_mul_ps(LoadW16(w, i), _mm512_mul_ps(Load16(xr + i), iv)));
+#endif
+      for (; i < D; ++i) yr[i] = ew::RmsScale(xr[i], inv, w.At(i));
     }
   });
 }
@@ -70,17 +99,31 @@ void Rotary(ThreadPool& pool, float* x, int64_t n, int64_t row, int heads, int h
 
 void GatedAct(ThreadPool& pool, Act act, const float* gate, const float* up, int64_t n, float* out) {
   pool.ParallelFor(n, kElemGrain, [&](int64_t b, int64_t e) {
-    if (act == Act::Silu) {
-      for (int64_t i = b; i < e; ++i) out[i] = ew::Silu(gate[i]) * up[i];
-    } else {
-      for (int64_t i = b; i < e; ++i) out[i] = ApplyAct(act, gate[i]) * up[i];
-    }
+    int64_t i = b;
+#if defined(__AVX512F__)
+    __m512 v;
+    if (VecAct(act, _mm512_setzero_ps(), &v))
+      for (; i + 16 <= e; i += 16) {
+        VecAct(act, Load16(gate + i), &v);
+        _mm512_storeu_ps(out + i, _mm512_mul_ps(v, Load16(up + i)));
+      }
+#endif
+    for (; i < e; ++i) out[i] = ApplyAct(act, gate[i]) * up[i];
   });
 }
 
 void Activation(ThreadPool& pool, Act act, float* x, int64_t n) {
   pool.ParallelFor(n, kElemGrain, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) x[i] = ApplyAct(act, x[i]);
+    int64_t i = b;
+#if defined(__AVX512F__)
+    __m512 v;
+    if (VecAct(act, _mm512_setzero_ps(), &v))
+      for (; i + 16 <= e; i += 16) {
+        VecAct(act, Load16(x + i), &v);
+        _mm512_storeu_ps(x + i, v);
+      }
+#endif
+    for (; i < e; ++i) x[i] = ApplyAct(act, x[i]);
   });
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 #include "models/rope_index.h"
@@ -22,11 +23,29 @@ void TextDecoder::Logits(const float* y, int64_t n, float* logits) { be_.MatMul(
 void TextDecoder::Forward(float* h, int64_t n, const int32_t* pos_t, const int32_t* pos_h, const int32_t* pos_w,
                           KvStore& kv, const TraceRows& tr, const std::atomic<bool>* cancel,
                           LayerObserver* observer) {
-  const int64_t D = c_.hidden, I = c_.intermediate, hd = c_.head_dim, H = c_.heads, KV = c_.kv_heads;
-  const int64_t qd = H * hd, kd = KV * hd;
+  const int64_t hd = c_.head_dim;
   Buffer cos = be_.Alloc(MemCategory::Activations, n * hd / 2);
   Buffer sin = be_.Alloc(MemCategory::Activations, n * hd / 2);
   MropeTables(c_, pos_t, pos_h, pos_w, n, cos.f(), sin.f());
+  const int64_t first_token = kv.tokens;
+  // On cancel (or any error) between layers, the layers that already appended this block drop it
+  // again, so the store never holds a token in some layers only.
+  std::vector<int64_t> before(static_cast<size_t>(c_.layers));
+  for (int l = 0; l < c_.layers; ++l) before[l] = kv.Length(l);
+  try {
+    ForwardLayers(h, n, cos.f(), sin.f(), kv, tr, cancel, observer, first_token);
+  } catch (...) {
+    for (int l = 0; l < c_.layers; ++l) kv.SetLength(l, before[l]);
+    throw;
+  }
+  kv.tokens += n;
+}
+
+void TextDecoder::ForwardLayers(float* h, int64_t n, const float* cosp, const float* sinp, KvStore& kv,
+                                const TraceRows& tr, const std::atomic<bool>* cancel, LayerObserver* observer,
+                                int64_t first_token) {
+  const int64_t D = c_.hidden, I = c_.intermediate, hd = c_.head_dim, H = c_.heads, KV = c_.kv_heads;
+  const int64_t qd = H * hd, kd = KV * hd;
   Buffer a = be_.Alloc(MemCategory::Activations, n * std::max(D, qd));
   Buffer q = be_.Alloc(MemCategory::Activations, n * qd);
   Buffer k = be_.Alloc(MemCategory::Activations, n * kd);
@@ -46,7 +65,6 @@ void TextDecoder::Forward(float* h, int64_t n, const int32_t* pos_t, const int32
   auto put_rows = [&](const std::string& name, const float* src, int64_t width) {
     std::copy(src, src + n * width, trace->Get(name, {L, width}) + tr.row0 * width);
   };
-  const int64_t first_token = kv.tokens;
   for (int l = 0; l < c_.layers; ++l) {
     if (cancel && cancel->load(std::memory_order_relaxed)) throw Cancelled();
     const TextLayerWeights& W = w_.layers[l];
@@ -55,8 +73,8 @@ void TextDecoder::Forward(float* h, int64_t n, const int32_t* pos_t, const int32
     be_.MatMul(a.f(), n, W.q_w, &W.q_b, q.f());
     be_.MatMul(a.f(), n, W.k_w, &W.k_b, k.f());
     be_.MatMul(a.f(), n, W.v_w, &W.v_b, v.f());
-    be_.Rotary(q.f(), n, qd, static_cast<int>(H), static_cast<int>(hd), cos.f(), sin.f());
-    be_.Rotary(k.f(), n, kd, static_cast<int>(KV), static_cast<int>(hd), cos.f(), sin.f());
+    be_.Rotary(q.f(), n, qd, static_cast<int>(H), static_cast<int>(hd), cosp, sinp);
+    be_.Rotary(k.f(), n, kd, static_cast<int>(KV), static_cast<int>(hd), cosp, sinp);
     if (observer) observer->OnLayer(l, q.f(), a.f(), n, first_token);
     if (trace) {
       put_heads(pre + "q_rot", q.f(), H);
@@ -93,7 +111,6 @@ void TextDecoder::Forward(float* h, int64_t n, const int32_t* pos_t, const int32
     be_.Add(h, o.f(), n * D);
     if (trace) put_rows(pre + "output", h, D);
   }
-  kv.tokens += n;
 }
 
 }  // namespace starkv::qwen2vl

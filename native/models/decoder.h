@@ -44,6 +44,9 @@ class TextDecoder {
   void Embed(const int32_t* ids, int64_t n, float* out);
 
  private:
+  void ForwardLayers(float* h, int64_t n, const float* cos, const float* sin, KvStore& kv, const TraceRows& tr,
+                     const std::atomic<bool>* cancel, LayerObserver* observer, int64_t first_token);
+
   const Config& c_;
   const TextWeights& w_;
   Backend& be_;

@@ -59,55 +59,74 @@ GenerateResult Model::RunTurn(Episode& ep, const GenerateRequest& req, const std
       i += n - 1;
     }
 
+  // A turn that fails or is cancelled before its prefill completes leaves the episode as it was.
+  std::vector<int64_t> lengths0(static_cast<size_t>(c_.layers));
+  for (int l = 0; l < c_.layers; ++l) lengths0[l] = kv.Length(l);
+  const int64_t tokens0 = kv.tokens, position0 = kv.next_position;
+  const size_t frames0 = ep.frames.size();
+  auto rollback = [&] {
+    for (int l = 0; l < c_.layers; ++l) kv.SetLength(l, lengths0[l]);
+    kv.tokens = tokens0;
+    kv.next_position = position0;
+    ep.frames.resize(frames0);
+  };
+
   try {
-    // Vision.
-    std::vector<float> img;
-    if (!grids.empty()) {
-      const auto t0 = clock::now();
-      img = EncodeImages(req.pixels.data(), static_cast<int64_t>(req.pixels.size()), req.grids.data(),
-                         static_cast<int64_t>(req.grids.size()), cancel, trace);
-      res.vision_ms = MsSince(t0);
-    }
-    // Prefill.
-    const auto t1 = clock::now();
-    int64_t held = 0;
-    for (int l = 0; l < c_.layers; ++l) held = std::max(held, kv.Length(l));
-    kv.Reserve(held + L + std::min<int64_t>(req.max_new_tokens, 256));
-    ep.frames.insert(ep.frames.end(), frames.begin(), frames.end());
-    std::unique_ptr<TurnStash> stash;
-    if (req.kv.method)
-      stash = std::make_unique<TurnStash>(c_.layers, c_.heads, c_.head_dim, c_.hidden, 64,
-                                          frames.empty() ? FrameSpan{} : frames.back(), !frames.empty());
-    const int64_t chunk = trace ? L : std::min(prefill_chunk_, L);
-    Buffer h = backend_->Alloc(MemCategory::Activations, chunk * D);
-    Buffer y = backend_->Alloc(MemCategory::Activations, chunk * D);
     std::vector<float> logits(static_cast<size_t>(V));
-    int64_t img_row = 0;
-    const int32_t* pt = rope.pos.data();
-    for (int64_t c0 = 0; c0 < L; c0 += chunk) {
-      const int64_t n = std::min(chunk, L - c0);
-      decoder_->Embed(req.ids.data() + c0, n, h.f());
-      for (int64_t i = 0; i < n; ++i)
-        if (req.ids[c0 + i] == c_.image_token) {
-          std::memcpy(h.f() + i * D, img.data() + img_row * D, sizeof(float) * D);
-          ++img_row;
+    Buffer h, y;
+    std::unique_ptr<TurnStash> stash;
+    clock::time_point t1;
+    try {
+      // Vision.
+      std::vector<float> img;
+      if (!grids.empty()) {
+        const auto t0 = clock::now();
+        img = EncodeImages(req.pixels.data(), static_cast<int64_t>(req.pixels.size()), req.grids.data(),
+                           static_cast<int64_t>(req.grids.size()), cancel, trace);
+        res.vision_ms = MsSince(t0);
+      }
+      // Prefill.
+      t1 = clock::now();
+      int64_t held = 0;
+      for (int l = 0; l < c_.layers; ++l) held = std::max(held, kv.Length(l));
+      kv.Reserve(held + L + std::min<int64_t>(req.max_new_tokens, 256));
+      ep.frames.insert(ep.frames.end(), frames.begin(), frames.end());
+      if (req.kv.method)
+        stash = std::make_unique<TurnStash>(c_.layers, c_.heads, c_.head_dim, c_.hidden, 64,
+                                            frames.empty() ? FrameSpan{} : frames.back(), !frames.empty());
+      const int64_t chunk = trace ? L : std::min(prefill_chunk_, L);
+      h = backend_->Alloc(MemCategory::Activations, chunk * D);
+      y = backend_->Alloc(MemCategory::Activations, chunk * D);
+      int64_t img_row = 0;
+      const int32_t* pt = rope.pos.data();
+      for (int64_t c0 = 0; c0 < L; c0 += chunk) {
+        const int64_t n = std::min(chunk, L - c0);
+        decoder_->Embed(req.ids.data() + c0, n, h.f());
+        for (int64_t i = 0; i < n; ++i)
+          if (req.ids[c0 + i] == c_.image_token) {
+            std::memcpy(h.f() + i * D, img.data() + img_row * D, sizeof(float) * D);
+            ++img_row;
+          }
+        if (trace) std::copy(h.f(), h.f() + n * D, trace->Get("text.hidden_states.0", {L, D}) + c0 * D);
+        decoder_->Forward(h.f(), n, pt + c0, pt + L + c0, pt + 2 * L + c0, kv, TraceRows{trace, c0, L}, cancel,
+                          stash.get());
+        if (trace) {
+          decoder_->FinalNorm(h.f(), n, y.f());
+          std::copy(y.f(), y.f() + n * D, trace->Get("text.final_hidden", {L, D}) + c0 * D);
+          Buffer lg = backend_->Alloc(MemCategory::Activations, n * V);
+          decoder_->Logits(y.f(), n, lg.f());
+          std::copy(lg.f(), lg.f() + n * V, trace->Get("logits", {L, V}) + c0 * V);
         }
-      if (trace) std::copy(h.f(), h.f() + n * D, trace->Get("text.hidden_states.0", {L, D}) + c0 * D);
-      decoder_->Forward(h.f(), n, pt + c0, pt + L + c0, pt + 2 * L + c0, kv, TraceRows{trace, c0, L}, cancel,
-                        stash.get());
-      if (trace) {
-        decoder_->FinalNorm(h.f(), n, y.f());
-        std::copy(y.f(), y.f() + n * D, trace->Get("text.final_hidden", {L, D}) + c0 * D);
-        Buffer lg = backend_->Alloc(MemCategory::Activations, n * V);
-        decoder_->Logits(y.f(), n, lg.f());
-        std::copy(lg.f(), lg.f() + n * V, trace->Get("logits", {L, V}) + c0 * V);
+        if (c0 + n == L) {
+          decoder_->FinalNorm(h.f() + (n - 1) * D, 1, y.f());
+          decoder_->Logits(y.f(), 1, logits.data());
+        }
       }
-      if (c0 + n == L) {
-        decoder_->FinalNorm(h.f() + (n - 1) * D, 1, y.f());
-        decoder_->Logits(y.f(), 1, logits.data());
-      }
+      kv.next_position = rope.next;
+    } catch (...) {
+      rollback();
+      throw;
     }
-    kv.next_position = rope.next;
     res.prompt_logits_last = logits;
     res.prefill_ms = MsSince(t1);
     ++ep.turns;

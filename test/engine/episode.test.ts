@@ -2,11 +2,12 @@
 // method in persistent mode, the reference protocol, and telemetry mapped to screenshot cells.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { Engine } from '../../app/model/engine.ts';
 import { Episode } from '../../app/model/episode.ts';
 import type { ProcessedImage } from '../../app/model/preprocess.ts';
-import { GOLDEN_HF, TMP } from '../helpers/paths.ts';
+import { GOLDEN_HF, ROOT, TMP } from '../helpers/paths.ts';
 import { writeTinyRealVocab } from '../helpers/tiny-real-vocab.ts';
 
 const A = path.join(GOLDEN_HF, 'images', 'img_A_112x84.png');
@@ -133,5 +134,18 @@ describe('Episode (chat turns, real tokenizer)', () => {
     }
     await a.dispose();
     await b.dispose();
+  });
+
+  it('starkv episode prints per-step telemetry as JSON lines', () => {
+    const r = spawnSync(process.execPath, ['bin/starkv.js', 'episode', '--model', path.join(dir, 'model'), '--steps', '3', '--budget', '25', '--max-new-tokens', '4', '--image', A, '--image', B, '--json', '--threads', '1'], { cwd: ROOT, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.map((l) => l.step)).toEqual([0, 1, 2]);
+    expect(lines[2].layers[0].keptPerFrame.length).toBe(3);
+    expect(lines[2].layers[0].temperature).toBeGreaterThan(0);
+    expect(lines[2].timings.prefillMs).toBeGreaterThan(0);
+    const bad = spawnSync(process.execPath, ['bin/starkv.js', 'episode', '--model', path.join(dir, 'model'), '--protocol', 'sideways'], { cwd: ROOT, encoding: 'utf8' });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/--protocol must be persistent or reference/);
   });
 });

@@ -1,0 +1,105 @@
+// `starkv episode`: N agent-like turns (a screenshot each) on one persistent compressed KV cache (or the
+// papers' reference protocol), printing per-step telemetry and timings.
+import { parseArgs } from 'node:util';
+import { Engine } from '../../model/engine.ts';
+import { Episode, type Protocol, type TurnResult } from '../../model/episode.ts';
+import { processImage, type ProcessedImage, type RgbImage } from '../../model/preprocess.ts';
+import { formatBytes, parseNumberOpt } from '../format.ts';
+
+const USAGE = `usage: starkv episode --model <dir> [--method starkv] [--budget 20 | --cap-tokens N] [--steps 5]
+       [--image a.png ...] [--task TEXT] [--history 5] [--protocol persistent|reference] [--max-new-tokens 32]
+       [--param name=value ...] [--threads N] [--json]
+  Each step appends one screenshot (the --image files in turn, or synthetic 640x400 screens) and decodes
+  a reply against the compressed cache. --json prints one JSON object per step (JSON lines).`;
+
+function syntheticScreen(step: number, w = 640, h = 400): RgbImage {
+  const data = new Uint8Array(w * h * 3);
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++) {
+      const inBox = Math.abs(x - ((step * 97) % w)) < 60 && Math.abs(y - ((step * 53) % h)) < 30;
+      data.set(inBox ? [220, 40, 40] : [(x * 255) / w, (y * 255) / h, 200], (y * w + x) * 3);
+    }
+  return { width: w, height: h, data };
+}
+
+function summary(r: TurnResult): string {
+  const l0 = r.layers[0]!;
+  const frames = l0.keep.frames.map((f) => `${f.keptCount}/${f.rows * f.cols}`).join(' ');
+  const t = r.timings;
+  return [
+    `step ${r.step}: +${r.prefillTokens} tokens (reference prompt ${r.refLen}), reply ${r.tokens.length} tokens [${r.stopReason}]`,
+    `  KV ${formatBytes(r.kvBytes)} held vs ${formatBytes(r.fullKvBytes)} uncompressed; layer 0 keeps ${l0.kept} (cap ${l0.cap}): frames ${frames || '-'}, text ${l0.keep.text.length}`,
+    l0.temperature !== null ? `  STaR-KV layer 0: T ${l0.temperature.toFixed(3)}, H_norm ${l0.normalizedEntropy?.toFixed(3)}, lambda ${l0.lambda?.toFixed(3)}, MI ${l0.miGroups.map((x) => x.toFixed(3)).join(',')}` : '',
+    `  vision ${t.visionMs.toFixed(0)} ms, prefill ${t.prefillMs.toFixed(0)} ms, compress ${t.compressMs.toFixed(1)} ms, decode ${t.decodeMs.toFixed(0)} ms`,
+  ].filter(Boolean).join('\n');
+}
+
+export default async function episode(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      model: { type: 'string' }, method: { type: 'string' }, budget: { type: 'string' }, 'cap-tokens': { type: 'string' },
+      steps: { type: 'string' }, image: { type: 'string', multiple: true }, task: { type: 'string' }, history: { type: 'string' },
+      protocol: { type: 'string' }, 'max-new-tokens': { type: 'string' }, param: { type: 'string', multiple: true },
+      threads: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  if (!values.model) {
+    process.stderr.write('starkv episode: --model is required\n' + USAGE + '\n');
+    return 2;
+  }
+  const protocol = (values.protocol ?? 'persistent') as Protocol;
+  if (protocol !== 'persistent' && protocol !== 'reference') throw new Error(`--protocol must be persistent or reference, not '${protocol}'`);
+  const params: Record<string, number | boolean | string> = {};
+  for (const p of values.param ?? []) {
+    const m = /^([\w.]+)=(.*)$/.exec(p);
+    if (!m) throw new Error(`--param '${p}' must be name=value`);
+    const v = m[2]!;
+    params[m[1]!] = v === 'true' ? true : v === 'false' ? false : Number.isFinite(Number(v)) && v !== '' ? Number(v) : v;
+  }
+  const steps = parseNumberOpt(values.steps, 'steps', { int: true, min: 1 }) ?? 5;
+  const engine = await Engine.load(values.model, { threads: parseNumberOpt(values.threads, 'threads', { int: true, min: 1 }) });
+  const ep = new Episode(engine, {
+    method: values.method ?? 'starkv',
+    budget: parseNumberOpt(values.budget, 'budget', { min: 0.01 }),
+    capTokens: parseNumberOpt(values['cap-tokens'], 'cap-tokens', { int: true, min: 1 }),
+    historyImages: parseNumberOpt(values.history, 'history', { int: true, min: 1 }),
+    params,
+    protocol,
+  });
+  const ac = new AbortController();
+  const onSigint = () => ac.abort();
+  process.once('SIGINT', onSigint);
+  try {
+    const files = values.image ?? [];
+    const given: ProcessedImage[] = await engine.processImages(files);
+    for (let s = 0; s < steps && !ac.signal.aborted; s++) {
+      const image = given.length ? given[s % given.length]! : processImage(syntheticScreen(s), engine.preprocessor);
+      const r = await ep.step({
+        text: s === 0 ? (values.task ?? 'Open the settings and turn on dark mode.') : undefined,
+        image,
+        maxNewTokens: parseNumberOpt(values['max-new-tokens'], 'max-new-tokens', { int: true, min: 1 }) ?? 32,
+        temperature: 0,
+        signal: ac.signal,
+      });
+      if (values.json) {
+        const { layers, ...rest } = r;
+        const out = {
+          ...rest,
+          layers: layers.map(({ keep, ...l }) => ({ ...l, keptPerFrame: keep.frames.map((f) => ({ frame: f.frame, kept: f.keptCount, cells: f.rows * f.cols })), keptText: keep.text.length })),
+        };
+        process.stdout.write(JSON.stringify(out) + '\n');
+      } else process.stdout.write(summary(r) + '\n');
+      if (r.stopReason === 'cancelled') return 130;
+    }
+    return ac.signal.aborted ? 130 : 0;
+  } finally {
+    process.off('SIGINT', onSigint);
+    await ep.dispose();
+    engine.dispose();
+  }
+}

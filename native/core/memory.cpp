@@ -3,6 +3,8 @@
 
 #include <unistd.h>
 
+#include <cinttypes>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -36,6 +38,18 @@ MemStat MemoryAccount::Get(MemCategory c) const {
   return MemStat{current_[i].load(), peak_[i].load()};
 }
 
+// MemAvailable from /proc/meminfo in bytes (-1 if unknown).
+int64_t AvailableMemoryBytes() {
+  FILE* f = std::fopen("/proc/meminfo", "r");
+  if (!f) return -1;
+  char line[256];
+  int64_t kb = -1;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "MemAvailable: %" SCNd64 " kB", &kb) == 1) break;
+  std::fclose(f);
+  return kb < 0 ? -1 : kb * 1024;
+}
+
 int64_t PhysicalMemoryBytes() {
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
   return pages > 0 && page > 0 ? static_cast<int64_t>(pages) * page : 0;
@@ -48,6 +62,14 @@ Buffer::Buffer(MemoryAccount* account, MemCategory cat, size_t bytes) : account_
   if (rounded < bytes || (phys > 0 && rounded > static_cast<size_t>(phys)))
     throw Error(std::string("out of memory: ") + std::to_string(bytes) + " bytes of " + MemCategoryName(cat) +
                 " requested, more than the machine's " + std::to_string(phys) + " bytes");
+  // Large requests are checked against what the kernel can still give (overcommit would otherwise
+  // let the allocation succeed and the process be killed when the pages are touched).
+  if (rounded > (size_t(64) << 20)) {
+    const int64_t avail = AvailableMemoryBytes();
+    if (avail >= 0 && rounded > static_cast<size_t>(avail))
+      throw Error(std::string("out of memory: ") + std::to_string(bytes) + " bytes of " + MemCategoryName(cat) +
+                  " requested, " + std::to_string(avail) + " bytes available");
+  }
   void* p = std::aligned_alloc(64, rounded);
   if (!p)
     throw Error(std::string("out of memory: could not allocate ") + std::to_string(bytes) + " bytes of " +

@@ -59,7 +59,8 @@ inline Buffer Floats(MemoryAccount* a, MemCategory c, int64_t n) {
   return Buffer(a, c, static_cast<size_t>(n < 0 ? 0 : n) * sizeof(float));
 }
 
-// Physical memory of the machine in bytes (0 if unknown).
+// Physical memory of the machine in bytes (0 if unknown), and what is available now (-1 if unknown).
 int64_t PhysicalMemoryBytes();
+int64_t AvailableMemoryBytes();
 
 }  // namespace starkv

@@ -42,6 +42,8 @@ void Validate(const Config& c) {
   Positive(v.temporal_patch_size, "vision.temporalPatchSize");
   Positive(v.spatial_merge_size, "vision.spatialMergeSize");
   Positive(v.in_channels, "vision.inChannels");
+  if (static_cast<int64_t>(v.in_channels) * v.temporal_patch_size * v.patch_size * v.patch_size > (int64_t(1) << 24))
+    throw Error("config.vision: inChannels * temporalPatchSize * patchSize^2 is too large");
   if (v.width % v.num_heads != 0 || v.head_dim() % 4 != 0)
     throw Error("config.vision.width / numHeads must be a multiple of 4");
   if (v.out_hidden != c.hidden)

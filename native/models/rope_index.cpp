@@ -67,10 +67,13 @@ RopeIndex ComputeRopeIndex(const Config& c, const int32_t* ids, int64_t L, const
       for (int64_t y = 0; y < lh; ++y)
         for (int64_t x = 0; x < lw; ++x) {
           const int64_t j = i + (tt * lh + y) * lw + x;
-          pt[j] = check(next);  // still images: temporal index 0
+          // Temporal index of frame tt: HF uses tt for Qwen2-VL images and 0 for Qwen2.5-VL images
+          // (second_per_grid_t = 0); processor images always have t = 1, where both give 0.
+          const int64_t tpos = next + (c.arch == Arch::Qwen2VL ? tt : 0);
+          pt[j] = check(tpos);
           ph[j] = check(next + y);
           pw[j] = check(next + x);
-          mx = std::max({mx, next + y, next + x});
+          mx = std::max({mx, tpos, next + y, next + x});
         }
     next = mx + 1;
     i += n;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/error.h"
 #include "core/kv_store.h"
 #include "cpu/cpu_backend.h"
 #include "cpu/sample.h"
@@ -247,6 +248,13 @@ void TestMisc(gt::Checker& ck) {
   ck.Expect(kv.Keys(0)[kv.KHeadStride() + 4 * 4] == 12.0f && kv.SlotTokens(0)[5] == 15 && kv.Values(0)[3 * 4] == -0.0f,
             "kv store layout [kv_heads][capacity][head_dim]");
   ck.Expect(acc.Get(MemCategory::Kv).current > 0, "kv bytes accounted");
+  bool threw = false;
+  try {
+    Buffer huge(&acc, MemCategory::Activations, size_t(1) << 44);
+  } catch (const Error& e) {
+    threw = std::string(e.what()).find("out of memory") != std::string::npos;
+  }
+  ck.Expect(threw, "a huge allocation is an 'out of memory' error");
 }
 
 }  // namespace

@@ -270,18 +270,19 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     Ref();
     auto settle = [this, deferred, cancels, cancel, on_settle](Napi::Env e, Finisher fin, std::string err) {
       cancels->Remove(cancel);
-      if (on_settle) on_settle(e);
-      if (!e) return;
-      if (!err.empty()) {
-        deferred.Reject(Napi::Error::New(e, err).Value());
-      } else {
-        try {
-          deferred.Resolve(fin(e));
-        } catch (const Napi::Error& x) {
-          deferred.Reject(x.Value());
+      if (e) {
+        if (!err.empty()) {
+          deferred.Reject(Napi::Error::New(e, err).Value());
+        } else {
+          try {
+            deferred.Resolve(fin(e));
+          } catch (const Napi::Error& x) {
+            deferred.Reject(x.Value());
+          }
         }
       }
-      Unref();
+      if (on_settle) on_settle(e);  // after the finisher, which may read the call's context
+      if (e) Unref();
     };
     const bool posted = st.worker.Post([ch, work, settle](bool closing) {
       Finisher fin;
@@ -556,11 +557,11 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
 Napi::Value BenchLimitsJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   struct Worker : Napi::AsyncWorker {
-    Worker(Napi::Env env, int64_t m, int64_t n, int64_t k, int64_t b, int r)
-        : Napi::AsyncWorker(env), d(Napi::Promise::Deferred::New(env)), M(m), N(n), K(k), B(b), R(r) {}
+    Worker(Napi::Env env, int64_t m, int64_t n, int64_t k, int64_t b, int r, int t)
+        : Napi::AsyncWorker(env), d(Napi::Promise::Deferred::New(env)), M(m), N(n), K(k), B(b), R(r), T(t) {}
     void Execute() override {
       try {
-        res = cpu::MeasureLimits(M, N, K, B, R, 0);
+        res = cpu::MeasureLimits(M, N, K, B, R, T);
       } catch (const std::exception& e) {
         SetError(e.what());
       }
@@ -574,7 +575,7 @@ Napi::Value BenchLimitsJs(const Napi::CallbackInfo& info) {
     void OnError(const Napi::Error& e) override { d.Reject(e.Value()); }
     Napi::Promise::Deferred d;
     int64_t M, N, K, B;
-    int R;
+    int R, T;
     cpu::BenchLimits res;
   };
   try {
@@ -583,7 +584,8 @@ Napi::Value BenchLimitsJs(const Napi::CallbackInfo& info) {
     auto* w = new Worker(env, Int(o, "gemmM", "opts", false, 1024, 1, 65536), Int(o, "gemmN", "opts", false, 1024, 1, 65536),
                          Int(o, "gemmK", "opts", false, 1024, 1, 65536),
                          Int(o, "bandwidthBytes", "opts", false, 256 << 20, 4096, int64_t(1) << 36),
-                         static_cast<int>(Int(o, "reps", "opts", false, 3, 1, 1000)));
+                         static_cast<int>(Int(o, "reps", "opts", false, 3, 1, 1000)),
+                         static_cast<int>(Int(o, "threads", "opts", false, 0, 0, 1024)));
     Napi::Promise p = w->d.Promise();
     w->Queue();
     return p;

@@ -54,6 +54,7 @@ BenchLimits MeasureLimits(int64_t M, int64_t N, int64_t K, int64_t bytes, int re
           return;
         }
 #endif
+        (void)trans;
         SgemmNT(ctx, M, N, K, a.f(), b.f(), c.f());
       };
       run();  // warm-up

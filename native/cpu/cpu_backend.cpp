@@ -10,6 +10,7 @@ namespace starkv::cpu {
 std::string SimdSummary() {
   std::string s;
   auto add = [&](const char* f) { s += s.empty() ? f : std::string("+") + f; };
+  (void)add;
 #if defined(__AVX512F__)
   add("avx512f");
 #endif

@@ -5,7 +5,12 @@
 #include <cstdint>
 
 #if defined(__AVX512F__)
+// GCC 12 reports -Wmaybe-uninitialized inside the intrinsics headers (their _mm512_undefined_* temps)
+// once inlined; the locations are the header's, so silencing them around the include is enough.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
+#pragma GCC diagnostic pop
 #endif
 
 #include "core/dtype.h"

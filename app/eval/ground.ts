@@ -5,6 +5,7 @@ import path from 'node:path';
 import { repoRoot } from '../native.ts';
 import type { Engine } from '../model/engine.ts';
 import { decodeImage, processImage } from '../model/preprocess.ts';
+import { kvBytesPerToken } from '../model/checkpoint.ts';
 import { hitTest, type GroundingSample } from './dataset.ts';
 import { parseReply, ReplyParseError } from '../agent/parse.ts';
 
@@ -52,7 +53,7 @@ export async function groundOne(engine: Engine, s: GroundingSample, method: stri
   const p = parseClickPoint(reply);
   // Absolute coordinates in the smart-resized image -> original pixels (the one mapping, as in the agent).
   const click: [number, number] | null = p ? [(p[0] / img.resizedWidth) * img.originalWidth, (p[1] / img.resizedHeight) * img.originalHeight] : null;
-  const perToken = 2 * engine.config.numLayers * engine.config.numKvHeads * engine.config.headDim * 4;
+  const perToken = kvBytesPerToken(engine.config);
   return {
     id: s.id,
     method,
@@ -61,8 +62,8 @@ export async function groundOne(engine: Engine, s: GroundingSample, method: stri
     click,
     reply,
     ms: performance.now() - t0,
-    kvBytes: r.kv?.bytes ?? perToken * (r.promptTokens + r.tokens.length),
-    fullKvBytes: perToken * (r.promptTokens + r.tokens.length),
+    kvBytes: r.kv?.bytes ?? perToken * (r.promptTokens + Math.max(0, r.tokens.length - 1)),
+    fullKvBytes: perToken * (r.promptTokens + Math.max(0, r.tokens.length - 1)),
     promptTokens: r.promptTokens,
     groups: s.groups,
   };

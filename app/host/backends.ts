@@ -37,7 +37,9 @@ export class EngineCache {
 
 function nativeOptions(s: Settings) {
   const m = s.kv.method;
-  return m === 'full' ? {} : { kv: { method: m, budget: s.kv.budgetPercent, params: effectiveParams(m, s.kv.params[m]) } };
+  // Always a persistent episode ("full" keeps every token): each step prefills only its new tokens and
+  // reports what every layer holds.
+  return { kv: { method: m, budget: s.kv.budgetPercent, params: m === 'full' ? {} : effectiveParams(m, s.kv.params[m]) } };
 }
 
 /** The backend the settings ask for; throws a clear error when it cannot be made or reached. */
@@ -46,7 +48,7 @@ export async function makeBackend(s: Settings, engines: EngineCache): Promise<Ma
     const dir = s.model.checkpointDir.trim();
     if (!dir) throw new Error('no checkpoint folder chosen: pick one in Settings (or use an OpenAI-compatible endpoint)');
     const engine = await engines.get(dir);
-    const warnings = s.model.device === 'cuda' ? ['this build of the engine runs on the CPU (no CUDA backend yet); running on the CPU'] : [];
+    const warnings = s.model.device === 'cuda' ? ['the engine runs on the CPU in this build (the CUDA backend is compiled but not yet wired into model loading)'] : [];
     return { backend: new NativeBackend(engine, nativeOptions(s)), warnings };
   }
   const e = s.model.endpoint;

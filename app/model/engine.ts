@@ -1,7 +1,7 @@
 // The in-process engine from TypeScript: loads a checkpoint folder into the native engine and runs
 // cancellable, streaming generation. Everything heavy runs on the engine's own worker thread.
 import { loadAddon } from '../native.ts';
-import { openCheckpoint, type Checkpoint } from './checkpoint.ts';
+import { kvBytesPerToken, openCheckpoint, type Checkpoint } from './checkpoint.ts';
 import { batchImages, decodeImage, processImage, readPreprocessorConfig, type PreprocessorConfig, type ProcessedImage } from './preprocess.ts';
 import { TextProcessor, type ChatMessage } from './text.ts';
 
@@ -152,7 +152,7 @@ export class Engine {
         seed: opts.seed ?? 0,
         stopTokens: Int32Array.from(opts.stopTokens ?? this.config.eosTokenIds),
         trace: !!opts.trace,
-        kv: opts.kv,
+        kv: opts.kv ? { method: opts.kv.method, params: opts.kv.params ?? {}, percent: opts.kv.budget } : undefined,
       },
       opts.onToken,
     );
@@ -170,7 +170,13 @@ export class Engine {
         timings: { ...r.timings, preprocessMs },
         images: images.map(({ grid, resizedWidth, resizedHeight, originalWidth, originalHeight, tokens: n }) => ({ grid, resizedWidth, resizedHeight, originalWidth, originalHeight, tokens: n })),
         trace: r.trace,
-        kv: r.kv,
+        kv: opts.kv
+          ? {
+              bytes: r.kv.bytes,
+              fullBytes: kvBytesPerToken(this.config) * (ids.length + Math.max(0, tokens.length - 1)),
+              keptPerLayer: (r.kv.layers as Array<{ slotTokens: Int32Array }>).map((l) => l.slotTokens.length),
+            }
+          : undefined,
       };
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);

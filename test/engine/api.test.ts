@@ -69,6 +69,13 @@ describe('generate', () => {
     expect(r.tokens.length).toBeLessThan(4000);
     expect(ticks).toBeGreaterThan(0);
   });
+  it('compresses the prompt cache before decoding when asked', async () => {
+    const r = await engine.generate({ ids: prompt, images: [img], maxNewTokens: 4, stopTokens: [], kv: { method: 'snapkv', budget: 50 } });
+    // int(21 * 0.5) = 10 slots kept per layer right after the prefill (decoded tokens are appended later)
+    expect(r.kv!.keptPerLayer).toEqual([10, 10]);
+    expect(r.kv!.bytes).toBeLessThan(r.kv!.fullBytes);
+    await expect(engine.generate({ ids: prompt, images: [img], maxNewTokens: 1, kv: { method: 'snapkv', budget: 0 } })).rejects.toThrow(/percent must be > 0/);
+  });
   it('accounts memory by category', async () => {
     const m = engine.memory();
     expect(m.weights.current).toBeGreaterThanOrEqual(engine.checkpoint.weightBytes);

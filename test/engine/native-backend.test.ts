@@ -50,4 +50,24 @@ describe('NativeBackend', () => {
     const p = backend.generate({ messages: messages(screenshot('s3', 200, 120)), maxTokens: 2000, temperature: 1, signal: ac.signal, onText: () => ac.abort() });
     await expect(p).rejects.toBeInstanceOf(GenerationCancelled);
   });
+
+  it('with KV settings, keeps one compressed cache per episode and reports each turn', async () => {
+    const b = new NativeBackend(backend.engine, { kv: { method: 'starkv', budget: 30 } });
+    const task = { role: 'user' as const, content: 'Open the settings.' };
+    const s1 = screenshot('step-1', 200, 120), s2 = screenshot('step-2', 180, 140);
+    const r1 = (await b.generate({ messages: [task, { role: 'user', content: [{ type: 'image', image: s1 }] }], maxTokens: 5, temperature: 0, episode: 'e1' })) as any;
+    expect(r1.kvTurn.layers.length).toBe(2);
+    expect(r1.kvTurn.prefillTokens).toBe(r1.kvTurn.refLen);
+    const msgs2 = [task, { role: 'user' as const, content: [{ type: 'image' as const, image: s1 }] }, { role: 'assistant' as const, content: r1.text }, { role: 'user' as const, content: [{ type: 'image' as const, image: s2 }] }];
+    const r2 = (await b.generate({ messages: msgs2, maxTokens: 5, temperature: 0, episode: 'e1' })) as any;
+    // only the new screenshot turn was prefilled, against the compressed cache
+    expect(r2.kvTurn.prefillTokens).toBeLessThan(r2.kvTurn.refLen);
+    expect(r2.kvTurn.layout.frames.length).toBe(2);
+    for (const l of r2.kvTurn.layers) expect(l.kept).toBeLessThanOrEqual(l.cap + 5);
+    expect(r2.kvTurn.method).toBe('starkv');
+    expect(r2.kvTurn.budgetPercent).toBe(30);
+    // a new episode id starts a new cache
+    const r3 = (await b.generate({ messages: [task, { role: 'user', content: [{ type: 'image', image: s2 }] }], maxTokens: 3, temperature: 0, episode: 'e2' })) as any;
+    expect(r3.kvTurn.layout.frames.length).toBe(1);
+  });
 });

@@ -100,7 +100,7 @@ describe('starkv eval grounding end to end on a tiny checkpoint', () => {
     const data = path.join(dir, 'fixture');
     await writeGroundingFixture(data, 4);
     const out = path.join(dir, 'run');
-    const args = ['bin/starkv.js', 'eval', 'grounding', '--model', model, '--data', data, '--methods', 'full', '--max-new-tokens', '6', '--out', out, '--threads', '1'];
+    const args = ['bin/starkv.js', 'eval', 'grounding', '--model', model, '--data', data, '--methods', 'starkv,full', '--budgets', '20', '--max-new-tokens', '6', '--out', out, '--threads', '1'];
     // Kill the first run as soon as it has written one result.
     await new Promise<void>((resolve) => {
       const child = spawn(process.execPath, args, { cwd: ROOT, stdio: 'ignore' });
@@ -121,8 +121,10 @@ describe('starkv eval grounding end to end on a tiny checkpoint', () => {
     const r = spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     const rows = readResults(path.join(out, 'results.jsonl'));
-    expect(rows.length).toBe(4);
-    expect(new Set(rows.map((x) => x.id)).size).toBe(4);
+    expect(rows.length).toBe(8); // 4 samples x (starkv at 20 %, full)
+    expect(new Set(rows.map((x) => `${x.method}|${x.budget}|${x.id}`)).size).toBe(8);
+    const compressed = rows.filter((x) => x.method === 'starkv');
+    for (const x of compressed) expect(x.kvBytes).toBeLessThan(x.fullKvBytes);
     const html = readFileSync(path.join(out, 'report.html'));
     const rb = spawnSync(process.execPath, ['bin/starkv.js', 'eval', 'report', out], { cwd: ROOT, encoding: 'utf8' });
     expect(rb.status, rb.stderr).toBe(0);

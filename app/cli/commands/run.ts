@@ -21,7 +21,8 @@ const USAGE = `usage: starkv run --task "..." (--endpoint URL --model NAME | --c
   --endpoint URL       OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1
   --model NAME         model name the server serves
   --checkpoint DIR     run the model in-process from a checkpoint folder instead (screenshots stay here)
-  --kv-method M        in-process KV compression: full|snapkv|pyramidkv|h2o|adakv|vlcache|guikv|starkv (default full)
+  --kv-method M        in-process KV compression: full|snapkv|pyramidkv|h2o|adakv|vlcache|guikv|starkv (default full);
+                       one persistent cache per run: each step prefills only its new tokens
   --kv-budget B        KV budget in percent (default 20)
   --threads N          engine threads (default: all cores)
   --api-key KEY        bearer key (default: $STARKV_API_KEY)
@@ -156,7 +157,7 @@ export default async function run(argv: string[]): Promise<number> {
       const engine = await Engine.load(values.checkpoint as string, { threads: num(values.threads as string, 'threads', 1) });
       const method = (values['kv-method'] as string | undefined) ?? 'full';
       const budget = num(values['kv-budget'] as string, 'kv-budget', 0) ?? 20;
-      const native = new NativeBackend(engine, { kv: method === 'full' ? undefined : { method, budget } });
+      const native = new NativeBackend(engine, { kv: { method, budget } });
       closeBackend = () => native.close();
       backend = native;
       modelName = `${engine.checkpoint.dir} (in-process${method === 'full' ? '' : `, ${method} ${budget}%`})`;

@@ -1,20 +1,28 @@
-// The in-process engine behind the agent's ModelBackend interface. Each call renders the chat with the
-// checkpoint's template and prefills it (the papers' reference protocol); screenshots never leave the process.
+// The in-process engine behind the agent's ModelBackend interface; screenshots never leave the process.
+// Without KV settings each call renders the chat and prefills it whole with a full cache. With them, the
+// calls of one episode share a ChatEpisode: a persistent cache compressed by the chosen method (or the
+// papers' reference protocol), and each result carries the engine's per-turn report as `kvTurn`.
 import type { Engine } from '../engine.ts';
 import { processImage, type ProcessedImage } from '../preprocess.ts';
 import type { ChatMessage as TextMessage } from '../text.ts';
+import { ChatEpisode, type ChatTurnResult, type KvSettings } from '../chat-episode.ts';
 import { BackendError, GenerationCancelled, type GenerateRequest, type GenerateResult, type ModelBackend, type ModelImage } from './types.ts';
 
 export interface NativeBackendOptions {
-  kv?: { method: string; budget: number; params?: Record<string, number | boolean | string> };
+  kv?: KvSettings;
   seed?: number;
 }
+
+/** The engine's report of a persistent-episode turn, as the host turns it into KV telemetry. */
+export type KvTurn = Omit<ChatTurnResult, 'tokens' | 'text' | 'stopReason'> & { method: string; budgetPercent: number | null; capTokens: number | null };
 
 export class NativeBackend implements ModelBackend {
   readonly kind = 'native';
   readonly destination = 'in-process';
   readonly imageLimits: { minPixels: number; maxPixels: number };
   private cache = new Map<string, ProcessedImage>(); // by image id: a screenshot is preprocessed once
+  private chat: ChatEpisode | null = null;
+  private chatEpisodeId: string | undefined;
 
   constructor(
     readonly engine: Engine,
@@ -35,7 +43,21 @@ export class NativeBackend implements ModelBackend {
     return p;
   }
 
+  /** New KV settings apply from the next call (a new method or protocol starts a new cache). */
+  setKv(kv: KvSettings | undefined): void {
+    const cur = this.opts.kv;
+    this.opts.kv = kv;
+    if (this.chat && kv && cur && kv.method === cur.method && (kv.protocol ?? 'persistent') === (cur.protocol ?? 'persistent')) this.chat.settings = kv;
+    else this.dropChat();
+  }
+
+  private dropChat(): void {
+    void this.chat?.dispose();
+    this.chat = null;
+  }
+
   async close(): Promise<void> {
+    if (this.chat) await this.chat.dispose();
     this.engine.dispose();
   }
 
@@ -59,33 +81,43 @@ export class NativeBackend implements ModelBackend {
     let text = '';
     let firstTokenMs: number | undefined;
     const tokens: number[] = [];
-    const r = await this.engine.generate({
-      messages,
-      images,
-      maxNewTokens: req.maxTokens,
-      temperature: req.temperature,
-      topP: req.topP,
-      seed: this.opts.seed,
-      signal: req.signal,
-      kv: this.opts.kv,
-      onToken: (id) => {
-        firstTokenMs ??= performance.now() - t0;
-        tokens.push(id);
-        const s = this.engine.text!.decode(tokens);
-        if (s.length > text.length && !s.endsWith('\uFFFD')) {
-          req.onText?.(s.slice(text.length));
-          text = s;
-        }
-      },
-    });
-    const full = r.text ?? '';
+    const onToken = (id: number) => {
+      firstTokenMs ??= performance.now() - t0;
+      tokens.push(id);
+      const s = this.engine.text!.decode(tokens);
+      if (s.length > text.length && !s.endsWith('\uFFFD')) {
+        req.onText?.(s.slice(text.length));
+        text = s;
+      }
+    };
+    const kv = this.opts.kv;
+    let full: string, stopReason: 'stop' | 'length' | 'cancelled', promptTokens: number, kvTurn: KvTurn | undefined;
+    if (kv) {
+      if (!this.chat || this.chatEpisodeId !== req.episode) {
+        this.dropChat();
+        this.chat = new ChatEpisode(this.engine, kv);
+        this.chatEpisodeId = req.episode;
+      }
+      const r = await this.chat.turn(messages, images, { maxNewTokens: req.maxTokens, temperature: req.temperature, seed: this.opts.seed, signal: req.signal, onToken });
+      ({ text: full, stopReason } = r);
+      promptTokens = r.refLen;
+      const { tokens: _t, text: _x, stopReason: _s, ...report } = r;
+      kvTurn = { ...report, method: kv.method, budgetPercent: kv.capTokens ? null : (kv.budget ?? 20), capTokens: kv.capTokens ?? null };
+    } else {
+      const r = await this.engine.generate({ messages, images, maxNewTokens: req.maxTokens, temperature: req.temperature, topP: req.topP, seed: this.opts.seed, signal: req.signal, onToken });
+      full = r.text ?? '';
+      stopReason = r.stopReason;
+      promptTokens = r.promptTokens;
+    }
     if (full.length > text.length) req.onText?.(full.slice(text.length));
-    if (r.stopReason === 'cancelled') throw new GenerationCancelled(full);
-    return {
+    if (stopReason === 'cancelled') throw new GenerationCancelled(full);
+    const result: GenerateResult & { kvTurn?: KvTurn } = {
       text: full,
-      finishReason: r.stopReason === 'length' ? 'length' : 'stop',
-      usage: { promptTokens: r.promptTokens, completionTokens: r.tokens.length },
+      finishReason: stopReason === 'length' ? 'length' : 'stop',
+      usage: { promptTokens, completionTokens: tokens.length },
       timings: { totalMs: performance.now() - t0, firstTokenMs },
     };
+    if (kvTurn) result.kvTurn = kvTurn;
+    return result;
   }
 }

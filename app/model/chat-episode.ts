@@ -1,0 +1,166 @@
+// A chat on one persistent compressed KV cache. Each call gets the whole conversation as the agent
+// would send it (older screenshots may have been dropped from it); only the messages after the last
+// assistant reply are new: they are rendered as a continuation of what the cache holds, prefilled, the
+// cache is compressed to the budget (b % of the tokens this call's own prompt has: the papers' protocol
+// prompt), and the reply is decoded. The `reference` protocol re-prefills the whole prompt every call.
+import type { Engine, EngineMemory, NativeEpisodeHandle } from './engine.ts';
+import type { ProcessedImage } from './preprocess.ts';
+import { kvBytesPerToken } from './checkpoint.ts';
+import { TextProcessor, type ChatMessage } from './text.ts';
+import { mapKept, TokenLayout, type LayerKeep } from '../kv/layout.ts';
+
+export type Protocol = 'persistent' | 'reference';
+
+export interface KvSettings {
+  method: string; // full | snapkv | pyramidkv | h2o | adakv | vlcache | guikv | starkv
+  budget?: number; // percent of this call's prompt length (default 20)
+  capTokens?: number; // or an absolute cap per layer (window included)
+  params?: Record<string, number | boolean | string>;
+  protocol?: Protocol;
+}
+
+export interface LayerTelemetry {
+  layer: number;
+  cap: number;
+  kept: number; // slots the layer holds after compression
+  keep: LayerKeep; // kept cells per frame + kept text tokens
+  temperature: number | null;
+  normalizedEntropy: number | null;
+  lambda: number | null;
+  miGroups: number[];
+  groupWeights: number[];
+  stability: number[];
+  branch: string;
+}
+
+export interface ChatTurnResult {
+  tokens: number[];
+  text: string;
+  stopReason: 'stop' | 'length' | 'cancelled';
+  prefillTokens: number; // tokens prefilled by this call
+  refLen: number; // tokens of the full prompt of this call (the budget's base)
+  timings: { visionMs: number; prefillMs: number; compressMs: number; decodeMs: number };
+  kvBytes: number;
+  fullKvBytes: number; // an uncompressed cache of everything this episode has seen
+  layers: LayerTelemetry[];
+  layout: { length: number; frames: Array<{ frame: number; start: number; rows: number; cols: number }> };
+  memory: EngineMemory;
+}
+
+export interface ChatTurnOptions {
+  maxNewTokens: number;
+  temperature?: number;
+  seed?: number;
+  signal?: AbortSignal;
+  onToken?: (id: number) => void;
+}
+
+const countAssistant = (m: ChatMessage[]) => m.filter((x) => x.role === 'assistant').length;
+const imagesIn = (m: ChatMessage[]) => m.reduce((a, x) => a + (typeof x.content === 'string' ? 0 : x.content.filter((c) => c.type === 'image').length), 0);
+
+export class ChatEpisode {
+  private native: NativeEpisodeHandle;
+  private layout = new TokenLayout();
+  private assistants = -1; // assistant messages in the cache (-1: empty cache)
+  private seen = 0; // tokens of the whole episode, as if nothing were evicted
+  readonly text: TextProcessor;
+
+  constructor(
+    readonly engine: Engine,
+    public settings: KvSettings,
+  ) {
+    if (!engine.text) throw new Error(`${engine.checkpoint.dir}: episodes need the checkpoint's tokenizer.json`);
+    this.text = engine.text;
+    this.native = engine.createNativeEpisode();
+  }
+
+  get protocol(): Protocol {
+    return this.settings.protocol ?? 'persistent';
+  }
+
+  async reset(): Promise<void> {
+    await this.native.reset();
+    this.layout = new TokenLayout();
+    this.assistants = -1;
+    this.seen = 0;
+  }
+
+  /** `images` are the images of `messages`, in order. */
+  async turn(messages: ChatMessage[], images: ProcessedImage[], o: ChatTurnOptions): Promise<ChatTurnResult> {
+    if (imagesIn(messages) !== images.length) throw new Error(`the messages hold ${imagesIn(messages)} image(s) but ${images.length} were given`);
+    const refIds = this.text.encodeChat(messages, images.map((im) => im.tokens));
+    let ids: number[];
+    let newImages: ProcessedImage[];
+    const lastAssistant = messages.map((m) => m.role).lastIndexOf('assistant');
+    const extends_ = this.protocol === 'persistent' && this.assistants >= 0 && countAssistant(messages) === this.assistants + 1 && lastAssistant >= 0;
+    if (!extends_) {
+      if (this.assistants >= 0 || this.protocol === 'reference') await this.reset();
+      ids = refIds;
+      newImages = images;
+      if (this.protocol === 'reference') this.seen = 0;
+    } else {
+      const fresh = messages.slice(lastAssistant + 1);
+      if (fresh.length === 0) throw new Error('nothing new to append after the last assistant reply');
+      newImages = images.slice(images.length - imagesIn(fresh));
+      // Render [system, ...fresh] and keep what follows the system turn (templates add a default one).
+      const marker: ChatMessage = { role: 'system', content: '\u0000' };
+      const full = TextProcessor.expandImagePads(this.text.render([marker, ...fresh]), newImages.map((im) => im.tokens));
+      const cut = full.indexOf('<|im_end|>\n', full.indexOf('\u0000')) + '<|im_end|>\n'.length;
+      // The previous reply's <|im_end|> is not in the cache (sampled but never fed, or cut by length).
+      ids = this.text.encode('<|im_end|>\n' + full.slice(cut));
+    }
+    const grids = newImages.map((im) => [im.grid[1] / 2, im.grid[2] / 2] as [number, number]);
+    this.layout.append(ids, this.engine.config.imageTokenId, grids);
+    const s = this.settings;
+    let r;
+    try {
+      r = await this.engine.runEpisodeTurn(this.native, {
+        ids,
+        images: newImages,
+        maxNewTokens: o.maxNewTokens,
+        temperature: o.temperature,
+        seed: o.seed,
+        signal: o.signal,
+        onToken: o.onToken,
+        kv: { method: s.method, params: s.params ?? {}, percent: s.budget ?? 20, refLen: refIds.length, capTokens: s.capTokens ?? -1 },
+      });
+    } catch (e) {
+      await this.reset(); // the cache may hold part of this turn: start over next time
+      throw e;
+    }
+    const fed = r.stopReason === 'stop' ? r.tokens.length - 1 : r.tokens.length; // a sampled stop token is never fed
+    this.layout.appendText(fed);
+    this.assistants = countAssistant(messages);
+    this.seen += ids.length + fed;
+    const perToken = kvBytesPerToken(this.engine.config);
+    return {
+      tokens: r.tokens,
+      text: this.text.decode(r.tokens),
+      stopReason: r.stopReason,
+      prefillTokens: ids.length,
+      refLen: refIds.length,
+      timings: r.timings,
+      kvBytes: r.kv.bytes,
+      fullKvBytes: perToken * this.seen,
+      layers: r.kv.layers.map((l, i) => ({
+        layer: i,
+        cap: l.cap,
+        kept: l.slotTokens.length,
+        keep: mapKept(this.layout, l.slotTokens),
+        temperature: l.telemetry?.temperature ?? null,
+        normalizedEntropy: l.telemetry?.normalizedEntropy ?? null,
+        lambda: l.telemetry?.lambdaEff ?? null,
+        miGroups: l.telemetry?.miEma ?? [],
+        groupWeights: l.telemetry?.groupWeights ?? [],
+        stability: l.telemetry?.stability ?? [],
+        branch: l.telemetry?.branch ?? '',
+      })),
+      layout: { length: this.layout.length, frames: this.layout.frames.map((f) => ({ ...f })) },
+      memory: this.engine.memory(),
+    };
+  }
+
+  async dispose(): Promise<void> {
+    await this.native.dispose();
+  }
+}

@@ -71,7 +71,9 @@ describe('in-process engine from the window', () => {
     expect(mem).toContain('Engine memory on cpu');
     expect(mem).toMatch(/weights\s*[\d.]+ (MiB|KiB|GiB)/);
     await page.screenshot({ path: path.join(OUT, '13-memory-engine.png') });
+    // The engine's own per-layer report of every step (persistent compressed cache): one row per layer.
     await page.click('[data-testid=tab-kv]');
-    expect(await text('[data-testid=no-telemetry]')).toContain('does not report per-layer telemetry yet');
+    await expect.poll(() => page.locator('[data-testid=frame-table] tbody tr').count(), { timeout: 20_000 }).toBe(2);
+    await page.screenshot({ path: path.join(OUT, '14-kv-engine.png') });
   }, 150_000);
 });

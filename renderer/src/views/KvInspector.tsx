@@ -18,8 +18,8 @@ function NoTelemetry({ s }: { s: SessionView | null }) {
         <p>Run a task with the in-process engine as the model source: after every step it reports, per layer, which screenshot cells and text tokens the compressed cache kept.</p>
       ) : s.backend === 'native' ? (
         <p>
-          This {s.source === 'replay' ? 'episode runs' : 'session runs'} on the in-process engine, but its agent backend rebuilds the prompt every
-          step (the papers' reference protocol) and does not report per-layer telemetry yet. Nothing is shown rather than a guess.
+          This {s.source === 'replay' ? 'episode runs' : 'session runs'} on the in-process engine; its per-layer report arrives after the
+          first step's prefill. Nothing is shown rather than a guess.
         </p>
       ) : (
         <p>

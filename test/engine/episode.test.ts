@@ -148,4 +148,11 @@ describe('Episode (chat turns, real tokenizer)', () => {
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/--protocol must be persistent or reference/);
   });
+
+  it('starkv episode --compare: with no eviction both protocols give the same replies', () => {
+    const r = spawnSync(process.execPath, ['bin/starkv.js', 'episode', '--model', path.join(dir, 'model'), '--compare', '--method', 'full', '--steps', '3', '--history', '5', '--max-new-tokens', '4', '--image', A, '--image', B, '--threads', '1'], { cwd: ROOT, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain('steps with the same greedy reply: 3/3');
+    expect(r.stdout.split('\n').filter((l) => /^\| \d+ \|/.test(l)).length).toBe(3);
+  });
 });

@@ -8,9 +8,11 @@ import { formatBytes, parseNumberOpt } from '../format.ts';
 
 const USAGE = `usage: starkv episode --model <dir> [--method starkv] [--budget 20 | --cap-tokens N] [--steps 5]
        [--image a.png ...] [--task TEXT] [--history 5] [--protocol persistent|reference] [--max-new-tokens 32]
-       [--param name=value ...] [--threads N] [--json]
+       [--param name=value ...] [--threads N] [--json] [--compare]
   Each step appends one screenshot (the --image files in turn, or synthetic 640x400 screens) and decodes
-  a reply against the compressed cache. --json prints one JSON object per step (JSON lines).`;
+  a reply against the compressed cache. --json prints one JSON object per step (JSON lines).
+  --compare runs the same screenshots through both protocols (persistent, then reference) and prints
+  a table: tokens prefilled, kept per layer, time per step, and how far the greedy replies agree.`;
 
 function syntheticScreen(step: number, w = 640, h = 400): RgbImage {
   const data = new Uint8Array(w * h * 3);
@@ -41,7 +43,7 @@ export default async function episode(argv: string[]): Promise<number> {
       model: { type: 'string' }, method: { type: 'string' }, budget: { type: 'string' }, 'cap-tokens': { type: 'string' },
       steps: { type: 'string' }, image: { type: 'string', multiple: true }, task: { type: 'string' }, history: { type: 'string' },
       protocol: { type: 'string' }, 'max-new-tokens': { type: 'string' }, param: { type: 'string', multiple: true },
-      threads: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      threads: { type: 'string' }, json: { type: 'boolean' }, compare: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
@@ -63,43 +65,75 @@ export default async function episode(argv: string[]): Promise<number> {
   }
   const steps = parseNumberOpt(values.steps, 'steps', { int: true, min: 1 }) ?? 5;
   const engine = await Engine.load(values.model, { threads: parseNumberOpt(values.threads, 'threads', { int: true, min: 1 }) });
-  const ep = new Episode(engine, {
-    method: values.method ?? 'starkv',
-    budget: parseNumberOpt(values.budget, 'budget', { min: 0.01 }),
-    capTokens: parseNumberOpt(values['cap-tokens'], 'cap-tokens', { int: true, min: 1 }),
-    historyImages: parseNumberOpt(values.history, 'history', { int: true, min: 1 }),
-    params,
-    protocol,
-  });
   const ac = new AbortController();
   const onSigint = () => ac.abort();
   process.once('SIGINT', onSigint);
-  try {
-    const files = values.image ?? [];
-    const given: ProcessedImage[] = await engine.processImages(files);
-    for (let s = 0; s < steps && !ac.signal.aborted; s++) {
-      const image = given.length ? given[s % given.length]! : processImage(syntheticScreen(s), engine.preprocessor);
-      const r = await ep.step({
-        text: s === 0 ? (values.task ?? 'Open the settings and turn on dark mode.') : undefined,
-        image,
-        maxNewTokens: parseNumberOpt(values['max-new-tokens'], 'max-new-tokens', { int: true, min: 1 }) ?? 32,
-        temperature: 0,
-        signal: ac.signal,
-      });
-      if (values.json) {
-        const { layers, ...rest } = r;
-        const out = {
-          ...rest,
-          layers: layers.map(({ keep, ...l }) => ({ ...l, keptPerFrame: keep.frames.map((f) => ({ frame: f.frame, kept: f.keptCount, cells: f.rows * f.cols })), keptText: keep.text.length })),
-        };
-        process.stdout.write(JSON.stringify(out) + '\n');
-      } else process.stdout.write(summary(r) + '\n');
-      if (r.stopReason === 'cancelled') return 130;
+  const maxNew = parseNumberOpt(values['max-new-tokens'], 'max-new-tokens', { int: true, min: 1 }) ?? 32;
+  const run = async (proto: Protocol, print: (r: TurnResult) => void): Promise<TurnResult[]> => {
+    const ep = new Episode(engine, {
+      method: values.method ?? 'starkv',
+      budget: parseNumberOpt(values.budget, 'budget', { min: 0.01 }),
+      capTokens: parseNumberOpt(values['cap-tokens'], 'cap-tokens', { int: true, min: 1 }),
+      historyImages: parseNumberOpt(values.history, 'history', { int: true, min: 1 }),
+      params,
+      protocol: proto,
+    });
+    const out: TurnResult[] = [];
+    try {
+      const given: ProcessedImage[] = await engine.processImages(values.image ?? []);
+      for (let s = 0; s < steps && !ac.signal.aborted; s++) {
+        const image = given.length ? given[s % given.length]! : processImage(syntheticScreen(s), engine.preprocessor);
+        const r = await ep.step({ text: s === 0 ? (values.task ?? 'Open the settings and turn on dark mode.') : undefined, image, maxNewTokens: maxNew, temperature: 0, signal: ac.signal });
+        out.push(r);
+        print(r);
+        if (r.stopReason === 'cancelled') break;
+      }
+    } finally {
+      await ep.dispose();
     }
+    return out;
+  };
+  const printer = (r: TurnResult) => {
+    if (values.json) {
+      const { layers, ...rest } = r;
+      const o = { ...rest, layers: layers.map(({ keep, ...l }) => ({ ...l, keptPerFrame: keep.frames.map((f) => ({ frame: f.frame, kept: f.keptCount, cells: f.rows * f.cols })), keptText: keep.text.length })) };
+      process.stdout.write(JSON.stringify(o) + '\n');
+    } else process.stdout.write(summary(r) + '\n');
+  };
+  try {
+    if (!values.compare) {
+      await run(protocol, printer);
+      return ac.signal.aborted ? 130 : 0;
+    }
+    const quiet = () => {};
+    const a = await run('persistent', quiet);
+    const b = await run('reference', quiet);
+    process.stdout.write(compareTable(a, b) + '\n');
     return ac.signal.aborted ? 130 : 0;
   } finally {
     process.off('SIGINT', onSigint);
-    await ep.dispose();
     engine.dispose();
   }
+}
+
+/** Markdown table: the two protocols on the same screenshots, step by step. */
+export function compareTable(a: TurnResult[], b: TurnResult[]): string {
+  const ms = (r: TurnResult) => r.timings.visionMs + r.timings.prefillMs + r.timings.compressMs + r.timings.decodeMs;
+  const rows = ['| step | prefilled (persistent / reference) | layer-0 slots kept (p / r) | KV held (p / r) | ms (p / r) | same reply | tokens agreeing |', '|---|---|---|---|---|---|---|'];
+  let same = 0, agree = 0, total = 0, tp = 0, tr = 0;
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    const x = a[i]!, y = b[i]!;
+    const n = Math.max(x.tokens.length, y.tokens.length);
+    let k = 0;
+    while (k < Math.min(x.tokens.length, y.tokens.length) && x.tokens[k] === y.tokens[k]) k++;
+    const eq = x.tokens.length === y.tokens.length && k === n;
+    same += eq ? 1 : 0;
+    agree += k;
+    total += n;
+    tp += ms(x);
+    tr += ms(y);
+    rows.push(`| ${i} | ${x.prefillTokens} / ${y.prefillTokens} | ${x.layers[0]!.kept} / ${y.layers[0]!.kept} | ${formatBytes(x.kvBytes)} / ${formatBytes(y.kvBytes)} | ${ms(x).toFixed(0)} / ${ms(y).toFixed(0)} | ${eq ? 'yes' : 'no'} | ${k}/${n} (common prefix) |`);
+  }
+  rows.push(`\nsteps with the same greedy reply: ${same}/${Math.min(a.length, b.length)}; tokens in agreeing prefixes: ${agree}/${total}; total time persistent ${tp.toFixed(0)} ms vs reference ${tr.toFixed(0)} ms (${(tr / Math.max(1, tp)).toFixed(2)}x)`);
+  return rows.join('\n');
 }

@@ -54,6 +54,16 @@ class Backend {
 
   // Activation/workspace memory of this backend (host memory on CPU), counted in the model's account.
   virtual Buffer Alloc(MemCategory cat, int64_t floats) = 0;
+  // Host memory counted in the same account (metadata such as KV slot tokens).
+  virtual Buffer AllocHost(MemCategory cat, size_t bytes) = 0;
+  // Host <-> backend memory (memcpy on CPU).
+  virtual void Upload(const void* host, size_t bytes, void* dst) = 0;
+  virtual void Download(const void* src, size_t bytes, void* host) = 0;
+  // Row copy with optional gather/scatter (index arrays live in host memory):
+  //   dst[(dst_rows ? dst_rows[i] : i) * ld_dst + j] = src[(src_rows ? src_rows[i] : i) * ld_src + j]
+  // for i < n, j < width.
+  virtual void CopyRows(const float* src, int64_t ld_src, const int64_t* src_rows, float* dst, int64_t ld_dst,
+                        const int64_t* dst_rows, int64_t n, int64_t width) = 0;
 
   // y[M, N] = x[M, K] . W[N, K]^T (+ bias[N]); W is [N, ...] with K = product of the other dims.
   virtual void MatMul(const float* x, int64_t M, const Tensor& W, const Tensor* bias, float* y) = 0;
@@ -71,7 +81,7 @@ class Backend {
   virtual void Add(float* y, const float* x, int64_t n) = 0;  // y += x
   // out[i, :] = table[ids[i], :] as fp32. ids must be valid rows (checked by the caller).
   virtual void GatherRows(const Tensor& table, const int32_t* ids, int64_t n, float* out) = 0;
-  // Next token from logits[n] (modified in place): argmax when greedy, else seeded sampling.
+  // Next token from host logits[n] (modified in place): argmax when greedy, else seeded sampling.
   virtual int32_t Sample(float* logits, int64_t n, const SampleParams& p, std::mt19937_64& rng) = 0;
 };
 

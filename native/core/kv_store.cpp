@@ -17,12 +17,12 @@ void KvStore::Reserve(int64_t capacity) {
   for (auto& L : layers_) {
     Buffer k = backend_->Alloc(MemCategory::Kv, kv_heads_ * capacity * hd);
     Buffer v = backend_->Alloc(MemCategory::Kv, kv_heads_ * capacity * hd);
-    Buffer t = backend_->Alloc(MemCategory::Kv, 2 * capacity);  // int64 per slot
+    Buffer t = backend_->AllocHost(MemCategory::Kv, sizeof(int64_t) * static_cast<size_t>(capacity));
     for (int g = 0; g < kv_heads_ && L.length > 0; ++g) {
-      std::memcpy(k.f() + g * capacity * hd, L.k.f() + g * capacity_ * hd, sizeof(float) * L.length * hd);
-      std::memcpy(v.f() + g * capacity * hd, L.v.f() + g * capacity_ * hd, sizeof(float) * L.length * hd);
+      backend_->CopyRows(L.k.f() + g * capacity_ * hd, hd, nullptr, k.f() + g * capacity * hd, hd, nullptr, L.length, hd);
+      backend_->CopyRows(L.v.f() + g * capacity_ * hd, hd, nullptr, v.f() + g * capacity * hd, hd, nullptr, L.length, hd);
     }
-    if (L.length > 0) std::memcpy(t.data(), L.tokens.data(), sizeof(int64_t) * L.length);
+    if (L.length > 0) std::memcpy(t.data(), L.tokens.data(), sizeof(int64_t) * L.length);  // host metadata
     L.k = std::move(k);
     L.v = std::move(v);
     L.tokens = std::move(t);
@@ -36,12 +36,8 @@ void KvStore::Append(int layer, const float* k, const float* v, int64_t row, int
   if (L.length + n > capacity_) Reserve(std::max(L.length + n, capacity_ * 2));
   const int64_t hd = head_dim_;
   for (int g = 0; g < kv_heads_; ++g) {
-    float* kd = L.k.f() + g * capacity_ * hd + L.length * hd;
-    float* vd = L.v.f() + g * capacity_ * hd + L.length * hd;
-    for (int64_t i = 0; i < n; ++i) {
-      std::memcpy(kd + i * hd, k + i * row + g * hd, sizeof(float) * hd);
-      std::memcpy(vd + i * hd, v + i * row + g * hd, sizeof(float) * hd);
-    }
+    backend_->CopyRows(k + g * hd, row, nullptr, L.k.f() + g * capacity_ * hd + L.length * hd, hd, nullptr, n, hd);
+    backend_->CopyRows(v + g * hd, row, nullptr, L.v.f() + g * capacity_ * hd + L.length * hd, hd, nullptr, n, hd);
   }
   int64_t* t = L.tokens.as<int64_t>() + L.length;
   for (int64_t i = 0; i < n; ++i) t[i] = first_token + i;

@@ -1,6 +1,9 @@
 // CpuBackend: forwards each op to its CPU kernel with the model's pool and memory account.
 #include "cpu/cpu_backend.h"
 
+#include <algorithm>
+#include <cstring>
+
 #include "cpu/attention.h"
 #include "cpu/pointwise.h"
 #include "cpu/sample.h"
@@ -44,6 +47,20 @@ std::string CpuBackend::GemmName() const { return gemm_.use_dnnl ? "onednn" : "b
 std::string CpuBackend::SimdName() const { return SimdSummary(); }
 
 Buffer CpuBackend::Alloc(MemCategory cat, int64_t floats) { return Floats(account_, cat, floats); }
+void CpuBackend::Upload(const void* host, size_t bytes, void* dst) {
+  if (bytes) std::memcpy(dst, host, bytes);
+}
+void CpuBackend::Download(const void* src, size_t bytes, void* host) {
+  if (bytes) std::memcpy(host, src, bytes);
+}
+void CpuBackend::CopyRows(const float* src, int64_t ld_src, const int64_t* src_rows, float* dst, int64_t ld_dst,
+                          const int64_t* dst_rows, int64_t n, int64_t width) {
+  pool_.ParallelFor(n, std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, width)), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i)
+      std::memcpy(dst + (dst_rows ? dst_rows[i] : i) * ld_dst, src + (src_rows ? src_rows[i] : i) * ld_src,
+                  sizeof(float) * static_cast<size_t>(width));
+  });
+}
 
 void CpuBackend::MatMul(const float* x, int64_t M, const Tensor& W, const Tensor* bias, float* y) {
   cpu::MatMul(gemm_, x, M, W, bias, y);

@@ -28,6 +28,11 @@ class CpuBackend final : public Backend {
   GemmContext& gemm() { return gemm_; }
 
   Buffer Alloc(MemCategory cat, int64_t floats) override;
+  Buffer AllocHost(MemCategory cat, size_t bytes) override { return Buffer(account_, cat, bytes); }
+  void Upload(const void* host, size_t bytes, void* dst) override;
+  void Download(const void* src, size_t bytes, void* host) override;
+  void CopyRows(const float* src, int64_t ld_src, const int64_t* src_rows, float* dst, int64_t ld_dst,
+                const int64_t* dst_rows, int64_t n, int64_t width) override;
   void MatMul(const float* x, int64_t M, const Tensor& W, const Tensor* bias, float* y) override;
   void RmsNorm(const float* x, int64_t M, int64_t D, const Tensor& w, float eps, float* y) override;
   void LayerNorm(const float* x, int64_t M, int64_t D, const Tensor& w, const Tensor& b, float eps, float* y) override;

@@ -24,9 +24,12 @@ void TextDecoder::Forward(float* h, int64_t n, const int32_t* pos_t, const int32
                           KvStore& kv, const TraceRows& tr, const std::atomic<bool>* cancel,
                           LayerObserver* observer) {
   const int64_t hd = c_.head_dim;
+  std::vector<float> hcos(static_cast<size_t>(n * hd / 2)), hsin(hcos.size());
+  MropeTables(c_, pos_t, pos_h, pos_w, n, hcos.data(), hsin.data());
   Buffer cos = be_.Alloc(MemCategory::Activations, n * hd / 2);
   Buffer sin = be_.Alloc(MemCategory::Activations, n * hd / 2);
-  MropeTables(c_, pos_t, pos_h, pos_w, n, cos.f(), sin.f());
+  be_.Upload(hcos.data(), sizeof(float) * hcos.size(), cos.f());
+  be_.Upload(hsin.data(), sizeof(float) * hsin.size(), sin.f());
   const int64_t first_token = kv.tokens;
   // On cancel (or any error) between layers, the layers that already appended this block drop it
   // again, so the store never holds a token in some layers only.
@@ -57,13 +60,16 @@ void TextDecoder::ForwardLayers(float* h, int64_t n, const float* cosp, const fl
   const int64_t L = tr.total;
   // Head-major trace arrays [heads, L, hd] from row-major [n, heads*hd].
   auto put_heads = [&](const std::string& name, const float* src, int64_t heads) {
+    std::vector<float> host(static_cast<size_t>(n * heads * hd));
+    be_.Download(src, sizeof(float) * host.size(), host.data());
     float* dst = trace->Get(name, {heads, L, hd});
     for (int64_t hh = 0; hh < heads; ++hh)
       for (int64_t i = 0; i < n; ++i)
-        std::copy(src + i * heads * hd + hh * hd, src + i * heads * hd + (hh + 1) * hd, dst + (hh * L + tr.row0 + i) * hd);
+        std::copy(host.data() + (i * heads + hh) * hd, host.data() + (i * heads + hh + 1) * hd,
+                  dst + (hh * L + tr.row0 + i) * hd);
   };
   auto put_rows = [&](const std::string& name, const float* src, int64_t width) {
-    std::copy(src, src + n * width, trace->Get(name, {L, width}) + tr.row0 * width);
+    be_.Download(src, sizeof(float) * n * width, trace->Get(name, {L, width}) + tr.row0 * width);
   };
   for (int l = 0; l < c_.layers; ++l) {
     if (cancel && cancel->load(std::memory_order_relaxed)) throw Cancelled();

@@ -73,16 +73,16 @@ GenerateResult Model::RunTurn(Episode& ep, const GenerateRequest& req, const std
 
   try {
     std::vector<float> logits(static_cast<size_t>(V));
+    Buffer lg_dev = backend_->Alloc(MemCategory::Activations, V);
     Buffer h, y;
     std::unique_ptr<TurnStash> stash;
     clock::time_point t1;
     try {
       // Vision.
-      std::vector<float> img;
+      Buffer img;
       if (!grids.empty()) {
         const auto t0 = clock::now();
-        img = EncodeImages(req.pixels.data(), static_cast<int64_t>(req.pixels.size()), req.grids.data(),
-                           static_cast<int64_t>(req.grids.size()), cancel, trace);
+        img = EncodeToBackend(req.pixels.data(), static_cast<int64_t>(req.pixels.size()), grids, cancel, trace);
         res.vision_ms = MsSince(t0);
       }
       // Prefill.
@@ -102,24 +102,25 @@ GenerateResult Model::RunTurn(Episode& ep, const GenerateRequest& req, const std
       for (int64_t c0 = 0; c0 < L; c0 += chunk) {
         const int64_t n = std::min(chunk, L - c0);
         decoder_->Embed(req.ids.data() + c0, n, h.f());
+        std::vector<int64_t> at;  // image pads of this chunk take the next merged image tokens
         for (int64_t i = 0; i < n; ++i)
-          if (req.ids[c0 + i] == c_.image_token) {
-            std::memcpy(h.f() + i * D, img.data() + img_row * D, sizeof(float) * D);
-            ++img_row;
-          }
-        if (trace) std::copy(h.f(), h.f() + n * D, trace->Get("text.hidden_states.0", {L, D}) + c0 * D);
+          if (req.ids[c0 + i] == c_.image_token) at.push_back(i);
+        backend_->CopyRows(img.f() + img_row * D, D, nullptr, h.f(), D, at.data(), static_cast<int64_t>(at.size()), D);
+        img_row += static_cast<int64_t>(at.size());
+        if (trace) backend_->Download(h.f(), sizeof(float) * n * D, trace->Get("text.hidden_states.0", {L, D}) + c0 * D);
         decoder_->Forward(h.f(), n, pt + c0, pt + L + c0, pt + 2 * L + c0, kv, TraceRows{trace, c0, L}, cancel,
                           stash.get());
         if (trace) {
           decoder_->FinalNorm(h.f(), n, y.f());
-          std::copy(y.f(), y.f() + n * D, trace->Get("text.final_hidden", {L, D}) + c0 * D);
+          backend_->Download(y.f(), sizeof(float) * n * D, trace->Get("text.final_hidden", {L, D}) + c0 * D);
           Buffer lg = backend_->Alloc(MemCategory::Activations, n * V);
           decoder_->Logits(y.f(), n, lg.f());
-          std::copy(lg.f(), lg.f() + n * V, trace->Get("logits", {L, V}) + c0 * V);
+          backend_->Download(lg.f(), sizeof(float) * n * V, trace->Get("logits", {L, V}) + c0 * V);
         }
         if (c0 + n == L) {
           decoder_->FinalNorm(h.f() + (n - 1) * D, 1, y.f());
-          decoder_->Logits(y.f(), 1, logits.data());
+          decoder_->Logits(y.f(), 1, lg_dev.f());
+          backend_->Download(lg_dev.f(), sizeof(float) * V, logits.data());
         }
       }
       kv.next_position = rope.next;
@@ -160,7 +161,8 @@ GenerateResult Model::RunTurn(Episode& ep, const GenerateRequest& req, const std
       decoder_->Forward(h.f(), 1, &p, &p, &p, kv, TraceRows{}, cancel);
       kv.next_position += 1;
       decoder_->FinalNorm(h.f(), 1, y.f());
-      decoder_->Logits(y.f(), 1, logits.data());
+      decoder_->Logits(y.f(), 1, lg_dev.f());
+      backend_->Download(lg_dev.f(), sizeof(float) * V, logits.data());
     }
     res.decode_ms = MsSince(t2);
     res.kv_bytes = ep.HeldBytes();

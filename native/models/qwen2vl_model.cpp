@@ -31,10 +31,19 @@ std::vector<float> Model::EncodeImages(const float* pixels, int64_t n_floats, co
   if (n_floats % pd != 0)
     throw Error("pixels hold " + std::to_string(n_floats) + " values, not a whole number of " + std::to_string(pd) +
                 "-value patches");
-  const int64_t rows = n_floats / pd;
-  Buffer y = vision_->Encode(pixels, rows, g, trace, cancel);
-  const int64_t n = MergedTokens(g, c_.vision) * c_.hidden;
-  return std::vector<float>(y.f(), y.f() + n);
+  Buffer y = vision_->Encode(pixels, n_floats / pd, g, trace, cancel);
+  std::vector<float> out(static_cast<size_t>(MergedTokens(g, c_.vision) * c_.hidden));
+  backend_->Download(y.f(), sizeof(float) * out.size(), out.data());
+  return out;
+}
+
+Buffer Model::EncodeToBackend(const float* pixels, int64_t n_floats, const std::vector<ImageGrid>& grids,
+                              const std::atomic<bool>* cancel, Trace* trace) {
+  const int64_t pd = c_.vision.patch_dim();
+  if (n_floats % pd != 0)
+    throw Error("pixels hold " + std::to_string(n_floats) + " values, not a whole number of " + std::to_string(pd) +
+                "-value patches");
+  return vision_->Encode(pixels, n_floats / pd, grids, trace, cancel);
 }
 
 RopeIndex Model::Rope(const int32_t* ids, int64_t L, const int32_t* grids, int64_t n_grid_values) const {

@@ -80,6 +80,10 @@ class Model {
   std::unique_ptr<Episode> NewEpisode() { return std::make_unique<Episode>(backend_.get(), c_); }
 
  private:
+  // Merged image tokens [n, hidden] in backend memory (LLM order).
+  Buffer EncodeToBackend(const float* pixels, int64_t n_floats, const std::vector<ImageGrid>& grids,
+                         const std::atomic<bool>* cancel, Trace* trace);
+
   Config c_;
   int64_t prefill_chunk_;
   MemoryAccount account_;

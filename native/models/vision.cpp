@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 #include <string>
 
 #include "core/error.h"
@@ -28,20 +29,26 @@ Buffer VisionTower::Encode(const float* pixels, int64_t rows, const std::vector<
   if (N == 0) return be_.Alloc(MemCategory::Activations, 0);
   Buffer x = be_.Alloc(MemCategory::Activations, N * Cv);
   {
+    Buffer px = be_.Alloc(MemCategory::Activations, N * v.patch_dim());
+    be_.Upload(pixels, sizeof(float) * static_cast<size_t>(N * v.patch_dim()), px.f());
     Buffer e = be_.Alloc(MemCategory::Activations, N * Cv);
-    be_.MatMul(pixels, N, w_.patch_embed, nullptr, e.f());
-    if (trace) std::copy(e.f(), e.f() + N * Cv, trace->Put("vision.patch_embed", {N, Cv}));
-    // Window permutation: move whole merge groups (unit rows) to their processing position.
+    be_.MatMul(px.f(), N, w_.patch_embed, nullptr, e.f());
+    if (trace) be_.Download(e.f(), sizeof(float) * N * Cv, trace->Put("vision.patch_embed", {N, Cv}));
+    // Window permutation: whole merge groups (unit rows) move to their processing position.
+    std::vector<int64_t> rows;
     if (!L.window_index.empty()) {
-      for (int64_t u = 0; u < Nm; ++u)
-        std::memcpy(x.f() + u * unit * Cv, e.f() + L.window_index[u] * unit * Cv, sizeof(float) * unit * Cv);
-    } else {
-      std::memcpy(x.f(), e.f(), sizeof(float) * N * Cv);
+      rows.resize(static_cast<size_t>(N));
+      for (int64_t p = 0; p < N; ++p) rows[p] = L.window_index[p / unit] * unit + p % unit;
     }
+    be_.CopyRows(e.f(), Cv, rows.empty() ? nullptr : rows.data(), x.f(), Cv, nullptr, N, Cv);
   }
+  Buffer cos = be_.Alloc(MemCategory::Activations, static_cast<int64_t>(L.cos.size()));
+  Buffer sin = be_.Alloc(MemCategory::Activations, static_cast<int64_t>(L.sin.size()));
+  be_.Upload(L.cos.data(), sizeof(float) * L.cos.size(), cos.f());
+  be_.Upload(L.sin.data(), sizeof(float) * L.sin.size(), sin.f());
   for (int j = 0; j < v.depth; ++j) {
     CheckCancel(cancel);
-    Block(j, x.f(), N, L, trace);
+    Block(j, x.f(), N, L, cos.f(), sin.f(), trace);
   }
   CheckCancel(cancel);
   // Merger: norm per patch, then unit consecutive rows form one merged token.
@@ -55,19 +62,19 @@ Buffer VisionTower::Encode(const float* pixels, int64_t rows, const std::vector<
   be_.Activation(Act::GeluErf, hmid.f(), Nm * Cv * unit);
   Buffer y = be_.Alloc(MemCategory::Activations, Nm * D);
   be_.MatMul(hmid.f(), Nm, w_.mlp2_w, &w_.mlp2_b, y.f());
-  if (trace) std::copy(y.f(), y.f() + Nm * D, trace->Put("vision.merger_out", {Nm, D}));
+  if (trace) be_.Download(y.f(), sizeof(float) * Nm * D, trace->Put("vision.merger_out", {Nm, D}));
   if (L.window_index.empty()) {
-    if (trace) std::copy(y.f(), y.f() + Nm * D, trace->Put("vision.output", {Nm, D}));
+    if (trace) be_.Download(y.f(), sizeof(float) * Nm * D, trace->Put("vision.output", {Nm, D}));
     return y;
   }
   Buffer out = be_.Alloc(MemCategory::Activations, Nm * D);
-  for (int64_t u = 0; u < Nm; ++u)
-    std::memcpy(out.f() + L.window_index[u] * D, y.f() + u * D, sizeof(float) * D);
-  if (trace) std::copy(out.f(), out.f() + Nm * D, trace->Put("vision.output", {Nm, D}));
+  be_.CopyRows(y.f(), D, nullptr, out.f(), D, L.window_index.data(), Nm, D);  // un-permute (scatter)
+  if (trace) be_.Download(out.f(), sizeof(float) * Nm * D, trace->Put("vision.output", {Nm, D}));
   return out;
 }
 
-void VisionTower::Block(int j, float* x, int64_t n, const VisionLayout& L, Trace* trace) {
+void VisionTower::Block(int j, float* x, int64_t n, const VisionLayout& L, const float* cos, const float* sin,
+                        Trace* trace) {
   const VisionConfig& v = c_.vision;
   const VisionBlockWeights& b = w_.blocks[j];
   const int64_t Cv = v.width, Iv = v.mlp_width;
@@ -82,8 +89,8 @@ void VisionTower::Block(int j, float* x, int64_t n, const VisionLayout& L, Trace
   {
     Buffer qkv = be_.Alloc(MemCategory::Activations, n * 3 * Cv);
     be_.MatMul(a.f(), n, b.qkv_w, &b.qkv_b, qkv.f());
-    be_.Rotary(qkv.f(), n, 3 * Cv, heads, hdv, L.cos.data(), L.sin.data());       // q
-    be_.Rotary(qkv.f() + Cv, n, 3 * Cv, heads, hdv, L.cos.data(), L.sin.data());  // k
+    be_.Rotary(qkv.f(), n, 3 * Cv, heads, hdv, cos, sin);       // q
+    be_.Rotary(qkv.f() + Cv, n, 3 * Cv, heads, hdv, cos, sin);  // k
     const bool full = L.window_index.empty() ||
                       std::find(v.fullatt_block_indexes.begin(), v.fullatt_block_indexes.end(), j) !=
                           v.fullatt_block_indexes.end();
@@ -128,7 +135,7 @@ void VisionTower::Block(int j, float* x, int64_t n, const VisionLayout& L, Trace
     be_.MatMul(up.f(), n, b.down_w, &b.down_b, o.f());
     be_.Add(x, o.f(), n * Cv);
   }
-  if (trace) std::copy(x, x + n * Cv, trace->Put("vision.block." + std::to_string(j), {n, Cv}));
+  if (trace) be_.Download(x, sizeof(float) * n * Cv, trace->Put("vision.block." + std::to_string(j), {n, Cv}));
 }
 
 }  // namespace starkv::qwen2vl

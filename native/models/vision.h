@@ -23,7 +23,7 @@ class VisionTower {
                 const std::atomic<bool>* cancel);
 
  private:
-  void Block(int j, float* x, int64_t n, const VisionLayout& L, Trace* trace);
+  void Block(int j, float* x, int64_t n, const VisionLayout& L, const float* cos, const float* sin, Trace* trace);
 
   const Config& c_;
   const VisionWeights& w_;

@@ -248,6 +248,14 @@ void TestMisc(gt::Checker& ck) {
   ck.Expect(kv.Keys(0)[kv.KHeadStride() + 4 * 4] == 12.0f && kv.SlotTokens(0)[5] == 15 && kv.Values(0)[3 * 4] == -0.0f,
             "kv store layout [kv_heads][capacity][head_dim]");
   ck.Expect(acc.Get(MemCategory::Kv).current > 0, "kv bytes accounted");
+  {  // CopyRows: gather then scatter back
+    std::vector<float> src(5 * 3), mid(5 * 3), back(5 * 3, -1.0f);
+    for (int i = 0; i < 15; ++i) src[i] = static_cast<float>(i);
+    const int64_t idx[] = {4, 0, 3, 1, 2};
+    be.CopyRows(src.data(), 3, idx, mid.data(), 3, nullptr, 5, 3);
+    be.CopyRows(mid.data(), 3, nullptr, back.data(), 3, idx, 5, 3);
+    ck.Expect(mid[0] == 12.0f && mid[5] == 2.0f && back == src, "CopyRows gather/scatter");
+  }
   bool threw = false;
   try {
     Buffer huge(&acc, MemCategory::Activations, size_t(1) << 44);

@@ -127,7 +127,8 @@ void MatMul(GemmContext& ctx, const float* x, int64_t M, const Tensor& W, const 
         const int64_t n0 = blk * nb, cur = std::min(nb, N - n0);
         if (dnnl) {
           WidenRowsTransposed(W, n0, cur, K, wf, cur);
-          SgemmSingle(true, false, M, cur, K, x, K, wf, cur, y + n0, N);
+          for (int64_t m0 = 0; m0 < M; m0 += ctx.block_m)  // rows of x in cache-sized slabs
+            SgemmSingle(true, false, std::min(ctx.block_m, M - m0), cur, K, x + m0 * K, K, wf, cur, y + m0 * N + n0, N);
         } else {
           const float* b = in_place ? static_cast<const float*>(W.Row(n0)) : wf;
           if (!in_place) WidenRows(W, n0, cur, K, wf);

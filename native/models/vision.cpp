@@ -46,9 +46,15 @@ Buffer VisionTower::Encode(const float* pixels, int64_t rows, const std::vector<
   Buffer sin = be_.Alloc(MemCategory::Activations, static_cast<int64_t>(L.sin.size()));
   be_.Upload(L.cos.data(), sizeof(float) * L.cos.size(), cos.f());
   be_.Upload(L.sin.data(), sizeof(float) * L.sin.size(), sin.f());
-  for (int j = 0; j < v.depth; ++j) {
-    CheckCancel(cancel);
-    Block(j, x.f(), N, L, cos.f(), sin.f(), trace);
+  {
+    // Scratch shared by all blocks (allocated once: large, and page faults are not free).
+    const int64_t Iv = v.mlp_width;
+    BlockScratch s{be_.Alloc(MemCategory::Activations, N * Cv), be_.Alloc(MemCategory::Activations, N * std::max(3 * Cv, 2 * Iv)),
+                   be_.Alloc(MemCategory::Activations, N * Cv)};
+    for (int j = 0; j < v.depth; ++j) {
+      CheckCancel(cancel);
+      Block(j, x.f(), N, L, cos.f(), sin.f(), s, trace);
+    }
   }
   CheckCancel(cancel);
   // Merger: norm per patch, then unit consecutive rows form one merged token.
@@ -74,37 +80,38 @@ Buffer VisionTower::Encode(const float* pixels, int64_t rows, const std::vector<
 }
 
 void VisionTower::Block(int j, float* x, int64_t n, const VisionLayout& L, const float* cos, const float* sin,
-                        Trace* trace) {
+                        BlockScratch& s, Trace* trace) {
   const VisionConfig& v = c_.vision;
   const VisionBlockWeights& b = w_.blocks[j];
   const int64_t Cv = v.width, Iv = v.mlp_width;
   const int heads = v.num_heads, hdv = v.head_dim();
-  Buffer a = be_.Alloc(MemCategory::Activations, n * Cv);
+  float* a = s.a.f();
+  float* o = s.o.f();
   auto norm = [&](const Tensor& w, const Tensor& bias, float* dst) {
     if (v.layernorm) be_.LayerNorm(x, n, Cv, w, bias, v.eps, dst);
     else be_.RmsNorm(x, n, Cv, w, v.eps, dst);
   };
   // Attention.
-  norm(b.norm1_w, b.norm1_b, a.f());
+  norm(b.norm1_w, b.norm1_b, a);
   {
-    Buffer qkv = be_.Alloc(MemCategory::Activations, n * 3 * Cv);
-    be_.MatMul(a.f(), n, b.qkv_w, &b.qkv_b, qkv.f());
-    be_.Rotary(qkv.f(), n, 3 * Cv, heads, hdv, cos, sin);       // q
-    be_.Rotary(qkv.f() + Cv, n, 3 * Cv, heads, hdv, cos, sin);  // k
+    float* qkv = s.big.f();
+    be_.MatMul(a, n, b.qkv_w, &b.qkv_b, qkv);
+    be_.Rotary(qkv, n, 3 * Cv, heads, hdv, cos, sin);       // q
+    be_.Rotary(qkv + Cv, n, 3 * Cv, heads, hdv, cos, sin);  // k
     const bool full = L.window_index.empty() ||
                       std::find(v.fullatt_block_indexes.begin(), v.fullatt_block_indexes.end(), j) !=
                           v.fullatt_block_indexes.end();
     const std::vector<int64_t>& segs = full ? L.cu_seqlens : L.cu_windows;
     AttnArgs at;
-    at.q = qkv.f();
+    at.q = qkv;
     at.q_row = 3 * Cv;
-    at.k = qkv.f() + Cv;
+    at.k = qkv + Cv;
     at.k_row = 3 * Cv;
     at.k_head = hdv;
-    at.v = qkv.f() + 2 * Cv;
+    at.v = qkv + 2 * Cv;
     at.v_row = 3 * Cv;
     at.v_head = hdv;
-    at.out = a.f();
+    at.out = a;
     at.out_row = Cv;
     at.n_q = at.n_kv = n;
     at.heads = at.kv_heads = heads;
@@ -114,27 +121,21 @@ void VisionTower::Block(int j, float* x, int64_t n, const VisionLayout& L, const
     at.n_segments = static_cast<int>(segs.size()) - 1;
     be_.Attention(at);
   }
-  {
-    Buffer o = be_.Alloc(MemCategory::Activations, n * Cv);
-    be_.MatMul(a.f(), n, b.proj_w, &b.proj_b, o.f());
-    be_.Add(x, o.f(), n * Cv);
-  }
+  be_.MatMul(a, n, b.proj_w, &b.proj_b, o);
+  be_.Add(x, o, n * Cv);
   // MLP.
-  norm(b.norm2_w, b.norm2_b, a.f());
-  {
-    Buffer up = be_.Alloc(MemCategory::Activations, n * Iv);
-    be_.MatMul(a.f(), n, b.up_w, &b.up_b, up.f());
-    if (c_.arch == Arch::Qwen25VL) {
-      Buffer gate = be_.Alloc(MemCategory::Activations, n * Iv);
-      be_.MatMul(a.f(), n, b.gate_w, &b.gate_b, gate.f());
-      be_.GatedAct(v.act, gate.f(), up.f(), n * Iv, up.f());
-    } else {
-      be_.Activation(v.act, up.f(), n * Iv);
-    }
-    Buffer o = be_.Alloc(MemCategory::Activations, n * Cv);
-    be_.MatMul(up.f(), n, b.down_w, &b.down_b, o.f());
-    be_.Add(x, o.f(), n * Cv);
+  norm(b.norm2_w, b.norm2_b, a);
+  float* up = s.big.f();
+  be_.MatMul(a, n, b.up_w, &b.up_b, up);
+  if (c_.arch == Arch::Qwen25VL) {
+    float* gate = s.big.f() + n * Iv;
+    be_.MatMul(a, n, b.gate_w, &b.gate_b, gate);
+    be_.GatedAct(v.act, gate, up, n * Iv, up);
+  } else {
+    be_.Activation(v.act, up, n * Iv);
   }
+  be_.MatMul(up, n, b.down_w, &b.down_b, o);
+  be_.Add(x, o, n * Cv);
   if (trace) be_.Download(x, sizeof(float) * n * Cv, trace->Put("vision.block." + std::to_string(j), {n, Cv}));
 }
 

@@ -23,7 +23,11 @@ class VisionTower {
                 const std::atomic<bool>* cancel);
 
  private:
-  void Block(int j, float* x, int64_t n, const VisionLayout& L, const float* cos, const float* sin, Trace* trace);
+  struct BlockScratch {
+    Buffer a, big, o;  // [n, Cv], [n, max(3 Cv, 2 mlp)], [n, Cv]
+  };
+  void Block(int j, float* x, int64_t n, const VisionLayout& L, const float* cos, const float* sin, BlockScratch& s,
+             Trace* trace);
 
   const Config& c_;
   const VisionWeights& w_;

@@ -18,7 +18,7 @@ struct GemmContext {
   Buffer* workspace = nullptr;  // grown on demand, counted as workspace
   int64_t large_m = 20;         // M at or above which the prefill path is taken
   int64_t block_rows = 128;     // weight rows per prefill block
-  int64_t block_m = 1 << 30;    // rows of x per sgemm call inside a block
+  int64_t block_m = 512;        // rows of x per sgemm call inside a block (cache-sized slabs)
   bool use_dnnl = true;         // false: built-in kernel even when oneDNN is present
 };
 

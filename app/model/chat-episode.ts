@@ -63,6 +63,7 @@ export class ChatEpisode {
   private layout = new TokenLayout();
   private assistants = -1; // assistant messages in the cache (-1: empty cache)
   private seen = 0; // tokens of the whole episode, as if nothing were evicted
+  private unfed: number | null = null; // the last reply's final token when it was not a stop token (never fed)
   readonly text: TextProcessor;
 
   constructor(
@@ -83,6 +84,7 @@ export class ChatEpisode {
     this.layout = new TokenLayout();
     this.assistants = -1;
     this.seen = 0;
+    this.unfed = null;
   }
 
   /** `images` are the images of `messages`, in order. */
@@ -106,8 +108,9 @@ export class ChatEpisode {
       const marker: ChatMessage = { role: 'system', content: '\u0000' };
       const full = TextProcessor.expandImagePads(this.text.render([marker, ...fresh]), newImages.map((im) => im.tokens));
       const cut = full.indexOf('<|im_end|>\n', full.indexOf('\u0000')) + '<|im_end|>\n'.length;
-      // The previous reply's <|im_end|> is not in the cache (sampled but never fed, or cut by length).
-      ids = this.text.encode('<|im_end|>\n' + full.slice(cut));
+      // The engine never feeds a reply's last sampled token: a stop token is replaced by the template's
+      // <|im_end|>; a reply cut by length gets its last token first.
+      ids = [...(this.unfed !== null ? [this.unfed] : []), ...this.text.encode('<|im_end|>\n' + full.slice(cut))];
     }
     const grids = newImages.map((im) => [im.grid[1] / 2, im.grid[2] / 2] as [number, number]);
     this.layout.append(ids, this.engine.config.imageTokenId, grids);
@@ -128,12 +131,13 @@ export class ChatEpisode {
       await this.reset(); // the cache may hold part of this turn: start over next time
       throw e;
     }
-    const fed = r.stopReason === 'stop' ? r.tokens.length - 1 : r.tokens.length; // a sampled stop token is never fed
+    this.unfed = r.stopReason === 'length' && r.tokens.length ? r.tokens[r.tokens.length - 1]! : null;
+    const fed = Math.max(0, r.tokens.length - 1); // the last sampled token is never fed
     this.layout.appendText(fed);
     this.assistants = countAssistant(messages);
     this.seen += ids.length + fed;
     const perToken = kvBytesPerToken(this.engine.config);
-    return {
+    const result: ChatTurnResult = {
       tokens: r.tokens,
       text: this.text.decode(r.tokens),
       stopReason: r.stopReason,
@@ -158,6 +162,8 @@ export class ChatEpisode {
       layout: { length: this.layout.length, frames: this.layout.frames.map((f) => ({ ...f })) },
       memory: this.engine.memory(),
     };
+    if (r.stopReason === 'cancelled') await this.reset(); // a stopped turn leaves a partial reply: start over next time
+    return result;
   }
 
   async dispose(): Promise<void> {

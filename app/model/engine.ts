@@ -79,7 +79,7 @@ export class Engine {
     const pre = readPreprocessorConfig(ck.dir);
     const text = TextProcessor.fromDir(ck.dir);
     const addon = loadAddon();
-    const { eosTokenIds: _eos, maxPositionEmbeddings: _mpe, ...config } = ck.config;
+    const { eosTokenIds: _eos, ...config } = ck.config;
     const native = await addon.loadModel({
       config,
       files: ck.files,

@@ -570,6 +570,7 @@ Napi::Value BenchLimitsJs(const Napi::CallbackInfo& info) {
       Napi::Object o = Napi::Object::New(Env());
       o.Set("sgemmGflops", res.sgemm_gflops);
       o.Set("bandwidthGBs", res.bandwidth_gbs);
+      o.Set("engineBf16Gflops", res.engine_bf16_gflops);
       d.Resolve(o);
     }
     void OnError(const Napi::Error& e) override { d.Reject(e.Value()); }

@@ -9,6 +9,7 @@ namespace starkv::cpu {
 struct BenchLimits {
   double sgemm_gflops = 0;
   double bandwidth_gbs = 0;
+  double engine_bf16_gflops = 0;  // the engine's own prefill MatMul with a bf16 weight, same shape
 };
 
 // Best of `reps` timings each. Throws starkv::Error on bad sizes or allocation failure.

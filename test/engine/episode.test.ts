@@ -41,6 +41,43 @@ describe('native episode turns (golden tiny Qwen2-VL)', () => {
     await ep.dispose();
   });
 
+  it('three turns with method full give the logits of one prefill of the whole conversation (1e-5)', async () => {
+    const ep = e.createNativeEpisode();
+    const turn2 = (t: number) => [t, 21, 22, 501, ...Array(35).fill(500), 502, 31];
+    const turn3 = (t: number) => [t, 41, 501, ...Array(12).fill(500), 502, 42, 43];
+    const r1 = await e.runEpisodeTurn(ep, { ids: p1, images: [ia], maxNewTokens: 2, kv: full });
+    const ids2 = turn2(r1.tokens[1]!);
+    const r2 = await e.runEpisodeTurn(ep, { ids: ids2, images: [ib], maxNewTokens: 3, kv: full });
+    const ids3 = turn3(r2.tokens[2]!);
+    const r3 = await e.runEpisodeTurn(ep, { ids: ids3, images: [ia], maxNewTokens: 3, kv: full });
+    const whole = [...p1, r1.tokens[0]!, ...ids2, r2.tokens[0]!, r2.tokens[1]!, ...ids3];
+    const g = await e.generate({ ids: whole, images: [ia, ib, ia], maxNewTokens: 3, stopTokens: [] });
+    let d = 0, scale = 1;
+    for (let i = 0; i < g.promptLogitsLast.length; i++) {
+      d = Math.max(d, Math.abs(g.promptLogitsLast[i]! - r3.promptLogitsLast[i]!));
+      scale = Math.max(scale, Math.abs(g.promptLogitsLast[i]!));
+    }
+    expect(d / scale).toBeLessThan(1e-5);
+    expect(r3.tokens).toEqual(g.tokens);
+    await ep.dispose();
+  });
+
+  it('budget 100 % equals the full cache bit for bit', async () => {
+    const run = async (kv: typeof full) => {
+      const ep = e.createNativeEpisode();
+      const r1 = await e.runEpisodeTurn(ep, { ids: p1, images: [ia], maxNewTokens: 2, kv });
+      const r2 = await e.runEpisodeTurn(ep, { ids: [r1.tokens[1]!, 21, 501, ...Array(35).fill(500), 502, 31], images: [ib], maxNewTokens: 4, kv });
+      await ep.dispose();
+      return r2;
+    };
+    const a = await run(full);
+    for (const method of ['starkv', 'snapkv', 'guikv']) {
+      const b = await run({ ...full, method, percent: 100 });
+      expect(Array.from(b.promptLogitsLast), method).toEqual(Array.from(a.promptLogitsLast));
+      expect(b.tokens, method).toEqual(a.tokens);
+    }
+  });
+
   it('stays within its cap over many turns while the episode grows', async () => {
     const ep = e.createNativeEpisode();
     const caps: number[] = [];
@@ -48,7 +85,7 @@ describe('native episode turns (golden tiny Qwen2-VL)', () => {
       const ids = s === 0 ? p1 : [7, 21, 501, ...Array(35).fill(500), 502, 31];
       const r = await e.runEpisodeTurn(ep, { ids, images: [s === 0 ? ia : ib], maxNewTokens: 3, kv: { method: 'starkv', params: {}, percent: 30, refLen: 60, capTokens: -1 } });
       for (const l of r.kv.layers) {
-        expect(l.slotTokens.length).toBeLessThanOrEqual(l.cap);
+        expect(l.slotTokens.length).toBe(l.cap); // exactly cap(L, b) after each compression
         expect(l.telemetry!.temperature).toBeGreaterThan(0);
         caps.push(l.slotTokens.length);
         // kept slots stay in sequence order
@@ -56,6 +93,22 @@ describe('native episode turns (golden tiny Qwen2-VL)', () => {
       }
     }
     expect(Math.max(...caps)).toBe(18); // int(60 * 0.30)
+    await ep.dispose();
+  });
+
+  it('a 100-turn episode keeps KV bytes flat at the budget and process memory flat', async () => {
+    const ep = e.createNativeEpisode();
+    const kvBytes: number[] = [], rss: number[] = [];
+    for (let s = 0; s < 100; s++) {
+      const ids = s === 0 ? p1 : [7, 21, 501, ...Array(35).fill(500), 502, 31];
+      const r = await e.runEpisodeTurn(ep, { ids, images: [s === 0 ? ia : ib], maxNewTokens: 3, kv: { method: 'starkv', params: {}, percent: 20, refLen: 120, capTokens: -1 } });
+      kvBytes.push(r.kv.bytes);
+      rss.push(process.memoryUsage().rss);
+    }
+    expect(new Set(kvBytes.slice(5)).size).toBe(1); // int(120 * 0.2) = 24 slots + 2 decoded, every turn
+    expect(kvBytes[99]).toBe((24 + 2) * 2 * 2 * 16 * 2 * 4);
+    expect(rss[99]! - rss[20]!).toBeLessThan(32 * 1048576);
+    expect(e.memory().kv.current).toBeLessThan(4 * 1048576);
     await ep.dispose();
   });
 

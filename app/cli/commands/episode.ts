@@ -96,7 +96,7 @@ export default async function episode(argv: string[]): Promise<number> {
   const printer = (r: TurnResult) => {
     if (values.json) {
       const { layers, ...rest } = r;
-      const o = { ...rest, layers: layers.map(({ keep, ...l }) => ({ ...l, keptPerFrame: keep.frames.map((f) => ({ frame: f.frame, kept: f.keptCount, cells: f.rows * f.cols })), keptText: keep.text.length })) };
+      const o = { ...rest, rssBytes: process.memoryUsage().rss, layers: layers.map(({ keep, ...l }) => ({ ...l, keptPerFrame: keep.frames.map((f) => ({ frame: f.frame, kept: f.keptCount, cells: f.rows * f.cols })), keptText: keep.text.length })) };
       process.stdout.write(JSON.stringify(o) + '\n');
     } else process.stdout.write(summary(r) + '\n');
   };
@@ -119,21 +119,34 @@ export default async function episode(argv: string[]): Promise<number> {
 /** Markdown table: the two protocols on the same screenshots, step by step. */
 export function compareTable(a: TurnResult[], b: TurnResult[]): string {
   const ms = (r: TurnResult) => r.timings.visionMs + r.timings.prefillMs + r.timings.compressMs + r.timings.decodeMs;
-  const rows = ['| step | prefilled (persistent / reference) | layer-0 slots kept (p / r) | KV held (p / r) | ms (p / r) | same reply | tokens agreeing |', '|---|---|---|---|---|---|---|'];
+  const mib = (n: number) => (n / 1048576).toFixed(2);
+  const rows = [
+    '| step | prefilled tokens (p / r) | prefill ms (p / r) | compress ms (p / r) | layer-0 slots (p / r) | KV held MiB (p / r) | uncompressed MiB (p) | step ms (p / r) | same reply | agreeing tokens |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+  ];
   let same = 0, agree = 0, total = 0, tp = 0, tr = 0;
-  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
     const x = a[i]!, y = b[i]!;
-    const n = Math.max(x.tokens.length, y.tokens.length);
+    const len = Math.max(x.tokens.length, y.tokens.length);
     let k = 0;
     while (k < Math.min(x.tokens.length, y.tokens.length) && x.tokens[k] === y.tokens[k]) k++;
-    const eq = x.tokens.length === y.tokens.length && k === n;
+    const eq = x.tokens.length === y.tokens.length && k === len;
     same += eq ? 1 : 0;
     agree += k;
-    total += n;
+    total += len;
     tp += ms(x);
     tr += ms(y);
-    rows.push(`| ${i} | ${x.prefillTokens} / ${y.prefillTokens} | ${x.layers[0]!.kept} / ${y.layers[0]!.kept} | ${formatBytes(x.kvBytes)} / ${formatBytes(y.kvBytes)} | ${ms(x).toFixed(0)} / ${ms(y).toFixed(0)} | ${eq ? 'yes' : 'no'} | ${k}/${n} (common prefix) |`);
+    rows.push(
+      `| ${i} | ${x.prefillTokens} / ${y.prefillTokens} | ${x.timings.prefillMs.toFixed(0)} / ${y.timings.prefillMs.toFixed(0)} | ${x.timings.compressMs.toFixed(1)} / ${y.timings.compressMs.toFixed(1)} | ` +
+        `${x.layers[0]!.kept} / ${y.layers[0]!.kept} | ${mib(x.kvBytes)} / ${mib(y.kvBytes)} | ${mib(x.fullKvBytes)} | ${ms(x).toFixed(0)} / ${ms(y).toFixed(0)} | ${eq ? 'yes' : 'no'} | ${k}/${len} |`,
+    );
   }
-  rows.push(`\nsteps with the same greedy reply: ${same}/${Math.min(a.length, b.length)}; tokens in agreeing prefixes: ${agree}/${total}; total time persistent ${tp.toFixed(0)} ms vs reference ${tr.toFixed(0)} ms (${(tr / Math.max(1, tp)).toFixed(2)}x)`);
+  const ratio = (r: TurnResult[]) => (r.length > 4 && r[0]!.timings.prefillMs > 0 ? (r[4]!.timings.prefillMs / r[0]!.timings.prefillMs).toFixed(2) : 'n/a');
+  rows.push(
+    `\nsteps with the same greedy reply: ${same}/${n}; agreeing tokens (common prefixes): ${agree}/${total}; ` +
+      `step-5 / step-1 prefill time: persistent ${ratio(a)}, reference ${ratio(b)}; ` +
+      `total time persistent ${tp.toFixed(0)} ms vs reference ${tr.toFixed(0)} ms (${(tr / Math.max(1, tp)).toFixed(2)}x)`,
+  );
   return rows.join('\n');
 }

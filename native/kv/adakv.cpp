@@ -42,12 +42,7 @@ class AdaKv final : public KvMethod {
     std::vector<int64_t> n(rows, 0);
     for (int64_t f : top) n[f / P]++;
     const int64_t floor_cap = static_cast<int64_t>(static_cast<double>(B) * p.floor_alpha);
-    out = Selection();
-    out.compressed = true;
-    out.granularity = p.granularity;
-    out.cap = cap;
-    out.window = W;
-    out.past_len = P;
+    out = Compressed(p.granularity, cap, W, P);
     std::vector<float> budgets(rows);
     for (int r = 0; r < rows; ++r) {
       int64_t nr = static_cast<int64_t>(std::nearbyint(static_cast<double>(n[r]) * (1.0 - p.floor_alpha) + floor_cap));

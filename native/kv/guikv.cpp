@@ -90,12 +90,7 @@ class GuiKv final : public KvMethod {
     }
     if (p.debug) tel.Add("final_scores_per_head", {H, P}, scores);
     const int rows = ReduceForGranularity(scores, H, Hkv, P, p.granularity);
-    out = Selection();
-    out.compressed = true;
-    out.granularity = p.granularity;
-    out.cap = cap;
-    out.window = W;
-    out.past_len = P;
+    out = Compressed(p.granularity, cap, W, P);
     SelectPerRow(scores, rows, P, cap - W, out);
   }
 

@@ -70,12 +70,7 @@ class H2o final : public KvMethod {
     std::vector<float> past(static_cast<size_t>(rows) * P);
     for (int r = 0; r < rows; ++r)
       std::copy_n(acc.begin() + static_cast<int64_t>(r) * L, P, past.begin() + static_cast<int64_t>(r) * P);
-    out = Selection();
-    out.compressed = true;
-    out.granularity = p.granularity;
-    out.cap = cap;
-    out.window = W;
-    out.past_len = P;
+    out = Compressed(p.granularity, cap, W, P);
     SelectPerRow(past, rows, P, heavy, out);
     Remember(in, acc, rows, L, &out, W, st);
     tel.branch = "h2o";

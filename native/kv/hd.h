@@ -1,10 +1,4 @@
-// STARKV_HD marks per-element math shared by the CPU code and (later) CUDA kernels.
-// On CPU it is empty; a CUDA build defines it as `__host__ __device__` before including kv headers.
+// STARKV_HD marks per-element math shared by the CPU code and CUDA kernels (defined in core/hd.h).
 #pragma once
 
-#if defined(__CUDACC__) && !defined(STARKV_HD)
-#define STARKV_HD __host__ __device__
-#endif
-#ifndef STARKV_HD
-#define STARKV_HD
-#endif
+#include "core/hd.h"

@@ -59,12 +59,7 @@ class PyramidKv final : public KvMethod {
     std::vector<float> scores;
     SnapKvScores(in, W, p, scores, &tel);
     const int rows = ReduceForGranularity(scores, in.num_heads, in.num_kv_heads, P, p.granularity);
-    out = Selection();
-    out.compressed = true;
-    out.granularity = p.granularity;
-    out.cap = cap;
-    out.window = W;
-    out.past_len = P;
+    out = Compressed(p.granularity, cap, W, P);
     SelectPerRow(scores, rows, P, k, out);
     tel.layer_budget = k + W;
   }

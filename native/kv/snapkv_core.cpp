@@ -225,4 +225,14 @@ void NoCompression(const LayerInputs& in, int64_t cap, Selection& out, Telemetry
   tel.branch = "no_compression";
 }
 
+Selection Compressed(Granularity g, int64_t cap, int64_t W, int64_t P) {
+  Selection out;
+  out.compressed = true;
+  out.granularity = g;
+  out.cap = cap;
+  out.window = W;
+  out.past_len = P;
+  return out;
+}
+
 }  // namespace starkv::kv

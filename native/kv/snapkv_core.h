@@ -39,6 +39,8 @@ std::vector<int64_t> TopK(const float* scores, int64_t n, int64_t k);
 std::vector<int64_t> Sorted(std::vector<int64_t> v);
 // Fills out.kept / out.gather_order from per-row scores (rows x P) with k per row.
 void SelectPerRow(const std::vector<float>& scores, int rows, int64_t P, int64_t k, Selection& out);
+// A fresh Selection that evicts: cap (window included), protected window W, candidates [0, P).
+Selection Compressed(Granularity g, int64_t cap, int64_t W, int64_t P);
 
 // Clips spans to [0, limit] and drops empty ones (STaR-KV convention).
 std::vector<Span> ClipSpans(const std::vector<Span>& spans, int64_t limit);

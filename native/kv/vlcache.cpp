@@ -118,12 +118,7 @@ class VlCache final : public KvMethod {
     std::vector<float> scores;
     SnapKvScores(in, W, p, scores, &tel);
     const int rows = ReduceForGranularity(scores, in.num_heads, in.num_kv_heads, P, p.granularity);
-    out = Selection();
-    out.compressed = true;
-    out.granularity = p.granularity;
-    out.cap = BudgetCap(budget, L);
-    out.window = W;
-    out.past_len = P;
+    out = Compressed(p.granularity, BudgetCap(budget, L), W, P);
     // k > P keeps every past slot, k <= 0 none (reference)
     SelectPerRow(scores, rows, P, std::max<int64_t>(0, std::min(k, P)), out);
     tel.layer_budget = lb;

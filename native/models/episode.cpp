@@ -3,7 +3,11 @@
 #include "models/episode.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <exception>
+#include <mutex>
+#include <thread>
 
 #include "core/error.h"
 #include "kv/compact.h"
@@ -79,7 +83,8 @@ kv::Span SlotSpan(const int64_t* tokens, int64_t len, int64_t start, int64_t end
 
 }  // namespace
 
-std::vector<LayerReport> CompressTurn(Episode& ep, const KvPolicy& policy, const TurnStash& stash, const Config& c) {
+std::vector<LayerReport> CompressTurn(Episode& ep, const KvPolicy& policy, const TurnStash& stash, const Config& c,
+                                      int threads) {
   const int layers = c.layers;
   std::vector<LayerReport> reports(static_cast<size_t>(layers));
   std::vector<kv::LayerInputs> inputs(static_cast<size_t>(layers));
@@ -127,7 +132,8 @@ std::vector<LayerReport> CompressTurn(Episode& ep, const KvPolicy& policy, const
     const std::vector<int64_t> budgets = kv::AllocateLayerBudgets(gammas, inputs[0].seq_len, policy.budget, policy.params);
     for (int l = 0; l < layers; ++l) params[l].layer_budget = budgets[l];
   }
-  for (int l = 0; l < layers; ++l) {
+  // Layers are independent (own inputs, state and slots): compress them on `threads` threads.
+  auto one = [&](int l) {
     LayerReport& rep = reports[l];
     if (policy.method) {
       kv::Selection sel;
@@ -142,7 +148,25 @@ std::vector<LayerReport> CompressTurn(Episode& ep, const KvPolicy& policy, const
     }
     const int64_t* tok = ep.kv.SlotTokens(l);
     rep.slot_tokens.assign(tok, tok + ep.kv.Length(l));
-  }
+  };
+  std::atomic<int> next{0};
+  std::exception_ptr error;
+  std::mutex error_mu;
+  auto worker = [&] {
+    for (int l = next++; l < layers; l = next++) {
+      try {
+        one(l);
+      } catch (...) {
+        std::lock_guard<std::mutex> g(error_mu);
+        if (!error) error = std::current_exception();
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < std::min(threads, layers); ++t) pool.emplace_back(worker);
+  worker();
+  for (auto& t : pool) t.join();
+  if (error) std::rethrow_exception(error);
   return reports;
 }
 

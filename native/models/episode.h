@@ -66,8 +66,10 @@ class Episode {
   int64_t HeldBytes() const;
 };
 
-// Compresses every layer of the episode's store after a turn's prefill; returns a report per layer.
-std::vector<LayerReport> CompressTurn(Episode& ep, const KvPolicy& policy, const TurnStash& stash, const Config& c);
+// Compresses every layer of the episode's store after a turn's prefill (layers spread over `threads`
+// threads; the result does not depend on it); returns a report per layer.
+std::vector<LayerReport> CompressTurn(Episode& ep, const KvPolicy& policy, const TurnStash& stash, const Config& c,
+                                      int threads = 1);
 
 // The method's defaults with overrides by name (numbers/booleans; strings for enum options).
 kv::MethodParams PolicyParams(const kv::KvMethod& m, const std::vector<std::pair<std::string, double>>& nums,

@@ -133,7 +133,7 @@ GenerateResult Model::RunTurn(Episode& ep, const GenerateRequest& req, const std
     ++ep.turns;
     if (stash) {
       const auto tc = clock::now();
-      res.layers = CompressTurn(ep, req.kv, *stash, c_);
+      res.layers = CompressTurn(ep, req.kv, *stash, c_, backend_->Threads());
       res.compress_ms = MsSince(tc);
     }
 

@@ -32,3 +32,40 @@ export async function writeGroundingFixture(dir: string, n = 6, seed = 1, size: 
   for (const [p, items] of Object.entries(byPlatform)) writeFileSync(path.join(dir, `screenspot_${p}_v2.json`), JSON.stringify(items, null, 1));
   return n;
 }
+
+/**
+ * Writes `episodes` recorded trajectories of `steps` steps (screens with one coloured button each) in
+ * the trajectory layout: <dir>/episodes.jsonl + <dir>/shots/*.png. Actions: click the button, type,
+ * scroll, ..., finished.
+ */
+export async function writeTrajectoryFixture(dir: string, episodes = 2, steps = 3, seed = 3): Promise<number> {
+  const r = rng(seed);
+  const [W, H] = [336, 224];
+  mkdirSync(path.join(dir, 'shots'), { recursive: true });
+  const lines: string[] = [];
+  for (let e = 0; e < episodes; e++) {
+    const st: unknown[] = [];
+    for (let k = 0; k < steps; k++) {
+      const [name, rgb] = COLOURS[(e + k) % COLOURS.length]!;
+      const bw = 48, bh = 28;
+      const x = Math.floor(r.uniform() * (W - bw)), y = Math.floor(r.uniform() * (H - bh));
+      const data = Buffer.alloc(W * H * 3, 240);
+      for (let yy = y; yy < y + bh; yy++) for (let xx = x; xx < x + bw; xx++) data.set(rgb, (yy * W + xx) * 3);
+      const file = `shots/e${e}_s${k}.png`;
+      await sharp(data, { raw: { width: W, height: H, channels: 3 } }).png().toFile(path.join(dir, file));
+      const kind = k === steps - 1 ? 'finished' : k % 3 === 0 ? 'click' : k % 3 === 1 ? 'type' : 'scroll';
+      const action =
+        kind === 'click'
+          ? { type: 'click', x: x + bw / 2, y: y + bh / 2, box: [x, y, x + bw, y + bh] }
+          : kind === 'type'
+            ? { type: 'type', text: `${name} ${k}` }
+            : kind === 'scroll'
+              ? { type: 'scroll', direction: 'down' }
+              : { type: 'finished' };
+      st.push({ screenshot: file, action });
+    }
+    lines.push(JSON.stringify({ id: `ep${e}`, task: `Press the coloured buttons in episode ${e}.`, platform: e % 2 ? 'web' : 'desktop', steps: st }));
+  }
+  writeFileSync(path.join(dir, 'episodes.jsonl'), lines.join('\n') + '\n');
+  return episodes;
+}

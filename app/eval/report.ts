@@ -1,6 +1,6 @@
 // The evaluation report: summary.json, a Markdown table, PNG plots (accuracy, time and KV bytes against
 // budget, one line per method) and one offline HTML page; all rebuilt from results.jsonl alone.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { readResults, summarise, type Cell } from './results.ts';
 import { lineChartSvg, svgToPng, type Series } from './plot.ts';
@@ -45,7 +45,11 @@ export interface ReportFiles {
 }
 
 /** Writes the report for `outDir/results.jsonl` into `outDir`. Deterministic for the same JSONL. */
-export async function writeReport(outDir: string, title = 'starkv eval: accuracy against KV budget'): Promise<ReportFiles> {
+export async function writeReport(outDir: string, title?: string): Promise<ReportFiles> {
+  // The run names its report once (title.txt), so that `starkv eval report` rebuilds the same page.
+  const titleFile = path.join(outDir, 'title.txt');
+  if (title) writeFileSync(titleFile, title);
+  else title = existsSync(titleFile) ? readFileSync(titleFile, 'utf8') : 'starkv eval: accuracy against KV budget';
   const rows = readResults(path.join(outDir, 'results.jsonl'));
   if (rows.length === 0) throw new Error(`${outDir}/results.jsonl: no results to report`);
   const cells = summarise(rows);

@@ -3,15 +3,22 @@ import { parseArgs } from 'node:util';
 import { Engine } from '../../model/engine.ts';
 import { writeReport } from '../../eval/report.ts';
 import { runGrounding } from '../../eval/run-grounding.ts';
-import { writeGroundingFixture } from '../../eval/fixture.ts';
+import { writeGroundingFixture, writeTrajectoryFixture } from '../../eval/fixture.ts';
+import { runTrajectories } from '../../eval/run-trajectory.ts';
 import { parseNumberOpt } from '../format.ts';
 
 const USAGE = `usage:
   starkv eval grounding --model <dir> --data <folder> [--methods starkv,guikv,snapkv,full] [--budgets 5,10,20,40]
                         [--limit N] [--max-new-tokens N] [--threads N] --out <dir>
+  starkv eval trajectory --model <dir> --data <folder> [--methods ...] [--budgets ...] [--protocol persistent|reference]
+                        [--history 5] [--limit N] --out <dir>
   starkv eval report <out>          rebuild report.html, report.md, summary.json and the PNG plots from results.jsonl
-  starkv eval fixture <dir> [--n N] write a tiny synthetic ScreenSpot-v2-format dataset
-The data folder is in the ScreenSpot / ScreenSpot-v2 / ScreenSpot-Pro layout. Runs are resumable:
+  starkv eval fixture <dir> [--n N] [--trajectories] write a tiny synthetic ScreenSpot-v2 dataset (or trajectories)
+Grounding data is in the ScreenSpot / ScreenSpot-v2 / ScreenSpot-Pro layout. Trajectory data: *.jsonl / *.json
+episodes {id, task, platform?, steps: [{screenshot, action: {type: click|left_double|right_single|drag|scroll|
+hotkey|type|wait|finished|call_user, ...}}]} with screenshots relative to the folder; a step counts when the
+model's action has the recorded type and, for points, lands in the recorded box (or within 14 % of the
+screenshot's longer side). Runs are resumable:
 rerun the same command and it continues where it stopped (results.jsonl in --out).`;
 
 export default async function evalCmd(argv: string[]): Promise<number> {
@@ -29,6 +36,9 @@ export default async function evalCmd(argv: string[]): Promise<number> {
       threads: { type: 'string' },
       out: { type: 'string' },
       n: { type: 'string' },
+      protocol: { type: 'string' },
+      history: { type: 'string' },
+      trajectories: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -46,26 +56,25 @@ export default async function evalCmd(argv: string[]): Promise<number> {
   if (sub === 'fixture') {
     const dir = positionals[0];
     if (!dir) throw new Error('starkv eval fixture needs a folder');
-    const n = await writeGroundingFixture(dir, parseNumberOpt(values.n, 'n', { int: true, min: 1 }) ?? 6);
-    process.stdout.write(`wrote ${n} samples to ${dir}\n`);
+    const count = parseNumberOpt(values.n, 'n', { int: true, min: 1 });
+    const n = values.trajectories ? await writeTrajectoryFixture(dir, count ?? 2) : await writeGroundingFixture(dir, count ?? 6);
+    process.stdout.write(`wrote ${n} ${values.trajectories ? 'episodes' : 'samples'} to ${dir}\n`);
     return 0;
   }
-  if (sub === 'trajectory') {
-    process.stderr.write('starkv eval trajectory: not implemented yet (step-level action accuracy on recorded trajectories)\n');
-    return 2;
-  }
-  if (sub !== 'grounding') {
+  if (sub !== 'grounding' && sub !== 'trajectory') {
     process.stderr.write(`starkv eval: unknown subcommand '${sub}'\n${USAGE}\n`);
     return 2;
   }
   if (!values.model || !values.data || !values.out) {
-    process.stderr.write(`starkv eval grounding needs --model, --data and --out\n${USAGE}\n`);
+    process.stderr.write(`starkv eval ${sub} needs --model, --data and --out\n${USAGE}\n`);
     return 2;
   }
   const methods = (values.methods ?? 'starkv,guikv,snapkv,full').split(',').map((s) => s.trim()).filter(Boolean);
   const budgets = (values.budgets ?? '5,10,20,40').split(',').map((b) => parseNumberOpt(b.trim(), 'budgets', { min: 0.01 })!);
   const engine = await Engine.load(values.model, { threads: parseNumberOpt(values.threads, 'threads', { int: true, min: 1 }) });
-  if (!engine.text) throw new Error(`${values.model}: the grounding prompt needs the checkpoint's tokenizer.json`);
+  if (!engine.text) throw new Error(`${values.model}: the UI-TARS prompts need the checkpoint's tokenizer.json`);
+  const protocol = values.protocol ?? 'persistent';
+  if (protocol !== 'persistent' && protocol !== 'reference') throw new Error(`--protocol must be persistent or reference, not '${protocol}'`);
   const ac = new AbortController();
   const onSigint = () => {
     process.stderr.write('\nstopping after the current sample; rerun the same command to continue\n');
@@ -73,7 +82,7 @@ export default async function evalCmd(argv: string[]): Promise<number> {
   };
   process.once('SIGINT', onSigint);
   try {
-    const r = await runGrounding(engine, {
+    const common = {
       data: values.data,
       out: values.out,
       methods,
@@ -81,9 +90,13 @@ export default async function evalCmd(argv: string[]): Promise<number> {
       limit: parseNumberOpt(values.limit, 'limit', { int: true, min: 1 }),
       maxNewTokens: parseNumberOpt(values['max-new-tokens'], 'max-new-tokens', { int: true, min: 1 }),
       signal: ac.signal,
-    });
+    };
+    const r =
+      sub === 'grounding'
+        ? await runGrounding(engine, common)
+        : await runTrajectories(engine, { ...common, protocol, historyImages: parseNumberOpt(values.history, 'history', { int: true, min: 1 }) });
     if (r.stopped) return 130;
-    const f = await writeReport(values.out);
+    const f = await writeReport(values.out, sub === 'grounding' ? 'starkv eval: grounding accuracy against KV budget' : 'starkv eval: step accuracy against KV budget');
     process.stdout.write(`${r.done} new results (${r.skipped} from an earlier run); report: ${f.html}\n`);
     return 0;
   } finally {

@@ -1,0 +1,77 @@
+// Runs step-level evaluation over methods x budgets x recorded episodes on the in-process engine,
+// with a persistent compressed cache per episode (or the papers' reference protocol), appending each
+// step's result as it comes; an interrupted run resumes with the episodes it had not finished.
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import type { Engine } from '../model/engine.ts';
+import { NativeBackend } from '../model/backends/native.ts';
+import type { Protocol } from '../model/chat-episode.ts';
+import { Progress } from './progress.ts';
+import { readResults, resultKey, ResultWriter } from './results.ts';
+import { loadScreenshot, loadTrajectories, predictedAction, stepMatches, stepMessages } from './trajectory.ts';
+
+export interface TrajectoryRunOptions {
+  data: string;
+  out: string;
+  methods: string[];
+  budgets: number[];
+  protocol?: Protocol;
+  historyImages?: number; // the papers' window (UI-TARS: 5)
+  limit?: number; // episodes
+  maxNewTokens?: number;
+  signal?: AbortSignal;
+  quiet?: boolean;
+}
+
+export async function runTrajectories(engine: Engine, o: TrajectoryRunOptions): Promise<{ done: number; skipped: number; stopped: boolean }> {
+  const episodes = loadTrajectories(o.data).slice(0, o.limit ?? Infinity);
+  mkdirSync(o.out, { recursive: true });
+  const file = path.join(o.out, 'results.jsonl');
+  const have = new Set(readResults(file).map(resultKey));
+  const cells = o.methods.flatMap((method) => (method === 'full' ? [100] : o.budgets).map((budget) => ({ method, budget })));
+  const total = cells.length * episodes.reduce((a, e) => a + e.steps.length, 0);
+  const key = (method: string, budget: number, id: string, k: number) => resultKey({ method, budget, id: `${id}#${k}` });
+  const done0 = cells.reduce((a, c) => a + episodes.reduce((b, e) => b + e.steps.filter((_, k) => have.has(key(c.method, c.budget, e.id, k))).length, 0), 0);
+  const progress = new Progress(total, done0, o.quiet ? ({ write: () => true, isTTY: false } as unknown as NodeJS.WriteStream) : process.stderr);
+  const backend = new NativeBackend(engine);
+  const limits = backend.imageLimits;
+  const w = new ResultWriter(file);
+  let done = 0;
+  try {
+    for (const { method, budget } of cells) {
+      backend.setKv({ method, budget, protocol: o.protocol ?? 'persistent' });
+      for (const ep of episodes) {
+        if (ep.steps.every((_, k) => have.has(key(method, budget, ep.id, k)))) continue;
+        const shots = await Promise.all(ep.steps.map((s, k) => loadScreenshot(path.resolve(ep.dir, s.screenshot), `step-${k}`, limits)));
+        const episodeId = `${method}|${budget}|${ep.id}|${Date.now()}`;
+        // The persistent cache needs every earlier step, so a resumed episode is replayed from its start.
+        for (let k = 0; k < ep.steps.length; k++) {
+          if (o.signal?.aborted) return { done, skipped: done0, stopped: true };
+          const t0 = performance.now();
+          const r = (await backend.generate({ messages: stepMessages(ep, shots, k, o.historyImages ?? 5), maxTokens: o.maxNewTokens ?? 128, temperature: 0, episode: episodeId })) as Awaited<ReturnType<NativeBackend['generate']>> & { kvTurn?: { kvBytes: number; fullKvBytes: number } };
+          if (have.has(key(method, budget, ep.id, k))) continue;
+          const gt = ep.steps[k]!.action;
+          const pred = predictedAction(r.text, shots[k]!);
+          w.append({
+            id: `${ep.id}#${k}`,
+            method,
+            budget,
+            hit: stepMatches(pred, gt, shots[k]!),
+            predicted: pred,
+            reply: r.text,
+            ms: performance.now() - t0,
+            kvBytes: r.kvTurn?.kvBytes ?? 0,
+            fullKvBytes: r.kvTurn?.fullKvBytes ?? 0,
+            groups: { action: gt.type, ...(ep.platform ? { platform: ep.platform } : {}) },
+          });
+          done++;
+          progress.tick(`${method}@${budget}% ${ep.id}#${k}`);
+        }
+      }
+    }
+  } finally {
+    w.close();
+    progress.end();
+  }
+  return { done, skipped: done0, stopped: false };
+}

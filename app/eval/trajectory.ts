@@ -1,0 +1,156 @@
+// Step-level action accuracy on recorded trajectories (AndroidControl / AgentNetBench style): at every
+// step the model sees the task, the ground-truth history (earlier screenshots and actions, as the agent's
+// prompt shows them) and the current screenshot, and its action is compared with the recorded one.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import sharp from 'sharp';
+import { z } from 'zod';
+import type { Action, Point } from '../agent/actions.ts';
+import { formatAction } from '../agent/actions.ts';
+import { mapAction, toModel, type ImageGeometry } from '../agent/coords.ts';
+import { buildMessages, type HistoryTurn } from '../agent/prompt.ts';
+import { parseReply, ReplyParseError } from '../agent/parse.ts';
+import type { ModelImage } from '../model/backends/types.ts';
+import { smartResize } from '../model/preprocess.ts';
+
+const point = z.object({ x: z.number(), y: z.number() });
+const actionSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.enum(['click', 'left_double', 'right_single', 'hover']), x: z.number(), y: z.number(), box: z.array(z.number()).length(4).optional() }),
+  z.object({ type: z.literal('drag'), from: point, to: point }),
+  z.object({ type: z.literal('scroll'), direction: z.enum(['up', 'down', 'left', 'right']), x: z.number().optional(), y: z.number().optional() }),
+  z.object({ type: z.literal('hotkey'), keys: z.string().min(1) }),
+  z.object({ type: z.literal('type'), text: z.string() }),
+  z.object({ type: z.literal('wait') }),
+  z.object({ type: z.literal('finished'), content: z.string().optional() }),
+  z.object({ type: z.literal('call_user'), content: z.string().optional() }),
+]);
+export type GtAction = z.infer<typeof actionSchema>;
+
+const episodeSchema = z.object({
+  id: z.union([z.string(), z.number()]).transform(String),
+  task: z.string().min(1),
+  platform: z.string().optional(),
+  steps: z.array(z.object({ screenshot: z.string(), action: actionSchema })).min(1),
+});
+export type TrajectoryEpisode = z.infer<typeof episodeSchema> & { dir: string };
+
+/** Reads every *.json (one episode, or an array of episodes) and *.jsonl (one per line) in `dir`. */
+export function loadTrajectories(dir: string): TrajectoryEpisode[] {
+  const root = path.resolve(dir);
+  if (!existsSync(root)) throw new Error(`${root}: no such trajectory folder`);
+  const out: TrajectoryEpisode[] = [];
+  for (const f of readdirSync(root).sort()) {
+    const file = path.join(root, f);
+    let items: unknown[];
+    try {
+      if (f.endsWith('.jsonl')) items = readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
+      else if (f.endsWith('.json')) {
+        const v = JSON.parse(readFileSync(file, 'utf8'));
+        items = Array.isArray(v) ? v : [v];
+      } else continue;
+    } catch (e) {
+      throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
+    }
+    items.forEach((it, i) => {
+      const p = episodeSchema.safeParse(it);
+      if (!p.success) {
+        const is = p.error.issues[0]!;
+        throw new Error(`${file}: episode ${i}: field '${is.path.join('.')}': ${is.message}`);
+      }
+      for (const s of p.data.steps) if (!existsSync(path.resolve(root, s.screenshot))) throw new Error(`${file}: episode ${p.data.id}: screenshot '${s.screenshot}' not found`);
+      out.push({ ...p.data, dir: root });
+    });
+  }
+  if (!out.length) throw new Error(`${root}: no episodes (*.json or *.jsonl)`);
+  return out;
+}
+
+const toAction = (a: GtAction): Action<Point> => {
+  switch (a.type) {
+    case 'click':
+    case 'left_double':
+    case 'right_single':
+    case 'hover':
+      return { type: a.type, point: { x: a.x, y: a.y } };
+    case 'drag':
+      return { type: 'drag', from: a.from, to: a.to };
+    case 'scroll':
+      return { type: 'scroll', direction: a.direction, point: a.x !== undefined && a.y !== undefined ? { x: a.x, y: a.y } : null };
+    case 'hotkey':
+      return { type: 'hotkey', keys: a.keys };
+    case 'type':
+      return { type: 'type', text: a.text };
+    case 'finished':
+      return { type: 'finished', content: a.content ?? '' };
+    case 'call_user':
+      return { type: 'call_user', content: a.content ?? '' };
+    default:
+      return { type: 'wait' };
+  }
+};
+
+/**
+ * Whether a predicted action (screen pixels) matches the recorded one: same type; a point inside the
+ * recorded box when there is one, else within 14 % of the screenshot's longer side (AndroidControl's
+ * rule of thumb); typed text equal after trimming; same scroll direction; same keys (case, order-free).
+ */
+export function stepMatches(pred: Action<Point> | null, gt: GtAction, screen: { width: number; height: number }): boolean {
+  if (!pred || pred.type !== gt.type) return false;
+  const near = (p: Point, x: number, y: number, box?: number[]) =>
+    box ? p.x >= box[0]! && p.x <= box[2]! && p.y >= box[1]! && p.y <= box[3]! : Math.hypot(p.x - x, p.y - y) <= 0.14 * Math.max(screen.width, screen.height);
+  switch (gt.type) {
+    case 'click':
+    case 'left_double':
+    case 'right_single':
+    case 'hover':
+      return 'point' in pred && pred.point !== null && near(pred.point, gt.x, gt.y, gt.box);
+    case 'drag':
+      return pred.type === 'drag' && near(pred.from, gt.from.x, gt.from.y) && near(pred.to, gt.to.x, gt.to.y);
+    case 'scroll':
+      return pred.type === 'scroll' && pred.direction === gt.direction;
+    case 'hotkey': {
+      const norm = (s: string) => s.toLowerCase().split(/[\s+]+/).filter(Boolean).sort().join(' ');
+      return pred.type === 'hotkey' && norm(pred.keys) === norm(gt.keys);
+    }
+    case 'type':
+      return pred.type === 'type' && pred.text.trim() === gt.text.trim();
+    default:
+      return true;
+  }
+}
+
+/** A screenshot as the agent's backends receive it, sized for `limits`. */
+export async function loadScreenshot(file: string, id: string, limits: { minPixels: number; maxPixels: number }): Promise<ModelImage> {
+  const { data, info } = await sharp(file).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  const [h, w] = smartResize(info.height, info.width, limits.minPixels, limits.maxPixels, 28);
+  return { id, png: readFileSync(file), width: info.width, height: info.height, rgb: new Uint8Array(data.buffer, data.byteOffset, data.length), resized: { width: w, height: h } };
+}
+
+export function geometry(img: ModelImage): ImageGeometry {
+  const size = { width: img.width, height: img.height };
+  return { origin: { x: 0, y: 0 }, injectorScale: 1, capture: size, sent: size, resized: img.resized, coordSpace: 'absolute' };
+}
+
+/** The messages of step `k`: the task, steps < k with their recorded actions as replies, screenshot k. */
+export function stepMessages(ep: TrajectoryEpisode, shots: ModelImage[], k: number, historyImages: number) {
+  const turns: HistoryTurn[] = shots.slice(0, k + 1).map((s, i) => {
+    if (i === k) return { screenshot: s };
+    const a = toAction(ep.steps[i]!.action); // screen pixels
+    const m = (p: Point) => toModel(p, geometry(s)); // -> pixels of the image the model saw
+    const model: Action<Point> =
+      'point' in a && a.point ? { ...a, point: m(a.point) } : a.type === 'drag' ? { ...a, from: m(a.from), to: m(a.to) } : a;
+    return { screenshot: s, reply: `Action: ${formatAction(model)}` };
+  });
+  return buildMessages(turns, { instruction: ep.task, historyImages });
+}
+
+/** The first action of a reply, in screen pixels of `img`, or null when the reply does not parse. */
+export function predictedAction(reply: string, img: ModelImage): Action<Point> | null {
+  try {
+    const a = parseReply(reply).actions[0];
+    return a ? mapAction(a, geometry(img)).action : null;
+  } catch (e) {
+    if (e instanceof ReplyParseError) return null;
+    throw e;
+  }
+}

@@ -35,7 +35,7 @@ export class EngineCache {
   }
 }
 
-function nativeOptions(s: Settings) {
+export function nativeOptions(s: Settings) {
   const m = s.kv.method;
   // Always a persistent episode ("full" keeps every token): each step prefills only its new tokens and
   // reports what every layer holds.
@@ -126,5 +126,6 @@ export class SwitchableBackend implements ModelBackend {
 
   async close(): Promise<void> {
     if (!(this.inner instanceof NativeBackend)) await this.inner.close?.();
+    else this.inner.setKv(undefined); // the engine stays loaded for the next task; this task's cache goes
   }
 }

@@ -10,7 +10,8 @@ import { DEFAULT_RISK_POLICY, type RiskPolicy } from '../agent/safety.ts';
 import { writeReport } from '../store/report.ts';
 import { EpisodeWriter } from '../store/trajectory.ts';
 import type { Settings } from '../protocol.ts';
-import { backendKey, EngineCache, makeBackend, osMemory, SwitchableBackend } from './backends.ts';
+import { backendKey, EngineCache, makeBackend, nativeOptions, osMemory, SwitchableBackend } from './backends.ts';
+import { NativeBackend } from '../model/backends/native.ts';
 import type { AgentRun, AgentRunner, RunHooks, RunnerEvent, RunRequest, RunResult } from './runner.ts';
 
 export function riskPolicy(s: Settings): RiskPolicy {
@@ -170,9 +171,17 @@ export class DesktopRunner implements AgentRunner {
             if (note && n.agent.maxPixels !== s.agent.maxPixels) warn(note);
             return;
           }
+          const prevDir = JSON.parse(key)[1];
           key = nextKey;
+          if (backend.inner instanceof NativeBackend && n.model.source === 'checkpoint' && n.model.checkpointDir.trim() === prevDir) {
+            // Same engine: the new method, budget or parameters apply from the next step on the episode's
+            // cache (a new method starts a new cache); no second cache is left behind.
+            backend.inner.setKv(nativeOptions(n).kv);
+            return;
+          }
           makeBackend(n, this.engines).then(
             (m) => {
+              if (backend.inner instanceof NativeBackend) backend.inner.setKv(undefined); // frees its episode cache
               backend.inner = m.backend;
               limitsFor(n, m.backend.imageLimits, limits);
               m.warnings.forEach(warn);

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { GOLDEN_HF, ROOT } from '../helpers/paths.ts';
+import { startXvfb } from '../agent/helpers/xvfb.ts';
 
 describe('starkv bench', () => {
   it('reports prefill, decode and the machine limits as JSON', () => {
@@ -19,5 +20,22 @@ describe('starkv bench', () => {
     expect(j.decode.tokens).toBe(4);
     expect(j.decode.ratioToBandwidthBound).toBeGreaterThan(0);
     expect(j.memory.weights.current).toBeGreaterThan(0);
+  });
+
+  it('measures screen capture on a real X server, and says clearly when there is none', async () => {
+    const x = await startXvfb(1280, 800);
+    try {
+      const r = spawnSync(process.execPath, ['bin/starkv.js', 'bench', '--capture', '--display', x.display, '--runs', '5', '--json'], { cwd: ROOT, encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      const j = JSON.parse(r.stdout.trim().split('\n').pop()!);
+      expect([j.width, j.height, j.runs]).toEqual([1280, 800, 5]);
+      expect(j.p50).toBeGreaterThan(0);
+      expect(j.blank).toMatch(/black/); // an empty X root window is black, and the bench says so
+    } finally {
+      await x.stop();
+    }
+    const bad = spawnSync(process.execPath, ['bin/starkv.js', 'bench', '--capture', '--display', ':987'], { cwd: ROOT, encoding: 'utf8' });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/cannot connect to the X server of display :987/);
   });
 });

@@ -71,11 +71,15 @@ export default async function bench(argv: string[]): Promise<number> {
       height: { type: 'string' },
       out: { type: 'string' },
       json: { type: 'boolean' },
+      capture: { type: 'boolean' },
+      display: { type: 'string' },
+      runs: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
+  if (values.capture) return benchCaptureCmd(values.display, parseNumberOpt(values.runs, 'runs', { int: true, min: 1 }) ?? 30, !!values.json);
   if (values.help) {
-    process.stdout.write('usage: starkv bench [--model DIR | --fraction F (default 0.25 of Qwen2-VL-2B layers)] [--decode-tokens N] [--threads N] [--width 1920 --height 1080] [--out FILE.json] [--json]\n');
+    process.stdout.write('usage: starkv bench [--model DIR | --fraction F (default 0.25 of Qwen2-VL-2B layers)] [--decode-tokens N] [--threads N] [--width 1920 --height 1080] [--out FILE.json] [--json]\n       starkv bench --capture [--display :N] [--runs 30] [--json]   screen capture latency (grab + BGRA->RGB, PNG) of the X display\n');
     return 0;
   }
   const fraction = parseNumberOpt(values.fraction, 'fraction', { min: 0.01 }) ?? 0.25;
@@ -168,6 +172,25 @@ export default async function bench(argv: string[]): Promise<number> {
     return 0;
   } finally {
     engine.dispose();
+  }
+}
+
+/** Capture latency of an X display, measured the way the agent captures. */
+async function benchCaptureCmd(display: string | undefined, runs: number, json: boolean): Promise<number> {
+  const { Desktop } = await import('../../desktop/desktop.ts');
+  const { benchCapture } = await import('../../desktop/bench.ts');
+  const d = await Desktop.open({ xDisplay: display ?? process.env.DISPLAY });
+  try {
+    const b = await benchCapture(d, 0, runs);
+    if (json) process.stdout.write(JSON.stringify(b) + '\n');
+    else
+      process.stdout.write(
+        `capture ${b.width}x${b.height}: p50 ${b.p50.toFixed(1)} ms, p90 ${b.p90.toFixed(1)} ms (grab ${b.grabP50.toFixed(1)}, BGRA->RGB ${b.convertP50.toFixed(1)}; PNG encode ${b.pngP50.toFixed(1)}) over ${b.runs} runs` +
+          (b.blank ? `; WARNING: ${b.blank}` : '') + '\n',
+      );
+    return 0;
+  } finally {
+    d.close();
   }
 }
 

@@ -15,7 +15,9 @@
 #include "core/error.h"
 #include "core/serial_worker.h"
 #include "cpu/bench.h"
+#include "binding/js_args.h"
 #include "binding/kv_turn_js.h"
+#include "binding/model_spec_js.h"
 #include "models/qwen2vl_model.h"
 
 namespace starkv::binding {
@@ -45,152 +47,6 @@ struct Channel {
   }
   void Close() { tsfn.Release(); }  // after the last Send
 };
-
-// ---- argument parsing ----
-[[noreturn]] void Fail(Napi::Env env, const std::string& m) { throw Napi::Error::New(env, m); }
-
-bool Present(const Napi::Object& o, const char* k) { return o.Has(k) && !o.Get(k).IsUndefined() && !o.Get(k).IsNull(); }
-
-double Num(const Napi::Object& o, const char* k, const std::string& where, bool required, double dflt) {
-  if (!Present(o, k)) {
-    if (required) Fail(o.Env(), where + "." + k + " is required");
-    return dflt;
-  }
-  if (!o.Get(k).IsNumber()) Fail(o.Env(), where + "." + k + " must be a number");
-  const double d = o.Get(k).As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d)) Fail(o.Env(), where + "." + k + " must be finite");
-  return d;
-}
-
-int64_t Int(const Napi::Object& o, const char* k, const std::string& where, bool required, int64_t dflt, int64_t lo,
-            int64_t hi) {
-  const double d = Num(o, k, where, required, static_cast<double>(dflt));
-  if (d != std::floor(d) || d < static_cast<double>(lo) || d > static_cast<double>(hi))
-    Fail(o.Env(), where + "." + k + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
-  return static_cast<int64_t>(d);
-}
-
-std::string Str(const Napi::Object& o, const char* k, const std::string& where) {
-  if (!Present(o, k) || !o.Get(k).IsString()) Fail(o.Env(), where + "." + k + " must be a string");
-  return o.Get(k).As<Napi::String>().Utf8Value();
-}
-
-Napi::Object Obj(const Napi::Object& o, const char* k, const std::string& where) {
-  if (!Present(o, k) || !o.Get(k).IsObject()) Fail(o.Env(), where + "." + k + " must be an object");
-  return o.Get(k).As<Napi::Object>();
-}
-
-Napi::Array Arr(const Napi::Object& o, const char* k, const std::string& where) {
-  if (!Present(o, k) || !o.Get(k).IsArray()) Fail(o.Env(), where + "." + k + " must be an array");
-  return o.Get(k).As<Napi::Array>();
-}
-
-int64_t ArrInt(Napi::Array a, uint32_t i, const std::string& where, int64_t lo, int64_t hi) {
-  Napi::Value v = a.Get(i);
-  const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
-  if (!(d == std::floor(d)) || d < static_cast<double>(lo) || d > static_cast<double>(hi))
-    Fail(a.Env(), where + "[" + std::to_string(i) + "] must be an integer in [" + std::to_string(lo) + ", " +
-                      std::to_string(hi) + "]");
-  return static_cast<int64_t>(d);
-}
-
-template <class T, napi_typedarray_type kType>
-std::vector<T> Typed(Napi::Value v, const std::string& what, bool required) {
-  if (v.IsUndefined() || v.IsNull()) {
-    if (required) Fail(v.Env(), what + " is required");
-    return {};
-  }
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != kType)
-    Fail(v.Env(), what + (kType == napi_int32_array ? " must be an Int32Array" : " must be a Float32Array"));
-  auto a = v.As<Napi::TypedArrayOf<T>>();
-  return std::vector<T>(a.Data(), a.Data() + a.ElementLength());
-}
-auto Ints(Napi::Value v, const std::string& w, bool req) { return Typed<int32_t, napi_int32_array>(v, w, req); }
-auto Floats(Napi::Value v, const std::string& w, bool req) { return Typed<float, napi_float32_array>(v, w, req); }
-
-qwen2vl::LoadSpec ParseSpec(const Napi::Object& spec) {
-  qwen2vl::LoadSpec s;
-  const Napi::Object c = Obj(spec, "config", "spec");
-  const std::string W = "spec.config";
-  const int64_t kMax = 1 << 30;
-  const std::string arch = Str(c, "arch", W);
-  if (arch == "qwen2_vl") s.config.arch = qwen2vl::Arch::Qwen2VL;
-  else if (arch == "qwen2_5_vl") s.config.arch = qwen2vl::Arch::Qwen25VL;
-  else Fail(spec.Env(), W + ".arch '" + arch + "' is not qwen2_vl or qwen2_5_vl");
-  auto& k = s.config;
-  k.hidden = static_cast<int>(Int(c, "hiddenSize", W, true, 0, 1, kMax));
-  k.layers = static_cast<int>(Int(c, "numLayers", W, true, 0, 1, 4096));
-  k.heads = static_cast<int>(Int(c, "numHeads", W, true, 0, 1, 4096));
-  k.kv_heads = static_cast<int>(Int(c, "numKvHeads", W, true, 0, 1, 4096));
-  k.head_dim = static_cast<int>(Int(c, "headDim", W, true, 0, 2, 65536));
-  k.intermediate = static_cast<int>(Int(c, "intermediateSize", W, true, 0, 1, kMax));
-  k.vocab = static_cast<int>(Int(c, "vocabSize", W, true, 0, 1, kMax));
-  k.rms_eps = static_cast<float>(Num(c, "rmsNormEps", W, true, 0));
-  k.rope_theta = Num(c, "ropeTheta", W, true, 0);
-  const Napi::Array ms = Arr(c, "mropeSection", W);
-  if (ms.Length() != 3) Fail(spec.Env(), W + ".mropeSection must have 3 numbers");
-  for (uint32_t i = 0; i < 3; ++i) k.mrope[i] = static_cast<int>(ArrInt(ms, i, W + ".mropeSection", 0, 65536));
-  if (!Present(c, "tieWordEmbeddings") || !c.Get("tieWordEmbeddings").IsBoolean())
-    Fail(spec.Env(), W + ".tieWordEmbeddings must be a boolean");
-  k.tie_embeddings = c.Get("tieWordEmbeddings").As<Napi::Boolean>().Value();
-  k.image_token = static_cast<int>(Int(c, "imageTokenId", W, true, 0, 0, kMax));
-  k.video_token = static_cast<int>(Int(c, "videoTokenId", W, true, 0, 0, kMax));
-  k.vision_start_token = static_cast<int>(Int(c, "visionStartTokenId", W, true, 0, 0, kMax));
-  k.vision_end_token = static_cast<int>(Int(c, "visionEndTokenId", W, true, 0, 0, kMax));
-  k.max_positions = Int(c, "maxPositionEmbeddings", W, false, 0, 0, int64_t(1) << 40);
-  const Napi::Object v = Obj(c, "vision", W);
-  const std::string V = W + ".vision";
-  auto& x = k.vision;
-  x.depth = static_cast<int>(Int(v, "depth", V, true, 0, 1, 4096));
-  x.width = static_cast<int>(Int(v, "width", V, true, 0, 1, kMax));
-  x.num_heads = static_cast<int>(Int(v, "numHeads", V, true, 0, 1, 4096));
-  x.mlp_width = static_cast<int>(Int(v, "mlpWidth", V, true, 0, 1, kMax));
-  x.out_hidden = static_cast<int>(Int(v, "outHidden", V, true, 0, 1, kMax));
-  x.patch_size = static_cast<int>(Int(v, "patchSize", V, true, 0, 1, 1024));
-  x.temporal_patch_size = static_cast<int>(Int(v, "temporalPatchSize", V, true, 0, 1, 64));
-  x.spatial_merge_size = static_cast<int>(Int(v, "spatialMergeSize", V, true, 0, 1, 64));
-  x.in_channels = static_cast<int>(Int(v, "inChannels", V, true, 0, 1, 64));
-  x.window_size = static_cast<int>(Int(v, "windowSize", V, false, 0, 0, 1 << 20));
-  if (Present(v, "fullattBlockIndexes")) {
-    const Napi::Array fb = Arr(v, "fullattBlockIndexes", V);
-    for (uint32_t i = 0; i < fb.Length(); ++i)
-      x.fullatt_block_indexes.push_back(static_cast<int>(ArrInt(fb, i, V + ".fullattBlockIndexes", 0, 4095)));
-  }
-  const std::string act = Str(v, "act", V), norm = Str(v, "norm", V);
-  if (act == "quick_gelu") x.act = Act::QuickGelu;
-  else if (act == "silu") x.act = Act::Silu;
-  else if (act == "gelu") x.act = Act::GeluErf;
-  else Fail(spec.Env(), V + ".act '" + act + "' is not quick_gelu, silu or gelu");
-  if (norm != "layernorm" && norm != "rmsnorm") Fail(spec.Env(), V + ".norm '" + norm + "' is not layernorm or rmsnorm");
-  x.layernorm = norm == "layernorm";
-  x.eps = static_cast<float>(Num(v, "eps", V, false, 1e-6));
-  const Napi::Array files = Arr(spec, "files", "spec");
-  for (uint32_t i = 0; i < files.Length(); ++i) {
-    if (!files.Get(i).IsString()) Fail(spec.Env(), "spec.files[" + std::to_string(i) + "] must be a string");
-    s.files.push_back(files.Get(i).As<Napi::String>().Utf8Value());
-  }
-  const Napi::Array ts = Arr(spec, "tensors", "spec");
-  for (uint32_t i = 0; i < ts.Length(); ++i) {
-    const std::string T = "spec.tensors[" + std::to_string(i) + "]";
-    if (!ts.Get(i).IsObject()) Fail(spec.Env(), T + " must be an object");
-    const Napi::Object t = ts.Get(i).As<Napi::Object>();
-    TensorEntry e;
-    e.name = Str(t, "name", T);
-    e.file = static_cast<int>(Int(t, "file", T, true, 0, 0, 1 << 20));
-    try {
-      e.dtype = ParseDType(Str(t, "dtype", T), T + " ('" + e.name + "')");
-    } catch (const Error& err) {
-      Fail(spec.Env(), err.what());
-    }
-    const Napi::Array sh = Arr(t, "shape", T);
-    for (uint32_t j = 0; j < sh.Length(); ++j) e.shape.push_back(ArrInt(sh, j, T + ".shape", 0, int64_t(1) << 40));
-    e.offset = static_cast<uint64_t>(Int(t, "offset", T, true, 0, 0, int64_t(1) << 52));
-    e.nbytes = static_cast<uint64_t>(Int(t, "nbytes", T, true, 0, 0, int64_t(1) << 52));
-    s.tensors.push_back(std::move(e));
-  }
-  s.threads = static_cast<int>(Int(spec, "threads", "spec", false, 0, 0, 1024));
-  return s;
-}
 
 // ---- the engine of one model ----
 struct CancelSet {  // cancel flags of running/queued calls; shared with their completions

@@ -48,7 +48,7 @@ export async function makeBackend(s: Settings, engines: EngineCache): Promise<Ma
     const dir = s.model.checkpointDir.trim();
     if (!dir) throw new Error('no checkpoint folder chosen: pick one in Settings (or use an OpenAI-compatible endpoint)');
     const engine = await engines.get(dir);
-    const warnings = s.model.device === 'cuda' ? ['the engine runs on the CPU in this build (the CUDA backend is compiled but not yet wired into model loading)'] : [];
+    const warnings = s.model.device === 'cuda' ? ['the engine runs on the CPU in this build (no CUDA backend yet)'] : [];
     return { backend: new NativeBackend(engine, nativeOptions(s)), warnings };
   }
   const e = s.model.endpoint;

@@ -24,11 +24,7 @@ void DotRange(const float* x, int64_t M, int64_t K, const void* w, int64_t n0, i
   const size_t esz = DTypeSize(WD);
   const char* wb = static_cast<const char*>(w);
   if (M == 1) {
-    constexpr int NR = 8;
-    for (int64_t n = n0; n < n1; n += NR) {
-      const int nr = static_cast<int>(std::min<int64_t>(NR, n1 - n));
-      DotTile<1, NR, WD>(x, K, wb + n * K * esz, K, K, y + n, ldy, 1, nr);
-    }
+    DotRow<WD>(x, wb + n0 * K * esz, K, K, y + n0, n1 - n0);
     return;
   }
   constexpr int MR = 4, NR = 4;

@@ -10,6 +10,8 @@ export interface WriteOptions {
   layout?: 'old' | 'new';
   shards?: number;
   seed?: number;
+  /** Hand-set values for some tensors (by normalised name): element i of the flattened tensor. */
+  values?: (name: string) => ((i: number) => number) | undefined;
 }
 
 /** A small deterministic PRNG (mulberry32) with a Box-Muller normal. */
@@ -95,10 +97,11 @@ export function writeCheckpoint(dir: string, configJson: Record<string, unknown>
     const isBias = name.endsWith('.bias');
     const isNorm = shape.length === 1 && !isBias;
     const std = name.endsWith('embed_tokens.weight') ? 1 : 1 / Math.sqrt(shape.slice(1).reduce((a, b) => a * b, 1));
+    const set = opts.values?.(name);
     const fill = (out: Uint8Array) => {
       const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
       for (let i = 0; i < n; i++) {
-        const x = isBias ? (r.uniform() * 2 - 1) * 0.1 : isNorm ? 1 + (r.uniform() * 2 - 1) * 0.1 : r.normal() * std;
+        const x = set ? set(i) : isBias ? (r.uniform() * 2 - 1) * 0.1 : isNorm ? 1 + (r.uniform() * 2 - 1) * 0.1 : r.normal() * std;
         if (dtype === 'F32') dv.setFloat32(i * 4, x, true);
         else dv.setUint16(i * 2, dtype === 'BF16' ? toBf16(x) : toF16(x), true);
       }

@@ -425,6 +425,10 @@ Napi::Value BenchLimitsJs(const Napi::CallbackInfo& info) {
     void OnOK() override {
       Napi::Object o = Napi::Object::New(Env());
       o.Set("sgemmGflops", res.sgemm_gflops);
+      o.Set("ownSgemmGflops", res.own_sgemm_gflops);
+      o.Set("openblasGflops", res.openblas_gflops);
+      o.Set("openblasCore", res.openblas_core);
+      o.Set("openblasNote", res.openblas_note);
       o.Set("bandwidthGBs", res.bandwidth_gbs);
       o.Set("engineBf16Gflops", res.engine_bf16_gflops);
       d.Resolve(o);

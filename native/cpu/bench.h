@@ -3,11 +3,16 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace starkv::cpu {
 
 struct BenchLimits {
-  double sgemm_gflops = 0;
+  double sgemm_gflops = 0;        // the fp32 GEMM peak: the best of the two below
+  double own_sgemm_gflops = 0;    // oneDNN's sgemm (or the built-in GEMM in a build without oneDNN)
+  double openblas_gflops = 0;     // OpenBLAS's cblas_sgemm with its core type set; 0 when not installed
+  std::string openblas_core;      // the core type OpenBLAS ran with (e.g. "SkylakeX")
+  std::string openblas_note;      // why OpenBLAS was not measured
   double bandwidth_gbs = 0;
   double engine_bf16_gflops = 0;  // the engine's own prefill MatMul with a bf16 weight, same shape
 };

@@ -14,6 +14,10 @@ describe('starkv bench', () => {
     expect(j.limits.sgemmGflops).toBeGreaterThan(0);
     expect(j.limits.bandwidthGBs).toBeGreaterThan(0);
     expect(j.limits.engineBf16Gflops).toBeGreaterThan(0);
+    // The GEMM peak is the best of our GEMM library and OpenBLAS (installed by .ci/run), told its core type.
+    expect(j.limits.openblasGflops, j.limits.openblasNote).toBeGreaterThan(0);
+    expect(j.limits.openblasCore).not.toMatch(/prescott/i);
+    expect(j.limits.sgemmGflops).toBe(Math.max(j.limits.ownSgemmGflops, j.limits.openblasGflops));
     expect(j.prefill.patches).toBe(192);
     expect(j.prefill.promptTokens).toBe(64 + 2 + 48);
     expect(j.prefill.ratioToGemmBound).toBeGreaterThan(0);

@@ -160,7 +160,9 @@ export default async function bench(argv: string[]): Promise<number> {
       process.stdout.write(
         [
           `machine: ${report.machine.model}, ${threads} threads, GEMM ${report.machine.engine.gemm}, ${report.machine.engine.simd}`,
-          `limits:  fp32 GEMM peak ${limits.sgemmGflops.toFixed(1)} GFLOP/s, memory read ${limits.bandwidthGBs.toFixed(1)} GB/s`,
+          `limits:  fp32 GEMM peak ${limits.sgemmGflops.toFixed(1)} GFLOP/s (best of ${report.machine.engine.gemm === 'onednn' ? 'oneDNN' : 'built-in'} ${limits.ownSgemmGflops.toFixed(1)}, ` +
+            (limits.openblasGflops > 0 ? `OpenBLAS ${limits.openblasGflops.toFixed(1)} as ${limits.openblasCore}` : `OpenBLAS not measured: ${limits.openblasNote}`) +
+            `), memory read ${limits.bandwidthGBs.toFixed(1)} GB/s`,
           `model:   ${c.arch}, ${c.numLayers} text layers, ${c.vision.depth} vision blocks, ${engine.checkpoint.dtype}, ${formatBytes(engine.checkpoint.weightBytes)}`,
           `prefill: ${p.patches} patches + ${p.promptTokens} tokens in ${(p.visionMs + p.textMs).toFixed(0)} ms (vision ${p.visionMs.toFixed(0)}, text ${p.textMs.toFixed(0)}) = ${p.tokensPerS.toFixed(1)} tok/s`,
           `         GEMM-bound time ${p.gemmBoundMs.toFixed(0)} ms (${p.matmulGflop.toFixed(0)} GFLOP in matmuls + ${p.attentionGflop.toFixed(0)} in attention) -> ${(100 * p.ratioToGemmBound).toFixed(1)}% of the GEMM bound (target 70%)` +

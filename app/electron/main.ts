@@ -5,11 +5,12 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { app, BrowserWindow, globalShortcut, ipcMain, Menu, nativeImage, net, protocol, Tray, type WebContents } from 'electron';
+import { app, BrowserWindow, globalShortcut, ipcMain, Menu, nativeImage, net, protocol, Tray } from 'electron';
 import { DesktopRunner } from '../host/desktop-runner.ts';
-import { Host, type HostClient } from '../host/host.ts';
+import { Host } from '../host/host.ts';
 import { defaultSettings, SettingsStore } from '../host/settings.ts';
 import { resolveInside } from '../server/static.ts';
+import { wireIpc } from './ipc.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '..', '..');
@@ -56,19 +57,7 @@ async function main(): Promise<void> {
     return serveFile(resolveInside(rendererDir, u.pathname === '/' ? '/index.html' : u.pathname));
   });
 
-  const clients = new Map<WebContents, HostClient>();
-  const fromOurPage = (wc: WebContents, frameUrl: string | undefined) => clients.has(wc) || (frameUrl ?? '').startsWith(`${ORIGIN}/`);
-  ipcMain.on('starkv:ready', (ev) => {
-    if (!(ev.senderFrame?.url ?? '').startsWith(`${ORIGIN}/`)) return;
-    const wc = ev.sender;
-    clients.get(wc)?.close();
-    clients.set(wc, host.connect((event) => !wc.isDestroyed() && wc.send('starkv:event', event)));
-    wc.once('destroyed', () => (clients.get(wc)?.close(), clients.delete(wc)));
-  });
-  ipcMain.on('starkv:command', (ev, cmd: unknown) => {
-    if (!fromOurPage(ev.sender, ev.senderFrame?.url)) return;
-    clients.get(ev.sender)?.receive(cmd);
-  });
+  wireIpc(ipcMain, host, ORIGIN);
 
   const preload = await preloadPath();
   let win: BrowserWindow | null = null;

@@ -16,17 +16,33 @@ export interface MadeBackend {
   warnings: string[];
 }
 
-/** One loaded engine, reused across tasks while the checkpoint folder stays the same. */
+/** One loaded engine, reused across tasks while the checkpoint folder and the device stay the same. */
 export class EngineCache {
-  private loaded: { dir: string; engine: Engine } | null = null;
+  private loaded: { dir: string; device: string; engine: Engine; warnings: string[] } | null = null;
 
-  async get(dir: string): Promise<Engine> {
-    if (this.loaded?.dir === dir) return this.loaded.engine;
+  /**
+   * The engine for `dir` on `device` ('auto' | 'cpu' | 'cuda'). When the settings ask for CUDA and the
+   * engine cannot use it (no driver, no GPU, a build without CUDA), the engine runs on the CPU and the
+   * warnings say why; a checkpoint that does not fit on the GPU is an error (it names what did not fit).
+   */
+  async get(dir: string, device = 'auto'): Promise<{ engine: Engine; warnings: string[] }> {
+    if (this.loaded?.dir === dir && this.loaded.device === device) return this.loaded;
     this.dispose();
     const { Engine } = await import('../model/engine.ts');
-    const engine = await Engine.load(dir, { threads: Math.max(1, os.availableParallelism()) });
-    this.loaded = { dir, engine };
-    return engine;
+    const threads = Math.max(1, os.availableParallelism());
+    const warnings: string[] = [];
+    let engine: Engine;
+    try {
+      engine = await Engine.load(dir, { threads, device });
+    } catch (e) {
+      if (device === 'cpu' || !/no CUDA device|built without CUDA/i.test((e as Error).message)) throw e;
+      warnings.push(`the settings ask for CUDA, but ${(e as Error).message}: the engine runs on the CPU`);
+      engine = await Engine.load(dir, { threads, device: 'cpu' });
+    }
+    const info = engine.info();
+    if (device === 'auto' && info.deviceNote) warnings.push(`engine on the CPU (${info.deviceNote})`);
+    this.loaded = { dir, device, engine, warnings };
+    return this.loaded;
   }
 
   dispose(): void {
@@ -47,9 +63,8 @@ export async function makeBackend(s: Settings, engines: EngineCache): Promise<Ma
   if (s.model.source === 'checkpoint') {
     const dir = s.model.checkpointDir.trim();
     if (!dir) throw new Error('no checkpoint folder chosen: pick one in Settings (or use an OpenAI-compatible endpoint)');
-    const engine = await engines.get(dir);
-    const warnings = s.model.device === 'cuda' ? ['the engine runs on the CPU in this build (no CUDA backend yet)'] : [];
-    return { backend: new NativeBackend(engine, nativeOptions(s)), warnings };
+    const { engine, warnings } = await engines.get(dir, s.model.device);
+    return { backend: new NativeBackend(engine, nativeOptions(s)), warnings: [...warnings] };
   }
   const e = s.model.endpoint;
   const b = new OpenAIBackend({ baseURL: e.baseURL, model: e.model, apiKey: e.apiKey || undefined, timeoutMs: e.timeoutS * 1000, retries: e.retries });
@@ -61,12 +76,20 @@ export async function makeBackend(s: Settings, engines: EngineCache): Promise<Ma
 export function backendKey(s: Settings): string {
   const m = s.model;
   return m.source === 'checkpoint'
-    ? JSON.stringify(['checkpoint', m.checkpointDir.trim(), s.kv.method, s.kv.budgetPercent, s.kv.params[s.kv.method] ?? {}])
+    ? JSON.stringify(['checkpoint', m.checkpointDir.trim(), m.device, s.kv.method, s.kv.budgetPercent, s.kv.params[s.kv.method] ?? {}])
     : JSON.stringify(['endpoint', m.endpoint.baseURL, m.endpoint.model, m.endpoint.apiKey, m.endpoint.timeoutS, m.endpoint.retries]);
 }
 
 export function osMemory(): Memory['system'] {
   return { label: 'starkv process (RSS)', used: process.memoryUsage().rss, total: os.totalmem() };
+}
+
+/** The engine's device and the driver's (GPU) or the OS's (host) own figure beside our accounting. */
+export function engineMemory(engine: Engine, mem = engine.memory()): Pick<Memory, 'device' | 'system'> {
+  const d = mem.device;
+  if (engine.device.startsWith('cuda') && d)
+    return { device: engine.device, system: { label: 'GPU memory in use (driver, all processes)', used: d.totalBytes - d.freeBytes, total: d.totalBytes } };
+  return { device: engine.device, system: osMemory() };
 }
 
 export interface Reports {
@@ -108,7 +131,8 @@ export class SwitchableBackend implements ModelBackend {
   private report(res: GenerateResult, promptImages: string[]): void {
     const inner = this.inner;
     if (inner instanceof NativeBackend) {
-      this.reports.memory({ device: 'cpu', engine: inner.engine.memory(), system: osMemory(), kvFullBytes: null });
+      const mem = inner.engine.memory();
+      this.reports.memory({ ...engineMemory(inner.engine, mem), engine: mem, kvFullBytes: null });
     }
     // A backend with a persistent compressed cache returns the engine's per-turn report (app/model/episode.ts TurnResult).
     const turn = (res as GenerateResult & { kvTurn?: EngineTurn }).kvTurn;
@@ -118,7 +142,8 @@ export class SwitchableBackend implements ModelBackend {
     const frameSteps = (frames === promptImages.length ? promptImages : this.seen.slice(0, frames)).map(stepOf);
     try {
       this.reports.telemetry(telemetryFromTurn(turn, this.step, frameSteps));
-      this.reports.memory({ device: 'cpu', engine: turn.memory, system: osMemory(), kvFullBytes: turn.fullKvBytes });
+      const where = inner instanceof NativeBackend ? engineMemory(inner.engine, turn.memory) : { device: null, system: osMemory() };
+      this.reports.memory({ ...where, engine: turn.memory, kvFullBytes: turn.fullKvBytes });
     } catch (e) {
       this.reports.warning(`KV telemetry of step ${this.step} could not be shown: ${(e as Error).message}`);
     }

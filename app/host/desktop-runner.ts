@@ -171,9 +171,9 @@ export class DesktopRunner implements AgentRunner {
             if (note && n.agent.maxPixels !== s.agent.maxPixels) warn(note);
             return;
           }
-          const prevDir = JSON.parse(key)[1];
+          const [, prevDir, prevDevice] = JSON.parse(key) as [string, string, string];
           key = nextKey;
-          if (backend.inner instanceof NativeBackend && n.model.source === 'checkpoint' && n.model.checkpointDir.trim() === prevDir) {
+          if (backend.inner instanceof NativeBackend && n.model.source === 'checkpoint' && n.model.checkpointDir.trim() === prevDir && n.model.device === prevDevice) {
             // Same engine: the new method, budget or parameters apply from the next step on the episode's
             // cache (a new method starts a new cache); no second cache is left behind.
             backend.inner.setKv(nativeOptions(n).kv);

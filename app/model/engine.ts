@@ -14,6 +14,28 @@ export interface EngineMemory {
   kv: MemoryCategory;
   activations: MemoryCategory;
   workspace: MemoryCategory;
+  /** On a CUDA device: the driver's own figure (cudaMemGetInfo, every process on the GPU). */
+  device?: { freeBytes: number; totalBytes: number };
+}
+
+/** Where the engine runs: 'auto' (a CUDA GPU when the build has CUDA and one is present, else the CPU), 'cpu', 'cuda', 'cuda:N'. */
+export type DeviceChoice = string;
+
+/** Checks a device string from the settings or the command line; returns it normalised. */
+export function parseDevice(d: string | undefined): DeviceChoice {
+  const v = (d ?? 'auto').trim().toLowerCase();
+  if (!/^(auto|cpu|cuda(:\d{1,3})?)$/.test(v)) throw new Error(`device '${d}' is not auto, cpu, cuda or cuda:N`);
+  return v;
+}
+
+export interface EngineInfo {
+  threads: number;
+  gemm: string;
+  simd: string;
+  /** e.g. 'cpu' or 'cuda:0 NVIDIA H100 (sm_90)' (absent from an addon built before devices existed). */
+  device?: string;
+  /** Why 'auto' chose the CPU (e.g. 'no CUDA device: ...', 'built without CUDA'); empty otherwise. */
+  deviceNote?: string;
 }
 
 export interface GenerateOptions {
@@ -74,7 +96,8 @@ export class Engine {
     private readonly native: any,
   ) {}
 
-  static async load(dir: string, opts: { threads?: number } = {}): Promise<Engine> {
+  static async load(dir: string, opts: { threads?: number; device?: string } = {}): Promise<Engine> {
+    const device = parseDevice(opts.device);
     const ck = openCheckpoint(dir);
     const pre = readPreprocessorConfig(ck.dir);
     const text = TextProcessor.fromDir(ck.dir);
@@ -85,6 +108,7 @@ export class Engine {
       files: ck.files,
       tensors: ck.tensors.map((t) => ({ name: t.name, file: t.file, dtype: t.dtype, shape: t.shape, offset: t.offset, nbytes: t.nbytes })),
       threads: opts.threads,
+      device,
     });
     return new Engine(ck, pre, text, native);
   }
@@ -242,8 +266,13 @@ export class Engine {
     return this.native.memory();
   }
 
-  info(): { threads: number; gemm: string; simd: string } {
+  info(): EngineInfo {
     return this.native.info();
+  }
+
+  /** 'cpu' or 'cuda:N' (the first word of info().device). */
+  get device(): string {
+    return (this.info().device ?? 'cpu').split(' ')[0]!;
   }
 
   dispose(): void {

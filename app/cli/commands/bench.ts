@@ -67,6 +67,7 @@ export default async function bench(argv: string[]): Promise<number> {
       fraction: { type: 'string' },
       'decode-tokens': { type: 'string' },
       threads: { type: 'string' },
+      device: { type: 'string' },
       width: { type: 'string' },
       height: { type: 'string' },
       out: { type: 'string' },
@@ -79,7 +80,7 @@ export default async function bench(argv: string[]): Promise<number> {
   });
   if (values.capture) return benchCaptureCmd(values.display, parseNumberOpt(values.runs, 'runs', { int: true, min: 1 }) ?? 30, !!values.json);
   if (values.help) {
-    process.stdout.write('usage: starkv bench [--model DIR | --fraction F (default 0.25 of Qwen2-VL-2B layers)] [--decode-tokens N] [--threads N] [--width 1920 --height 1080] [--out FILE.json] [--json]\n       starkv bench --capture [--display :N] [--runs 30] [--json]   screen capture latency (grab + BGRA->RGB, PNG) of the X display\n');
+    process.stdout.write('usage: starkv bench [--model DIR | --fraction F (default 0.25 of Qwen2-VL-2B layers)] [--decode-tokens N] [--threads N] [--device auto|cpu|cuda[:N]] [--width 1920 --height 1080] [--out FILE.json] [--json]\n       starkv bench --capture [--display :N] [--runs 30] [--json]   screen capture latency (grab + BGRA->RGB, PNG) of the X display\n');
     return 0;
   }
   const fraction = parseNumberOpt(values.fraction, 'fraction', { min: 0.01 }) ?? 0.25;
@@ -104,7 +105,7 @@ export default async function bench(argv: string[]): Promise<number> {
   log('measuring this machine\'s limits (fp32 GEMM peak, memory read bandwidth) ...');
   const limits = await addon.benchLimits({ gemmM: 2048, gemmN: 2048, gemmK: 2048, bandwidthBytes: 1 << 30, reps: 5, threads });
 
-  const engine = await Engine.load(dir, { threads });
+  const engine = await Engine.load(dir, { threads, device: values.device ?? 'cpu' });
   try {
     const c = engine.config;
     // A synthetic 1080p screenshot: gradients and blocks (content does not change the cost).

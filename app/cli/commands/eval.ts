@@ -9,7 +9,7 @@ import { parseNumberOpt } from '../format.ts';
 
 const USAGE = `usage:
   starkv eval grounding --model <dir> --data <folder> [--methods starkv,guikv,snapkv,full] [--budgets 5,10,20,40]
-                        [--limit N] [--max-new-tokens N] [--threads N] --out <dir>
+                        [--limit N] [--max-new-tokens N] [--threads N] [--device auto|cpu|cuda[:N]] --out <dir>
   starkv eval trajectory --model <dir> --data <folder> [--methods ...] [--budgets ...] [--protocol persistent|reference]
                         [--history 5] [--limit N] --out <dir>
   starkv eval report <out>          rebuild report.html, report.md, summary.json and the PNG plots from results.jsonl
@@ -34,6 +34,7 @@ export default async function evalCmd(argv: string[]): Promise<number> {
       limit: { type: 'string' },
       'max-new-tokens': { type: 'string' },
       threads: { type: 'string' },
+      device: { type: 'string' },
       out: { type: 'string' },
       n: { type: 'string' },
       protocol: { type: 'string' },
@@ -71,7 +72,7 @@ export default async function evalCmd(argv: string[]): Promise<number> {
   }
   const methods = (values.methods ?? 'starkv,guikv,snapkv,full').split(',').map((s) => s.trim()).filter(Boolean);
   const budgets = (values.budgets ?? '5,10,20,40').split(',').map((b) => parseNumberOpt(b.trim(), 'budgets', { min: 0.01 })!);
-  const engine = await Engine.load(values.model, { threads: parseNumberOpt(values.threads, 'threads', { int: true, min: 1 }) });
+  const engine = await Engine.load(values.model, { threads: parseNumberOpt(values.threads, 'threads', { int: true, min: 1 }), device: values.device });
   if (!engine.text) throw new Error(`${values.model}: the UI-TARS prompts need the checkpoint's tokenizer.json`);
   const protocol = values.protocol ?? 'persistent';
   if (protocol !== 'persistent' && protocol !== 'reference') throw new Error(`--protocol must be persistent or reference, not '${protocol}'`);

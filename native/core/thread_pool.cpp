@@ -14,25 +14,42 @@ ThreadPool::ThreadPool(int threads) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lk(mu_);
-    stop_ = true;
+    stop_.store(true);
   }
   cv_start_.notify_all();
   for (auto& w : workers_) w.join();
 }
 
+namespace {
+
+// About 20-50 us of polling: longer than a futex wake-up, far shorter than the gaps between tokens.
+constexpr int kSpin = 20000;
+
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+}  // namespace
+
 void ThreadPool::WorkerLoop(int index) {
   uint64_t seen = 0;
   for (;;) {
-    const std::function<void(int, int)>* job;
-    int nt;
-    {
-      std::unique_lock<std::mutex> lk(mu_);
-      cv_start_.wait(lk, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      job = job_;
-      nt = job_threads_;
+    uint64_t gen = generation_.load(std::memory_order_acquire);
+    for (int i = 0; gen == seen && i < kSpin && !stop_.load(std::memory_order_relaxed); ++i) {
+      CpuRelax();
+      gen = generation_.load(std::memory_order_acquire);
     }
+    if (gen == seen) {
+      std::unique_lock<std::mutex> lk(mu_);
+      cv_start_.wait(lk, [&] { return stop_.load() || generation_.load() != seen; });
+      gen = generation_.load(std::memory_order_acquire);
+    }
+    if (stop_.load()) return;
+    seen = gen;
+    const std::function<void(int, int)>* job = job_;
+    const int nt = job_threads_;
     if (index >= nt) continue;  // not needed this round
     try {
       (*job)(index, nt);
@@ -40,9 +57,9 @@ void ThreadPool::WorkerLoop(int index) {
       std::lock_guard<std::mutex> lk(mu_);
       if (!error_) error_ = std::current_exception();
     }
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      if (--pending_ == 0) cv_done_.notify_one();
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard<std::mutex> lk(mu_);  // the caller may be about to sleep: no lost wake-up
+      cv_done_.notify_one();
     }
   }
 }
@@ -57,9 +74,9 @@ void ThreadPool::Run(int max_threads, const std::function<void(int, int)>& fn) {
     std::lock_guard<std::mutex> lk(mu_);
     job_ = &fn;
     job_threads_ = nt;
-    pending_ = nt - 1;
+    pending_.store(nt - 1, std::memory_order_relaxed);
     error_ = nullptr;
-    ++generation_;
+    generation_.fetch_add(1, std::memory_order_release);
   }
   cv_start_.notify_all();
   std::exception_ptr mine;
@@ -68,10 +85,11 @@ void ThreadPool::Run(int max_threads, const std::function<void(int, int)>& fn) {
   } catch (...) {
     mine = std::current_exception();
   }
+  for (int i = 0; i < kSpin && pending_.load(std::memory_order_acquire) != 0; ++i) CpuRelax();
   std::exception_ptr theirs;
   {
     std::unique_lock<std::mutex> lk(mu_);
-    cv_done_.wait(lk, [&] { return pending_ == 0; });
+    cv_done_.wait(lk, [&] { return pending_.load(std::memory_order_acquire) == 0; });
     job_ = nullptr;
     theirs = error_;
     error_ = nullptr;

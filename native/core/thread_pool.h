@@ -1,8 +1,12 @@
 // A fixed pool of std::threads owned by one model. Work is split into contiguous ranges in a fixed way
 // that depends only on the problem size and the pool size, and each output element is produced by one
 // thread, so results do not depend on scheduling.
+// Dispatch: a worker that has just finished spins for a short while (kSpin) on the job counter before it
+// sleeps on the condition variable, and the caller spins likewise on the completion count: decode calls
+// the pool ~100 times per token for jobs of 0.05-1 ms, where a futex wake-up per job costs several %.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -35,11 +39,11 @@ class ThreadPool {
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable cv_start_, cv_done_;
-  const std::function<void(int, int)>* job_ = nullptr;
+  const std::function<void(int, int)>* job_ = nullptr;  // written before generation_ is bumped
   int job_threads_ = 0;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<bool> stop_{false};
   std::exception_ptr error_;
 };
 

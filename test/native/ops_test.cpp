@@ -64,8 +64,10 @@ void TestMatmul(gt::Checker& ck) {
   std::mt19937 rng(7);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   for (DType dt : {DType::F32, DType::BF16, DType::F16}) {
-    for (int64_t K : {1, 15, 16, 33, 200}) {
+    // K = 4097 and 4171: the decode path's four-row kernel (K > 4096) with 16-wide and masked tails.
+    for (int64_t K : {1, 15, 16, 33, 200, 4097, 4171}) {
       for (int64_t M : {1, 3, 4, 5, 17, 40}) {
+        if (K > 4096 && M > 3) continue;
         const int64_t N = 37;
         WeightBuf w = MakeWeight(dt, N, K, rng);
         std::vector<float> x(M * K), bias(N), ref(M * N);

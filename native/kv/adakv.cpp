@@ -45,8 +45,7 @@ class AdaKv final : public KvMethod {
     out = Compressed(p.granularity, cap, W, P);
     std::vector<float> budgets(rows);
     for (int r = 0; r < rows; ++r) {
-      int64_t nr = static_cast<int64_t>(std::nearbyint(static_cast<double>(n[r]) * (1.0 - p.floor_alpha) + floor_cap));
-      nr = std::max<int64_t>(0, std::min(nr, P));
+      const int64_t nr = k::AdaKvHeadBudget(n[r], p.floor_alpha, floor_cap, P);
       budgets[r] = static_cast<float>(nr);
       std::vector<int64_t> order = TopK(scores.data() + static_cast<int64_t>(r) * P, P, nr);
       out.kept.push_back(Sorted(order));

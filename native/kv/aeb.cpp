@@ -19,9 +19,7 @@ double AebTemperature(const std::vector<float>& pooled, int rows, int64_t P, con
   std::vector<float> m(P);
   double sum = 0.0;
   for (int64_t t = 0; t < P; ++t) {
-    double s = 0.0;
-    for (int r = 0; r < rows; ++r) s += pooled[static_cast<int64_t>(r) * P + t];
-    m[t] = static_cast<float>(s / rows);
+    m[t] = k::GroupMeanAt(pooled.data() + t, P, rows);
     sum += m[t];
   }
   const float den = std::max(static_cast<float>(sum), static_cast<float>(eps));

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "kv/kernels.h"
+
 namespace starkv::kv {
 
 int64_t CompactLayer(float* keys, float* values, int num_kv_heads, int64_t capacity, int head_dim, int64_t seq_len,
@@ -35,19 +37,16 @@ int64_t CompactLayer(float* keys, float* values, int num_kv_heads, int64_t capac
     for (float* base : {keys, values}) {
       if (!base) continue;
       float* h = base + static_cast<int64_t>(g) * capacity * head_dim;
-      int64_t dst = 0;
-      for (int64_t s : l) {  // ascending, so dst <= s: moving forward in place is safe
+      for (int64_t dst = 0; dst < new_len; ++dst) {  // sources ascend and src >= dst: forward in place is safe
+        const int64_t s = k::CompactSource(dst, l.data(), static_cast<int64_t>(n0), sel.past_len);
         if (dst != s) std::memmove(h + dst * head_dim, h + s * head_dim, sizeof(float) * head_dim);
-        ++dst;
       }
-      std::memmove(h + dst * head_dim, h + sel.past_len * head_dim, sizeof(float) * head_dim * sel.window);
     }
   }
   if (slot_positions) {
     const std::vector<int64_t>& l = sel.kept[0];
-    int64_t dst = 0;
-    for (int64_t s : l) slot_positions[dst++] = slot_positions[s];
-    for (int64_t s = sel.past_len; s < seq_len; ++s) slot_positions[dst++] = slot_positions[s];
+    for (int64_t dst = 0; dst < new_len; ++dst)
+      slot_positions[dst] = slot_positions[k::CompactSource(dst, l.data(), static_cast<int64_t>(n0), sel.past_len)];
   }
   return new_len;
 }

@@ -6,23 +6,28 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kv/kernels.h"
 #include "kv/methods.h"
 #include "kv/snapkv_core.h"
 
 namespace starkv::kv {
 namespace {
 
-// Orthonormal basis (double, row-major r x d) of the span of `rows` key vectors, by modified
+// Orthonormal basis (double, row-major r x d, flat) of the span of `rows` key vectors, by modified
 // Gram-Schmidt with re-orthogonalisation (same span as the first r columns of Householder QR).
-std::vector<std::vector<double>> OrthoBasis(const float* keys, int64_t rows, int d) {
-  std::vector<std::vector<double>> q;
+// Returns the number of basis vectors.
+int OrthoBasis(const float* keys, int64_t rows, int d, std::vector<double>& q) {
+  q.clear();
+  int r = 0;
+  std::vector<double> v(d);
   for (int64_t i = 0; i < rows; ++i) {
-    std::vector<double> v(keys + i * d, keys + (i + 1) * d);
+    v.assign(keys + i * d, keys + (i + 1) * d);
     double n0 = 0.0;
     for (double x : v) n0 += x * x;
     n0 = std::sqrt(n0);
     for (int pass = 0; pass < 2; ++pass)
-      for (const auto& b : q) {
+      for (int bi = 0; bi < r; ++bi) {
+        const double* b = q.data() + static_cast<int64_t>(bi) * d;
         double c = 0.0;
         for (int j = 0; j < d; ++j) c += b[j] * v[j];
         for (int j = 0; j < d; ++j) v[j] -= c * b[j];
@@ -30,23 +35,12 @@ std::vector<std::vector<double>> OrthoBasis(const float* keys, int64_t rows, int
     double n = 0.0;
     for (double x : v) n += x * x;
     n = std::sqrt(n);
-    if (n <= 1e-10 * std::max(n0, 1e-30)) continue;  // linearly dependent key: adds no direction
+    if (k::GsDependent(n, n0)) continue;  // linearly dependent key: adds no direction
     for (double& x : v) x /= n;
-    q.push_back(std::move(v));
+    q.insert(q.end(), v.begin(), v.end());
+    ++r;
   }
-  return q;
-}
-
-double Residual(const float* k, const std::vector<std::vector<double>>& q, int d) {
-  std::vector<double> v(k, k + d);
-  for (const auto& b : q) {
-    double c = 0.0;
-    for (int j = 0; j < d; ++j) c += b[j] * k[j];
-    for (int j = 0; j < d; ++j) v[j] -= c * b[j];
-  }
-  double n = 0.0;
-  for (double x : v) n += x * x;
-  return std::sqrt(n);
+  return r;
 }
 
 class GuiKv final : public KvMethod {
@@ -109,9 +103,12 @@ class GuiKv final : public KvMethod {
     std::vector<float> zero_mask;
     for (int g = 0; g < Hkv; ++g) {
       const float* kg = in.keys + static_cast<int64_t>(g) * in.kv_capacity * d;
-      const auto basis = OrthoBasis(kg + cur.start * d, r, d);
+      std::vector<double> basis;
+      const int nb = OrthoBasis(kg + cur.start * d, r, d, basis);
+      std::vector<double> coef(std::max(nb, 1));
       std::vector<float> res(n_prev);
-      for (int64_t i = 0; i < n_prev; ++i) res[i] = static_cast<float>(Residual(kg + positions[i] * d, basis, d));
+      for (int64_t i = 0; i < n_prev; ++i)
+        res[i] = static_cast<float>(k::ResidualNorm(kg + positions[i] * d, basis.data(), nb, d, coef.data()));
       if (nz > 0) {
         std::vector<float> neg(n_prev);
         for (int64_t i = 0; i < n_prev; ++i) neg[i] = -res[i];  // smallest residuals first

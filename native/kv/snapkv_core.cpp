@@ -68,7 +68,7 @@ void WindowAttentionSums(const LayerInputs& in, int64_t W, std::vector<float>& s
   const int H = in.num_heads, d = in.head_dim, G = in.num_heads / in.num_kv_heads;
   if (W < 1 || P < 0 || W > in.q_rows) throw KvError("window " + S(W) + " does not fit q_rows " + S(in.q_rows));
   sums.assign(static_cast<size_t>(H) * P, 0.0f);
-  const float scale = static_cast<float>(std::sqrt(static_cast<double>(d)));
+  const float scale = k::SqrtHeadDim(d);
   std::vector<float> logits(L);
   std::vector<double> acc(P);
   for (int h = 0; h < H; ++h) {
@@ -79,7 +79,7 @@ void WindowAttentionSums(const LayerInputs& in, int64_t W, std::vector<float>& s
       const int64_t visible = L - W + i + 1;  // keys [0, visible)
       float m = -INFINITY;
       for (int64_t j = 0; j < visible; ++j) {
-        logits[j] = k::Dot(q, kh + j * d, d) / scale;
+        logits[j] = k::WindowLogit(q, kh + j * d, d, scale);
         m = std::max(m, logits[j]);
       }
       double z = 0.0;
@@ -88,7 +88,7 @@ void WindowAttentionSums(const LayerInputs& in, int64_t W, std::vector<float>& s
         z += logits[j];
       }
       const float zf = static_cast<float>(z);
-      for (int64_t j = 0; j < P; ++j) acc[j] += static_cast<double>(logits[j] / zf);
+      for (int64_t j = 0; j < P; ++j) acc[j] += static_cast<double>(k::SoftmaxProb(logits[j], zf));
     }
     float* out = sums.data() + static_cast<int64_t>(h) * P;
     for (int64_t j = 0; j < P; ++j) out[j] = static_cast<float>(acc[j]);
@@ -127,9 +127,7 @@ std::vector<float> SaliencyBoost(const LayerInputs& in, Span span, double alpha,
   std::vector<float> r(n);
   for (int64_t i = 0; i < n; ++i) {
     const float* x = in.hidden + (span.start + i - in.hidden_row0) * in.hidden_size;
-    double s = 0.0;
-    for (int c = 0; c < in.hidden_size; ++c) s += static_cast<double>(x[c]) * x[c];
-    r[i] = static_cast<float>(std::sqrt(s));
+    r[i] = k::NormFromSumSquares(k::SumSquares(x, 0, in.hidden_size, 1));
   }
   double mean = 0.0;
   for (float v : r) mean += v;
@@ -137,17 +135,16 @@ std::vector<float> SaliencyBoost(const LayerInputs& in, Span span, double alpha,
   double var = 0.0;
   for (float v : r) var += (v - mean) * (v - mean);
   // torch.std is unbiased; a 1-token span (NaN in the reference) gets std 0 here.
-  const double sd = n > 1 ? std::sqrt(var / static_cast<double>(n - 1)) : 0.0;
+  const double sd = k::UnbiasedStd(var, n);
   std::vector<double> z(n);
   double zmax = -INFINITY;
   for (int64_t i = 0; i < n; ++i) {
-    const float zi = static_cast<float>((r[i] - static_cast<float>(mean)) / (static_cast<float>(sd) + 1e-8f));
-    z[i] = static_cast<double>(static_cast<float>(zi / temperature));
+    z[i] = k::SaliencyLogit(r[i], mean, sd, temperature);
     zmax = std::max(zmax, z[i]);
   }
   double tot = 0.0;
-  for (int64_t i = 0; i < n; ++i) tot += (z[i] = std::exp(z[i] - zmax));
-  for (int64_t i = 0; i < n; ++i) boost[i] = static_cast<float>(static_cast<float>(z[i] / tot) * alpha);
+  for (int64_t i = 0; i < n; ++i) tot += (z[i] = k::SaliencyExp(z[i], zmax));
+  for (int64_t i = 0; i < n; ++i) boost[i] = k::SaliencyWeight(z[i], tot, alpha);
   return boost;
 }
 
@@ -155,11 +152,8 @@ void GroupMean(const std::vector<float>& per_head, int H, int Hkv, int64_t P, st
   const int G = H / Hkv;
   out.assign(static_cast<size_t>(Hkv) * P, 0.0f);
   for (int g = 0; g < Hkv; ++g)
-    for (int64_t t = 0; t < P; ++t) {
-      double s = 0.0;
-      for (int j = 0; j < G; ++j) s += per_head[static_cast<int64_t>(g * G + j) * P + t];
-      out[static_cast<int64_t>(g) * P + t] = static_cast<float>(s / G);
-    }
+    for (int64_t t = 0; t < P; ++t)
+      out[static_cast<int64_t>(g) * P + t] = k::GroupMeanAt(per_head.data() + static_cast<int64_t>(g * G) * P + t, P, G);
 }
 
 std::vector<int64_t> TopK(const float* scores, int64_t n, int64_t k) {

@@ -88,9 +88,7 @@ class StarKv final : public KvMethod {
     GroupMean(pooled, H, 1, P, base);
     const MiPriorResult prior = OnlineMiPrior(S, Hkv, P, cur, grid, p, st, tel);
     std::vector<int> g_star(P, 0);
-    for (int64_t t = 0; t < P; ++t)
-      for (int g = 1; g < Hkv; ++g)
-        if (S[static_cast<int64_t>(g) * P + t] > S[static_cast<int64_t>(g_star[t]) * P + t]) g_star[t] = g;
+    for (int64_t t = 0; t < P; ++t) g_star[t] = k::ArgmaxGroupAt(S.data() + t, P, Hkv);
     std::vector<float> scaled(P);
     for (int64_t t = 0; t < P; ++t) scaled[t] = k::MiPrior(base[t], prior.w_g[g_star[t]], Hkv, prior.lambda_eff);
     if (p.debug) {
@@ -119,11 +117,10 @@ class StarKv final : public KvMethod {
     } else {  // option: the same calibration applied to each query head's own scores
       std::vector<float> fin(static_cast<size_t>(H) * P);
       for (int h = 0; h < H; ++h)
-        for (int64_t t = 0; t < P; ++t) {
-          float x = k::MiPrior(pooled[static_cast<int64_t>(h) * P + t], prior.w_g[g_star[t]], Hkv, prior.lambda_eff);
-          if (!D.empty()) x *= D[t];
-          fin[static_cast<int64_t>(h) * P + t] = sharpen ? k::AebSharpen(x, inv_t) : x;
-        }
+        for (int64_t t = 0; t < P; ++t)
+          fin[static_cast<int64_t>(h) * P + t] =
+              k::FuseScore(pooled[static_cast<int64_t>(h) * P + t], prior.w_g[g_star[t]], Hkv, prior.lambda_eff,
+                           !D.empty(), D.empty() ? 1.0f : D[t], sharpen, inv_t);
       if (p.debug) tel.Add("final_scores_per_head", {H, P}, fin);
       out.granularity = Granularity::QueryHead;
       SelectPerRow(fin, H, P, k_keep, out);

@@ -21,7 +21,7 @@ double SpatialMi(const float* scores, int64_t n, int64_t gh, int64_t gw, const M
   // p = clamp(S, 0) / sum (fp32); sum <= 1e-12 -> MI 0
   std::vector<float> pr(n);
   double sum = 0.0;
-  for (int64_t i = 0; i < n; ++i) sum += (pr[i] = std::max(scores[i], 0.0f));
+  for (int64_t i = 0; i < n; ++i) sum += (pr[i] = k::ClampNonNeg(scores[i]));
   const float sumf = static_cast<float>(sum);
   if (!(sumf > 1e-12f)) return 0.0;
   for (float& v : pr) v /= sumf;
@@ -37,7 +37,7 @@ double SpatialMi(const float* scores, int64_t n, int64_t gh, int64_t gw, const M
   // ranks of an ascending sort (ties by position)
   std::vector<int64_t> order(n);
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return pr[a] < pr[b]; });
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return k::AscendingBefore(pr[a], a, pr[b], b); });
   std::vector<int64_t> a(n);
   std::vector<char> seen_a(vb, 0);
   int64_t ua = 0;
@@ -57,8 +57,7 @@ double SpatialMi(const float* scores, int64_t n, int64_t gh, int64_t gw, const M
   double mi = 0.0;
   for (int ai = 0; ai < vb; ++ai)
     for (int64_t yi = 0; yi < ny; ++yi) {
-      const double j = joint[ai * ny + yi];
-      if (j > 0) mi += j * (std::log(j + 1e-12) - std::log(pa[ai] * py[yi] + 1e-12));
+      mi += k::MiTerm(joint[ai * ny + yi], pa[ai], py[yi]);
     }
   return std::max(0.0, mi);
 }
@@ -91,7 +90,7 @@ MiPriorResult OnlineMiPrior(const std::vector<float>& S, int Hkv, int64_t P, con
       mi[g] = static_cast<float>(SpatialMi(S.data() + static_cast<int64_t>(g) * P + cur->start, n, gh, gw, p));
     tel.mi_cur = mi;
     if (static_cast<int>(st.mi_ema.size()) == Hkv) {
-      for (int g = 0; g < Hkv; ++g) st.mi_ema[g] = decay * st.mi_ema[g] + (1.0f - decay) * mi[g];
+      for (int g = 0; g < Hkv; ++g) st.mi_ema[g] = k::EmaUpdate(st.mi_ema[g], mi[g], decay);
     } else {
       st.mi_ema = mi;
     }

@@ -22,15 +22,15 @@ void TemporalDiscount(std::vector<float>& scaled, const std::vector<float>& S, c
   for (int g = 0; g < Hkv; ++g) {
     const float* sg = S.data() + static_cast<int64_t>(g) * P + cur.start;
     double sum = 0.0;
-    for (int64_t i = 0; i < n; ++i) sum += std::max(sg[i], 0.0f);
-    const float den = std::max(static_cast<float>(sum), 1e-8f);
-    for (int64_t i = 0; i < n; ++i) a[g * n + i] = std::max(sg[i], 0.0f) / den;
+    for (int64_t i = 0; i < n; ++i) sum += k::ClampNonNeg(sg[i]);
+    const float den = k::PatternDenominator(sum);
+    for (int64_t i = 0; i < n; ++i) a[g * n + i] = k::PatternValue(sg[i], den);
   }
   const bool same = st.pattern_groups == Hkv && st.pattern_len == n &&
                     st.pattern_ema.size() == static_cast<size_t>(Hkv) * n;
   if (p.debug && same) tel.Add("temporal_pattern_ema_prev", {Hkv, n}, st.pattern_ema);
   if (same) {
-    for (size_t i = 0; i < a.size(); ++i) st.pattern_ema[i] = rho * st.pattern_ema[i] + (1.0f - rho) * a[i];
+    for (size_t i = 0; i < a.size(); ++i) st.pattern_ema[i] = k::EmaUpdate(st.pattern_ema[i], a[i], rho);
   } else {
     st.pattern_ema = a;
     st.pattern_groups = Hkv;
@@ -46,8 +46,7 @@ void TemporalDiscount(std::vector<float>& scaled, const std::vector<float>& S, c
       na += x * x;
       nm += m * m;
     }
-    const double c = dot / (std::max(std::sqrt(na), 1e-8) * std::max(std::sqrt(nm), 1e-8));
-    stab[g] = static_cast<float>(std::min(1.0, std::max(0.0, c)));
+    stab[g] = k::CosStability(dot, na, nm);
   }
   tel.stability = stab;
   const float dmin = static_cast<float>(std::max(0.0, std::min(1.0, p.temporal_discount_min)));
@@ -56,7 +55,7 @@ void TemporalDiscount(std::vector<float>& scaled, const std::vector<float>& S, c
   std::vector<float> age(P, 0.0f);
   const int64_t nf = static_cast<int64_t>(spans.size());
   for (int64_t i = 0; i < nf; ++i)
-    for (int64_t t = spans[i].start; t < spans[i].end; ++t) age[t] = static_cast<float>(std::max<int64_t>(0, nf - 1 - i));
+    for (int64_t t = spans[i].start; t < spans[i].end; ++t) age[t] = k::FrameAge(i, nf);
   if (p.debug) tel.Add("frame_distance", {P}, age);
   std::vector<float> D(P);
   for (int64_t t = 0; t < P; ++t) D[t] = k::TemporalDiscount(age[t], stab[g_star[t]], delta, eps, dmin);

@@ -27,7 +27,7 @@ double VlCacheSparsity(const LayerInputs& in, const MethodParams& p) {
   ValidateLayer(in, rows);
   const int H = in.num_heads, G = H / in.num_kv_heads, d = in.head_dim;
   // eager attention: (q k^T) * d^-0.5 with a causal mask, fp32 softmax
-  const float scaling = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+  const float scaling = k::InvSqrtHeadDim(d);
   const float thr = static_cast<float>(p.sparsity_threshold);
   std::vector<float> row(L);
   std::vector<double> per_head(H);
@@ -38,18 +38,17 @@ double VlCacheSparsity(const LayerInputs& in, const MethodParams& p) {
       const float* q = in.queries + (static_cast<int64_t>(h) * in.q_rows + (in.q_rows - (L - i))) * d;
       float m = -INFINITY;
       for (int64_t j = 0; j <= i; ++j) {
-        row[j] = k::Dot(q, kh + j * d, d) * scaling;
+        row[j] = k::EagerLogit(q, kh + j * d, d, scaling);
         m = std::max(m, row[j]);
       }
       double z = 0.0;
       for (int64_t j = 0; j <= i; ++j) z += (row[j] = k::ExpShift(row[j], m));
       const float zf = static_cast<float>(z);
-      for (int64_t j = 0; j <= i; ++j) above += (row[j] / zf) > thr ? 1 : 0;
+      for (int64_t j = 0; j <= i; ++j) above += k::AboveThreshold(k::SoftmaxProb(row[j], zf), thr) ? 1 : 0;
       valid += i + 1;
     }
     // 1.0 - (mask).float().mean().item(): fp32 mean, then a double subtraction
-    const float mean = static_cast<float>(above) / static_cast<float>(valid);
-    per_head[h] = 1.0 - static_cast<double>(mean);
+    per_head[h] = k::SparsityFromCounts(above, valid);
   }
   // torch.tensor(gammas).mean().item(): fp32 values and mean
   float s = 0.0f;

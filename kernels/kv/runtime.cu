@@ -1,0 +1,51 @@
+// Device discovery and plain memory moves for the KV kernels' callers (tests, the engine wiring).
+#include "kv_common.cuh"
+
+namespace starkv::cuda::kv {
+using detail::Check;
+
+int DeviceCount(std::string* reason) {
+  int n = 0;
+  const cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    if (reason) *reason = std::string("cudaGetDeviceCount: ") + cudaGetErrorString(e);
+    cudaGetLastError();  // clear the sticky-free error so later calls start clean
+    return 0;
+  }
+  if (n == 0 && reason) *reason = "cudaGetDeviceCount found 0 devices";
+  return n;
+}
+
+std::string DeviceName(int device) {
+  cudaDeviceProp p{};
+  Check(cudaGetDeviceProperties(&p, device), "cudaGetDeviceProperties");
+  return std::string(p.name) + " (sm_" + std::to_string(p.major) + std::to_string(p.minor) + ")";
+}
+
+void* DeviceAlloc(size_t bytes) {
+  void* p = nullptr;
+  const cudaError_t e = cudaMalloc(&p, bytes ? bytes : 1);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    throw CudaKvError("CUDA out of memory or error allocating " + std::to_string(bytes) + " bytes for KV kernels: " +
+                      cudaGetErrorString(e));
+  }
+  return p;
+}
+
+void DeviceFree(void* p) {
+  if (p) cudaFree(p);
+}
+
+void CopyToDevice(void* dst, const void* src, size_t bytes) {
+  if (bytes) Check(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "copy to device");
+}
+void CopyToHost(void* dst, const void* src, size_t bytes) {
+  if (bytes) Check(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost), "copy to host");
+}
+void DeviceMemset(void* dst, int value, size_t bytes) {
+  if (bytes) Check(cudaMemset(dst, value, bytes), "memset");
+}
+void Synchronize(void* stream) { Check(cudaStreamSynchronize(detail::Stream(stream)), "stream synchronize"); }
+
+}  // namespace starkv::cuda::kv

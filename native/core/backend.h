@@ -51,6 +51,11 @@ class Backend {
   virtual std::string GemmName() const = 0;  // which GEMM serves large matmuls
   virtual std::string SimdName() const = 0;
   virtual int Threads() const = 0;
+  // Whether buffers from Alloc() can be read and written by host code (CPU: yes; CUDA: no, use
+  // Upload/Download). Code above the backend that needs host data checks this.
+  virtual bool HostAccessible() const { return true; }
+  // The device's own memory figure (the driver's: every process), when it has one.
+  virtual bool DeviceMemory(int64_t* free_bytes, int64_t* total_bytes) const { return false; }
 
   // Activation/workspace memory of this backend (host memory on CPU), counted in the model's account.
   virtual Buffer Alloc(MemCategory cat, int64_t floats) = 0;

@@ -17,6 +17,7 @@ class KvStore {
   KvStore(Backend* backend, int layers, int kv_heads, int head_dim);
 
   int layers() const { return static_cast<int>(layers_.size()); }
+  Backend* backend() const { return backend_; }
   int kv_heads() const { return kv_heads_; }
   int head_dim() const { return head_dim_; }
   int64_t capacity() const { return capacity_; }

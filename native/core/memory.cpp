@@ -80,6 +80,11 @@ Buffer::Buffer(MemoryAccount* account, MemCategory cat, size_t bytes) : account_
   if (account_) account_->Add(cat_, static_cast<int64_t>(bytes_));
 }
 
+Buffer::Buffer(MemoryAccount* account, MemCategory cat, void* adopted, size_t bytes, FreeFn free_fn)
+    : account_(account), cat_(cat), ptr_(adopted), bytes_(adopted ? bytes : 0), free_fn_(free_fn) {
+  if (ptr_ && account_) account_->Add(cat_, static_cast<int64_t>(bytes_));
+}
+
 Buffer& Buffer::operator=(Buffer&& o) noexcept {
   if (this != &o) {
     Release();
@@ -87,6 +92,7 @@ Buffer& Buffer::operator=(Buffer&& o) noexcept {
     cat_ = o.cat_;
     ptr_ = o.ptr_;
     bytes_ = o.bytes_;
+    free_fn_ = o.free_fn_;
     o.ptr_ = nullptr;
     o.bytes_ = 0;
   }
@@ -95,7 +101,8 @@ Buffer& Buffer::operator=(Buffer&& o) noexcept {
 
 void Buffer::Release() {
   if (ptr_) {
-    std::free(ptr_);
+    if (free_fn_) free_fn_(ptr_);
+    else std::free(ptr_);
     if (account_) account_->Sub(cat_, static_cast<int64_t>(bytes_));
   }
   ptr_ = nullptr;

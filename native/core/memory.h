@@ -32,8 +32,11 @@ class MemoryAccount {
 // Throws starkv::Error ("out of memory ...") when the allocation cannot be made.
 class Buffer {
  public:
+  using FreeFn = void (*)(void*);
   Buffer() = default;
   Buffer(MemoryAccount* account, MemCategory cat, size_t bytes);
+  // Adopts memory allocated elsewhere (a device allocation): counted while it lives, freed with `free_fn`.
+  Buffer(MemoryAccount* account, MemCategory cat, void* adopted, size_t bytes, FreeFn free_fn);
   ~Buffer() { Release(); }
   Buffer(Buffer&& o) noexcept { *this = static_cast<Buffer&&>(o); }
   Buffer& operator=(Buffer&& o) noexcept;
@@ -52,6 +55,7 @@ class Buffer {
   MemCategory cat_ = MemCategory::Activations;
   void* ptr_ = nullptr;
   size_t bytes_ = 0;
+  FreeFn free_fn_ = nullptr;  // null: std::free
 };
 
 // Buffer of n floats.

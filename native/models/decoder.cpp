@@ -58,6 +58,7 @@ void TextDecoder::ForwardLayers(float* h, int64_t n, const float* cosp, const fl
   Buffer u = be_.Alloc(MemCategory::Activations, n * I);
   Trace* trace = tr.trace;
   const int64_t L = tr.total;
+  std::vector<float> obs_q, obs_x;
   // Head-major trace arrays [heads, L, hd] from row-major [n, heads*hd].
   auto put_heads = [&](const std::string& name, const float* src, int64_t heads) {
     std::vector<float> host(static_cast<size_t>(n * heads * hd));
@@ -81,7 +82,17 @@ void TextDecoder::ForwardLayers(float* h, int64_t n, const float* cosp, const fl
     be_.MatMul(a.f(), n, W.v_w, &W.v_b, v.f());
     be_.Rotary(q.f(), n, qd, static_cast<int>(H), static_cast<int>(hd), cosp, sinp);
     be_.Rotary(k.f(), n, kd, static_cast<int>(KV), static_cast<int>(hd), cosp, sinp);
-    if (observer) observer->OnLayer(l, q.f(), a.f(), n, first_token);
+    if (observer) {
+      if (be_.HostAccessible()) {
+        observer->OnLayer(l, q.f(), a.f(), n, first_token);
+      } else {  // device buffers: the observer (KV compression) reads host copies
+        obs_q.resize(static_cast<size_t>(n * qd));
+        obs_x.resize(static_cast<size_t>(n * D));
+        be_.Download(q.f(), sizeof(float) * obs_q.size(), obs_q.data());
+        be_.Download(a.f(), sizeof(float) * obs_x.size(), obs_x.data());
+        observer->OnLayer(l, obs_q.data(), obs_x.data(), n, first_token);
+      }
+    }
     if (trace) {
       put_heads(pre + "q_rot", q.f(), H);
       put_heads(pre + "k_rot", k.f(), KV);

@@ -74,6 +74,20 @@ kv::MethodParams PolicyParams(const kv::KvMethod& m, const std::vector<std::pair
 
 namespace {
 
+// CompactLayer for a store in device memory: the selection is applied to host copies of the layer's
+// keys (already downloaded for scoring) and values, and the kept slots are uploaded back. Correct and
+// simple; the device-side compaction kernel (kernels/kv) would avoid the round trip.
+int64_t CompactDeviceLayer(KvStore& kv, int l, std::vector<float>& keys, int64_t seq_len, const kv::Selection& sel) {
+  Backend* be = kv.backend();
+  std::vector<float> values(keys.size());
+  be->Download(kv.Values(l), sizeof(float) * values.size(), values.data());
+  const int64_t n = kv::CompactLayer(keys.data(), values.data(), kv.kv_heads(), kv.capacity(), kv.head_dim(), seq_len,
+                                     sel, kv.SlotTokens(l));
+  be->Upload(keys.data(), sizeof(float) * keys.size(), kv.Keys(l));
+  be->Upload(values.data(), sizeof(float) * values.size(), kv.Values(l));
+  return n;
+}
+
 // The slots [first, last) of the layer whose source tokens fall in [start, end) (slots are in token order).
 kv::Span SlotSpan(const int64_t* tokens, int64_t len, int64_t start, int64_t end) {
   const int64_t a = std::lower_bound(tokens, tokens + len, start) - tokens;
@@ -89,6 +103,8 @@ std::vector<LayerReport> CompressTurn(Episode& ep, const KvPolicy& policy, const
   std::vector<LayerReport> reports(static_cast<size_t>(layers));
   std::vector<kv::LayerInputs> inputs(static_cast<size_t>(layers));
   std::vector<std::vector<float>> queries(static_cast<size_t>(layers));
+  const bool host_kv = ep.kv.backend()->HostAccessible();
+  std::vector<std::vector<float>> keys(static_cast<size_t>(host_kv ? 0 : layers));
   for (int l = 0; l < layers; ++l) {
     kv::LayerInputs& in = inputs[l];
     const int64_t L = ep.kv.Length(l);
@@ -97,7 +113,13 @@ std::vector<LayerReport> CompressTurn(Episode& ep, const KvPolicy& policy, const
     in.num_kv_heads = c.kv_heads;
     in.head_dim = c.head_dim;
     in.seq_len = L;
-    in.keys = ep.kv.Keys(l);
+    if (host_kv) {
+      in.keys = ep.kv.Keys(l);
+    } else {  // a device store: the methods score a host copy of the keys
+      keys[l].resize(static_cast<size_t>(c.kv_heads * ep.kv.KHeadStride()));
+      ep.kv.backend()->Download(ep.kv.Keys(l), sizeof(float) * keys[l].size(), keys[l].data());
+      in.keys = keys[l].data();
+    }
     in.kv_capacity = ep.kv.capacity();
     queries[l] = stash.Queries(l);
     in.queries = queries[l].data();
@@ -141,8 +163,13 @@ std::vector<LayerReport> CompressTurn(Episode& ep, const KvPolicy& policy, const
       rep.cap = sel.cap;
       rep.compressed = sel.compressed;
       if (sel.compressed) {
-        const int64_t n = kv::CompactLayer(ep.kv.Keys(l), ep.kv.Values(l), c.kv_heads, ep.kv.capacity(), c.head_dim,
-                                           inputs[l].seq_len, sel, ep.kv.SlotTokens(l));
+        int64_t n;
+        if (host_kv) {
+          n = kv::CompactLayer(ep.kv.Keys(l), ep.kv.Values(l), c.kv_heads, ep.kv.capacity(), c.head_dim,
+                               inputs[l].seq_len, sel, ep.kv.SlotTokens(l));
+        } else {
+          n = CompactDeviceLayer(ep.kv, l, keys[l], inputs[l].seq_len, sel);
+        }
         ep.kv.SetLength(l, n);
       }
     }

@@ -9,6 +9,12 @@
 #include "kv/kernels.h"  // native/kv/kernels.h: the shared STARKV_HD math
 #include "kv_kernels.h"
 
+// The kernels must round exactly like the CPU code they mirror (IEEE division, expf/logf/powf within
+// CUDA's documented ulp bounds); --use_fast_math would replace them with approximations.
+#ifdef __USE_FAST_MATH__
+#warning "kernels/kv built with --use_fast_math: results will drift from the CPU path; build these files without it"
+#endif
+
 namespace starkv::cuda::kv::detail {
 
 namespace k = ::starkv::kv::k;

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <iterator>
 #include <limits>
 #include <numeric>
 #include <random>
@@ -217,7 +218,7 @@ void TestWindow() {
       cu::WindowColsum(a, ds.p, scratch.p, nullptr);
       Vf g = ds.Get();
       g.resize(cpu.size());
-      CheckErr("cuda", tag, P ? NormErr(g, cpu) : 0.0, 1e-6);
+      CheckErr("cuda", tag, P ? NormErr(g, cpu) : 0.0, 5e-6);
     });
 #endif
   }
@@ -875,6 +876,111 @@ void TestCompact() {
   }
 }
 
+// ================================================================ pipeline: SnapKV on the kernels
+// window colsum -> pool -> (group mean) -> top-k per row, against SnapKvMethod's kept sets. Scores
+// differ from the CPU by rounding only, so a differing index must be a near-tie at the cut.
+void TestSnapKvPipeline() {
+  struct C { int H, Hkv, d; int64_t L; Granularity g; };
+  for (const C& c : {C{4, 2, 64, 301, Granularity::QueryHead}, C{14, 2, 128, 777, Granularity::KvHead},
+                     C{7, 7, 80, 129, Granularity::QueryHead}}) {
+    Layer l(c.H, c.Hkv, c.d, c.L, 8);
+    MethodParams p = SnapKvMethod().Defaults();
+    p.granularity = c.g;
+    LayerState st;
+    Selection sel;
+    Telemetry tel;
+    SnapKvMethod().Compress(l.in, Budget{20.0}, p, st, sel, tel);
+    const std::string tag = std::string("pipeline snapkv ") + (c.g == Granularity::KvHead ? "kv_head" : "query_head") +
+                            " H=" + Str(c.H) + "/" + Str(c.Hkv) + " d=" + Str(c.d) + " L=" + Str(c.L);
+    {  // double reference pipeline: colsum, avg pool (zero pad, /k), group mean, top-k (near-ties excused)
+      const int64_t W = sel.window, P = sel.past_len, kk = sel.k_keep, half = p.kernel / 2;
+      const int G = c.H / c.Hkv, rows = static_cast<int>(sel.kept.size());
+      Vd sums(static_cast<size_t>(c.H) * P, 0.0), pooled(sums.size()), sc(static_cast<size_t>(rows) * P, 0.0);
+      for (int h = 0; h < c.H; ++h)
+        for (int64_t i = 0; i < W; ++i) {
+          const Vd pr = RefRow(l, h, c.L - W + i);
+          for (int64_t t = 0; t < P; ++t) sums[h * P + t] += pr[t];
+        }
+      for (int h = 0; h < c.H; ++h)
+        for (int64_t t = 0; t < P; ++t) {
+          double a = 0.0;
+          for (int64_t j = t - half; j < t - half + p.kernel; ++j) a += (j >= 0 && j < P) ? sums[h * P + j] : 0.0;
+          pooled[h * P + t] = a / p.kernel;
+        }
+      for (int r = 0; r < rows; ++r)
+        for (int64_t t = 0; t < P; ++t)
+          if (c.g == Granularity::KvHead) {
+            for (int j = 0; j < G; ++j) sc[r * P + t] += pooled[(r * G + j) * P + t] / G;
+          } else {
+            sc[r * P + t] = pooled[r * P + t];
+          }
+      int64_t differ = 0, far = 0;
+      for (int r = 0; r < rows; ++r) {
+        Vi idx(P);
+        std::iota(idx.begin(), idx.end(), 0);
+        std::stable_sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) { return sc[r * P + a] > sc[r * P + b]; });
+        const double kth = sc[r * P + idx[kk - 1]];
+        idx.resize(kk);
+        std::sort(idx.begin(), idx.end());
+        Vi diff;
+        std::set_symmetric_difference(idx.begin(), idx.end(), sel.kept[r].begin(), sel.kept[r].end(),
+                                      std::back_inserter(diff));
+        differ += static_cast<int64_t>(diff.size());
+        for (int64_t t : diff) far += std::fabs(sc[r * P + t] - kth) > 1e-5 * std::fabs(kth);
+      }
+      R.Line("cpu", tag, sel.compressed && far == 0,
+             Str(rows) + " lists of " + Str(kk) + ": " +
+                 (differ == 0 ? "same kept sets as the double reference" : Str(differ) + " differ (" + Str(far) + " not near-ties)"));
+    }
+#ifdef STARKV_HAVE_CUDA
+    OnGpu(tag, [&] {
+      const int64_t W = sel.window, P = sel.past_len, kk = sel.k_keep;
+      const int rows = static_cast<int>(sel.kept.size());
+      Dev<float> dq(l.queries), dk(l.keys), sums(static_cast<size_t>(c.H) * P), pooled(static_cast<size_t>(c.H) * P),
+          red(static_cast<size_t>(c.Hkv) * P);
+      cu::WindowArgs a;
+      a.queries = dq.p;
+      a.q_rows = l.q_rows;
+      a.keys = dk.p;
+      a.kv_capacity = l.cap;
+      a.num_heads = c.H;
+      a.num_kv_heads = c.Hkv;
+      a.head_dim = c.d;
+      a.seq_len = c.L;
+      a.rows = W;
+      Dev<char> scratch(cu::WindowScratchBytes(a));
+      cu::WindowColsum(a, sums.p, scratch.p, nullptr);
+      cu::Pool1d(sums.p, c.H, P, p.kernel, p.pooling == Pooling::Max, pooled.p, nullptr);
+      const float* scores = pooled.p;
+      if (c.g == Granularity::KvHead) {
+        cu::GroupReduce(pooled.p, c.H, c.Hkv, P, false, red.p, nullptr);
+        scores = red.p;
+      }
+      Dev<int64_t> out(static_cast<size_t>(rows) * std::max<int64_t>(kk, 1));
+      cu::TopKRows(scores, rows, P, P, nullptr, kk, false, out.p, std::max<int64_t>(kk, 1), nullptr);
+      const Vi o = out.Get();
+      Vf sc(static_cast<size_t>(rows) * P);
+      cu::CopyToHost(sc.data(), scores, sizeof(float) * sc.size());
+      int64_t differ = 0, far = 0;
+      for (int r = 0; r < rows; ++r) {
+        Vi gk(o.begin() + r * std::max<int64_t>(kk, 1), o.begin() + r * std::max<int64_t>(kk, 1) + kk), diff;
+        std::set_symmetric_difference(gk.begin(), gk.end(), sel.kept[r].begin(), sel.kept[r].end(), std::back_inserter(diff));
+        differ += static_cast<int64_t>(diff.size());
+        if (!diff.empty()) {  // near-tie: every differing slot's score is within 1e-5 of the k-th score
+          Vf row(sc.begin() + r * P, sc.begin() + (r + 1) * P);
+          Vf srt(row);
+          std::nth_element(srt.begin(), srt.begin() + (kk - 1), srt.end(), std::greater<float>());
+          const float kth = srt[kk - 1];
+          for (int64_t t : diff) far += std::fabs(row[t] - kth) > 1e-5f * std::max(std::fabs(kth), 1e-30f);
+        }
+      }
+      R.Line("cuda", tag, far == 0,
+             differ == 0 ? "same kept sets as the CPU" : Str(differ) + " indices differ (" + Str(far) + " not near-ties)");
+    });
+#endif
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -906,7 +1012,7 @@ int main() {
   const std::pair<const char*, void (*)()> groups[] = {
       {"window", TestWindow},   {"pool/group", TestPoolGroup}, {"saliency", TestSaliency},
       {"mi", TestMi},           {"lowrank", TestLowRank},      {"temporal/fuse", TestTemporalFuse},
-      {"topk", TestTopK},       {"compact", TestCompact}};
+      {"topk", TestTopK},       {"compact", TestCompact},      {"pipeline", TestSnapKvPipeline}};
   for (const auto& [name, fn] : groups) {
     try {
       fn();

@@ -1,0 +1,95 @@
+// Host emulation of the CUDA subset that kernels/kv uses, for checking the kernels' LOGIC on a machine
+// without a GPU (run.sh): each block runs as one std::thread per CUDA thread, __syncthreads is a
+// std::barrier, warp shuffles/ballots go through a per-warp slot array and barrier, atomics take a
+// mutex, blocks run one after another (so __shared__ variables can be plain statics). It is NOT a GPU:
+// it says nothing about the memory model, occupancy, shared-memory limits, the device math library or
+// speed. Never built into the engine.
+#pragma once
+#include <atomic>
+#include <barrier>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <cmath>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+struct uint3 { unsigned x = 0, y = 0, z = 0; };
+struct dim3 { unsigned x, y, z; dim3(unsigned a = 1, unsigned b = 1, unsigned c = 1) : x(a), y(b), z(c) {} };
+inline thread_local uint3 threadIdx, blockIdx;
+inline dim3 blockDim, gridDim;
+typedef int cudaError_t;
+enum { cudaSuccess = 0 };
+enum cudaMemcpyKind { cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost, cudaMemcpyDeviceToDevice };
+enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize };
+typedef struct CUstream_st* cudaStream_t;
+struct cudaDeviceProp { char name[256]; int major, minor; };
+inline const char* cudaGetErrorString(cudaError_t) { return "emu error"; }
+inline cudaError_t cudaGetLastError() { return 0; }
+inline cudaError_t cudaGetDeviceCount(int* n) { *n = 1; return 0; }
+inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int) { std::strcpy(p->name, "host emulator of CUDA blocks/threads, not a GPU"); p->major = 0; p->minor = 0; return 0; }
+inline cudaError_t cudaMalloc(void** p, size_t n) { *p = std::malloc(n); std::memset(*p, 0xCD, n); return 0; }
+inline cudaError_t cudaFree(void* p) { std::free(p); return 0; }
+inline cudaError_t cudaMemcpy(void* d, const void* s, size_t n, cudaMemcpyKind) { std::memcpy(d, s, n); return 0; }
+inline cudaError_t cudaMemset(void* d, int v, size_t n) { std::memset(d, v, n); return 0; }
+inline cudaError_t cudaMemsetAsync(void* d, int v, size_t n, cudaStream_t = nullptr) { std::memset(d, v, n); return 0; }
+inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return 0; }
+template <typename F> cudaError_t cudaFuncSetAttribute(F, cudaFuncAttribute, int) { return 0; }
+
+namespace emu {
+inline thread_local unsigned char* dyn_smem = nullptr;
+inline std::mutex atomic_mu;
+struct Warp { std::unique_ptr<std::barrier<>> bar; uint64_t slot[32]; };
+inline thread_local Warp* my_warp = nullptr;
+inline thread_local std::barrier<>* my_block = nullptr;
+struct Launcher {
+  dim3 g, b; size_t smem;
+  Launcher(dim3 g_, dim3 b_, size_t s = 0, cudaStream_t = nullptr) : g(g_), b(b_), smem(s) {}
+  template <typename K, typename... A> void run(K kernel, A... args) {
+    gridDim = g; blockDim = b;
+    const unsigned nt = b.x * b.y * b.z;
+    std::vector<unsigned char> sm(smem + 16);
+    for (unsigned bz = 0; bz < g.z; ++bz) for (unsigned by = 0; by < g.y; ++by) for (unsigned bx = 0; bx < g.x; ++bx) {
+      std::barrier<> block(nt);
+      std::vector<Warp> warps((nt + 31) / 32);
+      for (unsigned w = 0; w < warps.size(); ++w) warps[w].bar = std::make_unique<std::barrier<>>(std::min(32u, nt - 32 * w));
+      std::vector<std::thread> th;
+      for (unsigned t = 0; t < nt; ++t)
+        th.emplace_back([&, t] {
+          threadIdx.x = t; threadIdx.y = 0; threadIdx.z = 0; blockIdx.x = bx; blockIdx.y = by; blockIdx.z = bz;
+          dyn_smem = sm.data(); my_warp = &warps[t / 32]; my_block = &block;
+          kernel(args...);
+          my_warp->bar->arrive_and_drop();
+          block.arrive_and_drop();
+        });
+      for (auto& x : th) x.join();
+    }
+  }
+};
+}  // namespace emu
+inline void __syncthreads() { emu::my_block->arrive_and_wait(); }
+inline void __syncwarp(unsigned = 0xffffffffu) { emu::my_warp->bar->arrive_and_wait(); }
+template <typename T> T EmuShfl(T v, int src_lane_fn_lane, bool valid) {
+  auto* w = emu::my_warp; const int lane = threadIdx.x & 31;
+  uint64_t bits = 0; std::memcpy(&bits, &v, sizeof(T)); w->slot[lane] = bits;
+  w->bar->arrive_and_wait();
+  T r = v;
+  if (valid) std::memcpy(&r, &w->slot[src_lane_fn_lane], sizeof(T));
+  w->bar->arrive_and_wait();
+  return r;
+}
+template <typename T> T __shfl_down_sync(unsigned, T v, int o) { const int l = threadIdx.x & 31; return EmuShfl(v, l + o, l + o < 32); }
+template <typename T> T __shfl_xor_sync(unsigned, T v, int o) { const int l = threadIdx.x & 31; return EmuShfl(v, l ^ o, true); }
+inline unsigned __ballot_sync(unsigned, bool p) {
+  auto* w = emu::my_warp; const int lane = threadIdx.x & 31;
+  w->slot[lane] = p ? 1 : 0; w->bar->arrive_and_wait();
+  unsigned m = 0; for (int i = 0; i < 32; ++i) m |= (w->slot[i] ? 1u : 0u) << i;
+  w->bar->arrive_and_wait(); return m;
+}
+inline int __popc(unsigned x) { return __builtin_popcount(x); }
+template <typename T, typename U> T atomicAdd(T* p, U v) { std::lock_guard<std::mutex> g(emu::atomic_mu); T o = *p; *p = o + static_cast<T>(v); return o; }

@@ -19,6 +19,9 @@
 #include "binding/kv_turn_js.h"
 #include "binding/model_spec_js.h"
 #include "models/qwen2vl_model.h"
+#ifdef STARKV_HAVE_CUDA
+#include "cuda_backend.h"  // kernels/
+#endif
 
 namespace starkv::binding {
 namespace {
@@ -71,7 +74,7 @@ struct EngineState {
   // Persistent episodes by id; touched on the worker thread only (declared after `model`: freed first).
   std::map<int64_t, std::unique_ptr<qwen2vl::Episode>> episodes;
   int64_t next_episode = 1;  // JS thread
-  std::string gemm, simd;
+  std::string gemm, simd, device, device_note;
   int threads = 0;
   std::shared_ptr<CancelSet> cancels = std::make_shared<CancelSet>();
   SerialWorker worker;
@@ -342,6 +345,13 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       x.Set("peak", static_cast<double>(s.peak));
       o.Set(MemCategoryName(c), x);
     }
+    int64_t fr = 0, tot = 0;
+    if (Live(env).model->backend().DeviceMemory(&fr, &tot)) {  // the driver's figure (every process)
+      Napi::Object d = Napi::Object::New(env);
+      d.Set("freeBytes", static_cast<double>(fr));
+      d.Set("totalBytes", static_cast<double>(tot));
+      o.Set("device", d);
+    }
     return o;
   }
 
@@ -351,6 +361,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     o.Set("threads", st.threads);
     o.Set("gemm", st.gemm);
     o.Set("simd", st.simd);
+    o.Set("device", st.device);
+    o.Set("deviceNote", st.device_note);
     return o;
   }
 
@@ -387,6 +399,8 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
       st->gemm = st->model->backend().GemmName();
       st->simd = st->model->backend().SimdName();
       st->threads = st->model->backend().Threads();
+      st->device = st->model->device();
+      st->device_note = st->model->device_note();
     } catch (const std::exception& e) {
       err = e.what();
     } catch (...) {
@@ -455,6 +469,83 @@ Napi::Value BenchLimitsJs(const Napi::CallbackInfo& info) {
   }
 }
 
+// cudaInfo(): what CUDA this build has and which devices the runtime sees (never throws for a missing
+// driver: the reason is in `error`).
+Napi::Value CudaInfoJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  Napi::Array archs = Napi::Array::New(env), devices = Napi::Array::New(env);
+#ifdef STARKV_HAVE_CUDA
+  const cuda::CudaInfo ci = cuda::QueryCudaInfo();
+  for (size_t i = 0; i < ci.archs.size(); ++i) archs.Set(static_cast<uint32_t>(i), ci.archs[i]);
+  for (size_t i = 0; i < ci.devices.size(); ++i) {
+    const cuda::DeviceInfo& d = ci.devices[i];
+    Napi::Object x = Napi::Object::New(env);
+    x.Set("index", d.index);
+    x.Set("name", d.name);
+    x.Set("cc", d.cc);
+    x.Set("totalBytes", static_cast<double>(d.total_bytes));
+    x.Set("freeBytes", static_cast<double>(d.free_bytes));
+    devices.Set(static_cast<uint32_t>(i), x);
+  }
+  o.Set("compiled", true);
+  o.Set("error", ci.error.empty() ? env.Null() : Napi::String::New(env, ci.error));
+#else
+  o.Set("compiled", false);
+  o.Set("error", "built without CUDA");
+#endif
+  o.Set("archs", archs);
+  o.Set("devices", devices);
+  return o;
+}
+
+// cudaBench({device?, copyBytes?, gemmSize?, reps?}) -> {device, bandwidthGBs, bf16GemmTflops, gemm}:
+// the GPU's copy bandwidth and bf16 GEMM rate; rejects with "no CUDA device: ..." without one.
+Napi::Value CudaBenchJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+#ifdef STARKV_HAVE_CUDA
+  struct Worker : Napi::AsyncWorker {
+    Worker(Napi::Env env, int dev, int64_t bytes, int size, int reps)
+        : Napi::AsyncWorker(env), d(Napi::Promise::Deferred::New(env)), dev(dev), bytes(bytes), size(size), reps(reps) {}
+    void Execute() override {
+      try {
+        res = cuda::MeasureCuda(dev, bytes, size, reps);
+      } catch (const std::exception& e) {
+        SetError(e.what());
+      }
+    }
+    void OnOK() override {
+      Napi::Object o = Napi::Object::New(Env());
+      o.Set("device", res.device);
+      o.Set("bandwidthGBs", res.bandwidth_gbs);
+      o.Set("bf16GemmTflops", res.bf16_gemm_tflops);
+      o.Set("gemm", res.gemm);
+      d.Resolve(o);
+    }
+    void OnError(const Napi::Error& e) override { d.Reject(e.Value()); }
+    Napi::Promise::Deferred d;
+    int dev;
+    int64_t bytes;
+    int size, reps;
+    cuda::CudaBenchResult res;
+  };
+  try {
+    Napi::Object o = info.Length() > 0 && info[0].IsObject() ? info[0].As<Napi::Object>() : Napi::Object::New(env);
+    auto* w = new Worker(env, static_cast<int>(Int(o, "device", "opts", false, 0, 0, 1023)),
+                         Int(o, "copyBytes", "opts", false, int64_t(1) << 30, 1 << 20, int64_t(1) << 36),
+                         static_cast<int>(Int(o, "gemmSize", "opts", false, 4096, 64, 32768)),
+                         static_cast<int>(Int(o, "reps", "opts", false, 5, 1, 1000)));
+    Napi::Promise p = w->d.Promise();
+    w->Queue();
+    return p;
+  } catch (const Napi::Error& e) {
+    return Reject(env, e.Message());
+  }
+#else
+  return Reject(env, "built without CUDA");
+#endif
+}
+
 }  // namespace
 
 void RegisterModel(Napi::Env env, Napi::Object exports) {
@@ -463,6 +554,8 @@ void RegisterModel(Napi::Env env, Napi::Object exports) {
   env.AddCleanupHook([data] { delete data; });
   exports.Set("loadModel", Napi::Function::New(env, LoadModel, "loadModel", data));
   exports.Set("benchLimits", Napi::Function::New(env, BenchLimitsJs, "benchLimits"));
+  exports.Set("cudaInfo", Napi::Function::New(env, CudaInfoJs, "cudaInfo"));
+  exports.Set("cudaBench", Napi::Function::New(env, CudaBenchJs, "cudaBench"));
 }
 
 }  // namespace starkv::binding

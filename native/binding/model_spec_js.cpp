@@ -91,6 +91,15 @@ qwen2vl::LoadSpec ParseSpec(const Napi::Object& spec) {
     s.tensors.push_back(std::move(e));
   }
   s.threads = static_cast<int>(Int(spec, "threads", "spec", false, 0, 0, 1024));
+  if (Present(spec, "device")) {
+    if (!spec.Get("device").IsString()) Fail(spec.Env(), "spec.device must be a string (auto, cpu, cuda or cuda:N)");
+    s.device = spec.Get("device").As<Napi::String>().Utf8Value();
+    try {
+      qwen2vl::ParseDevice(s.device);
+    } catch (const Error& err) {
+      Fail(spec.Env(), std::string("spec.") + err.what());
+    }
+  }
   return s;
 }
 

@@ -29,4 +29,11 @@ STARKV_HD inline float RmsScale(float x, float inv_rms, float w) { return w * (x
 // y = (x - mean) * rstd * w + b (LayerNorm)
 STARKV_HD inline float LnScale(float x, float mean, float rstd, float w, float b) { return (x - mean) * rstd * w + b; }
 
+// Attention (both backends' softmax is fp32): the scaled logit, and a logit's weight against the running max.
+STARKV_HD inline float AttnLogit(float dot, float scale) { return dot * scale; }
+STARKV_HD inline float ExpShift(float x, float m) { return expf(x - m); }
+
+// The inverse RMS from the row's mean square (accumulated in double) and eps, as float like torch.
+STARKV_HD inline float InvRms(double mean_sq, float eps) { return 1.0f / sqrtf(static_cast<float>(mean_sq) + eps); }
+
 }  // namespace starkv::ew

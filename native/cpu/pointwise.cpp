@@ -52,8 +52,7 @@ void RmsNorm(ThreadPool& pool, const float* x, int64_t M, int64_t D, const Tenso
       float* yr = y + r * D;
       double ss = 0.0;
       for (int64_t i = 0; i < D; ++i) ss += static_cast<double>(xr[i]) * xr[i];
-      const float var = static_cast<float>(ss / static_cast<double>(D));
-      const float inv = 1.0f / std::sqrt(var + eps);
+      const float inv = ew::InvRms(ss / static_cast<double>(D), eps);
       int64_t i = 0;
 #if defined(__AVX512F__)
       const __m512 iv = _mm512_set1_ps(inv);
@@ -75,8 +74,7 @@ void LayerNorm(ThreadPool& pool, const float* x, int64_t M, int64_t D, const Ten
       const double mean = s / static_cast<double>(D);
       double v = 0.0;
       for (int64_t i = 0; i < D; ++i) v += (xr[i] - mean) * (xr[i] - mean);
-      const float var = static_cast<float>(v / static_cast<double>(D));
-      const float rstd = 1.0f / std::sqrt(var + eps);
+      const float rstd = ew::InvRms(v / static_cast<double>(D), eps);
       const float m = static_cast<float>(mean);
       for (int64_t i = 0; i < D; ++i) yr[i] = ew::LnScale(xr[i], m, rstd, w.At(i), b.At(i));
     }

@@ -1,23 +1,88 @@
 // Model loading and the image / rope entry points (generation is in generate.cpp).
 #include "models/qwen2vl_model.h"
 
+#include <cctype>
 #include <string>
 
 #include "core/error.h"
 #include "cpu/cpu_backend.h"
+#ifdef STARKV_HAVE_CUDA
+#include "cuda_backend.h"  // kernels/
+#endif
 
 namespace starkv::qwen2vl {
 
-Model::Model(const LoadSpec& spec) : c_(spec.config), prefill_chunk_(spec.prefill_chunk > 0 ? spec.prefill_chunk : 512) {
-  Validate(c_);
-  if (spec.threads < 0 || spec.threads > 1024) throw Error("threads must be in [0, 1024]");
-  weights_ = std::make_unique<WeightStore>(spec.files, spec.tensors, &account_);
-  text_w_ = BindText(*weights_, c_);
-  vision_w_ = BindVision(*weights_, c_);
+DeviceChoice ParseDevice(const std::string& s) {
+  DeviceChoice d;
+  if (s.empty() || s == "auto") return d;
+  if (s == "cpu") {
+    d.kind = DeviceChoice::Cpu;
+    return d;
+  }
+  if (s == "cuda") {
+    d.kind = DeviceChoice::Cuda;
+    return d;
+  }
+  if (s.rfind("cuda:", 0) == 0 && s.size() > 5 && s.size() <= 8) {
+    bool digits = true;
+    for (size_t i = 5; i < s.size(); ++i) digits = digits && std::isdigit(static_cast<unsigned char>(s[i]));
+    if (digits) {
+      d.kind = DeviceChoice::Cuda;
+      d.index = std::stoi(s.substr(5));
+      return d;
+    }
+  }
+  throw Error("device '" + s + "' is not auto, cpu, cuda or cuda:N");
+}
+
+void Model::MakeBackend(const LoadSpec& spec) {
+  const DeviceChoice d = ParseDevice(spec.device);
+#ifdef STARKV_HAVE_CUDA
+  if (d.kind != DeviceChoice::Cpu) {
+    std::string reason;
+    if (cuda::CountDevices(&reason) > 0) {
+      try {
+        auto be = std::make_unique<cuda::CudaBackend>(&account_, d.index);
+        device_ = be->Describe();
+        backend_ = std::move(be);
+        return;
+      } catch (const Error& e) {
+        if (d.kind == DeviceChoice::Cuda) throw;
+        device_note_ = e.what();  // auto: an unusable device (e.g. older than sm_80) means the CPU
+      }
+    } else {
+      if (d.kind == DeviceChoice::Cuda) throw Error(reason);
+      device_note_ = reason;
+    }
+  }
+#else
+  if (d.kind == DeviceChoice::Cuda)
+    throw Error("built without CUDA: device '" + spec.device + "' is not available (rebuild with nvcc present)");
+  if (d.kind == DeviceChoice::Auto) device_note_ = "built without CUDA";
+#endif
   cpu::CpuOptions opt;
   opt.threads = spec.threads;
   opt.use_dnnl = spec.use_dnnl;
   backend_ = std::make_unique<cpu::CpuBackend>(&account_, opt);
+  device_ = "cpu";
+}
+
+Model::Model(const LoadSpec& spec) : c_(spec.config), prefill_chunk_(spec.prefill_chunk > 0 ? spec.prefill_chunk : 512) {
+  Validate(c_);
+  if (spec.threads < 0 || spec.threads > 1024) throw Error("threads must be in [0, 1024]");
+  MakeBackend(spec);
+  // On a device, the host mapping is only the source of the device copies, which are what the account
+  // counts as weights; on the CPU the mapping is the weights.
+  const bool host = backend_->HostAccessible();
+  weights_ = std::make_unique<WeightStore>(spec.files, spec.tensors, host ? &account_ : nullptr);
+  text_w_ = BindText(*weights_, c_);
+  vision_w_ = BindVision(*weights_, c_);
+#ifdef STARKV_HAVE_CUDA
+  if (auto* cb = dynamic_cast<cuda::CudaBackend*>(backend_.get())) {
+    for (const TensorEntry& e : spec.tensors) cb->PreloadWeight(weights_->Get(e.name, e.shape), e.name);
+    cb->Synchronize();
+  }
+#endif
   decoder_ = std::make_unique<TextDecoder>(c_, text_w_, *backend_);
   vision_ = std::make_unique<VisionTower>(c_, vision_w_, *backend_);
 }

@@ -1,5 +1,5 @@
-// A loaded Qwen2-VL / Qwen2.5-VL model: memory account, mmapped weights, CPU backend with its thread
-// pool, vision tower and text decoder. Not thread-safe: one engine thread drives it (the binding
+// A loaded Qwen2-VL / Qwen2.5-VL model: memory account, mmapped weights, a backend (CPU with its thread
+// pool, or CUDA when built with it and asked or available), vision tower and text decoder. Not thread-safe: one engine thread drives it (the binding
 // queues calls). Several models can live side by side (no global state).
 #pragma once
 
@@ -30,7 +30,16 @@ struct LoadSpec {
   int threads = 0;             // 0: hardware_concurrency
   int64_t prefill_chunk = 512; // prompt tokens per prefill pass (bounds activation memory)
   bool use_dnnl = true;
+  std::string device = "auto";  // "auto" | "cpu" | "cuda" | "cuda:N" (see ParseDevice)
 };
+
+// A device string: "auto" (CUDA device 0 when this build has CUDA and one is usable, else the CPU),
+// "cpu", "cuda" (= "cuda:0") or "cuda:N". Throws starkv::Error naming a malformed one.
+struct DeviceChoice {
+  enum Kind { Auto, Cpu, Cuda } kind = Auto;
+  int index = 0;
+};
+DeviceChoice ParseDevice(const std::string& s);
 
 struct GenerateRequest {
   std::vector<int32_t> ids;
@@ -65,6 +74,9 @@ class Model {
   const Config& config() const { return c_; }
   Backend& backend() { return *backend_; }
   const MemoryAccount& memory() const { return account_; }
+  // "cpu" or "cuda:0 NVIDIA H100 80GB HBM3 (sm_90)"; and why "auto" chose the CPU ("" otherwise).
+  const std::string& device() const { return device_; }
+  const std::string& device_note() const { return device_note_; }
 
   // pixels: rows x patch_dim; grids: n*3. Returns [merged tokens, hidden] in LLM order.
   std::vector<float> EncodeImages(const float* pixels, int64_t n_floats, const int32_t* grids, int64_t n_grid_values,
@@ -84,8 +96,12 @@ class Model {
   Buffer EncodeToBackend(const float* pixels, int64_t n_floats, const std::vector<ImageGrid>& grids,
                          const std::atomic<bool>* cancel, Trace* trace);
 
+  // Creates backend_ for spec.device (before the weights: a CUDA model counts device copies as weights).
+  void MakeBackend(const LoadSpec& spec);
+
   Config c_;
   int64_t prefill_chunk_;
+  std::string device_ = "cpu", device_note_;
   MemoryAccount account_;
   std::unique_ptr<WeightStore> weights_;
   std::unique_ptr<Backend> backend_;

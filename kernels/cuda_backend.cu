@@ -1,0 +1,365 @@
+// CudaBackend: device memory through the model's MemoryAccount, weights uploaded once per host tensor,
+// each op forwarded to its kernel (pointwise.cu, attention.cu, gemm.cu) on one stream. Also the device
+// queries behind cudaInfo() and the device bench.
+#include <cuda_runtime.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+
+#include "cpu/sample.h"
+#include "cuda_backend.h"
+#include "cuda_common.cuh"
+#include "gemm.h"
+
+#ifndef STARKV_CUDA_ARCHS
+#define STARKV_CUDA_ARCHS ""
+#endif
+
+namespace starkv::cuda {
+namespace {
+
+std::string GiB(double bytes) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.2f GiB", bytes / (1024.0 * 1024.0 * 1024.0));
+  return b;
+}
+
+cudaStream_t S(void* s) { return static_cast<cudaStream_t>(s); }
+
+}  // namespace
+
+void FreeDeviceBlock(void* p) {
+  cudaFree(p);  // synchronises with the device first: queued kernels that read p have finished
+}
+
+int CountDevices(std::string* reason) {
+  int n = 0;
+  const cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    if (reason) *reason = std::string("no CUDA device: ") + cudaGetErrorString(e);
+    return 0;
+  }
+  if (n == 0 && reason) *reason = "no CUDA device: the driver reports 0 devices";
+  return n;
+}
+
+CudaInfo QueryCudaInfo() {
+  CudaInfo info;
+  std::string archs = STARKV_CUDA_ARCHS;
+  for (size_t b = 0; b < archs.size();) {
+    size_t e = archs.find(',', b);
+    if (e == std::string::npos) e = archs.size();
+    std::string a = archs.substr(b, e - b);
+    const size_t dash = a.find('-');  // "90-real" style entries
+    if (dash != std::string::npos) a = a.substr(0, dash);
+    if (!a.empty()) info.archs.push_back(a);
+    b = e + 1;
+  }
+  const int n = CountDevices(&info.error);
+  for (int i = 0; i < n; ++i) {
+    DeviceInfo d;
+    d.index = i;
+    cudaDeviceProp p{};
+    if (cudaGetDeviceProperties(&p, i) != cudaSuccess) {
+      cudaGetLastError();
+      continue;
+    }
+    d.name = p.name;
+    d.cc = std::to_string(p.major) + "." + std::to_string(p.minor);
+    d.total_bytes = static_cast<int64_t>(p.totalGlobalMem);
+    int prev = 0;
+    cudaGetDevice(&prev);
+    size_t fr = 0, tot = 0;
+    if (cudaSetDevice(i) == cudaSuccess && cudaMemGetInfo(&fr, &tot) == cudaSuccess) {
+      d.free_bytes = static_cast<int64_t>(fr);
+      d.total_bytes = static_cast<int64_t>(tot);
+    } else {
+      cudaGetLastError();
+    }
+    cudaSetDevice(prev);
+    info.devices.push_back(d);
+  }
+  if (!info.devices.empty()) info.error.clear();
+  else if (info.error.empty()) info.error = "no CUDA device: none could be queried";
+  return info;
+}
+
+CudaBackend::CudaBackend(MemoryAccount* account, int device) : account_(account), device_(device) {
+  std::string reason;
+  const int n = CountDevices(&reason);
+  if (n == 0) throw Error(reason);
+  if (device < 0 || device >= n)
+    throw Error("no CUDA device: cuda:" + std::to_string(device) + " asked for, " + std::to_string(n) +
+                " device(s) present");
+  Use();
+  cudaDeviceProp p{};
+  Check(cudaGetDeviceProperties(&p, device), "cudaGetDeviceProperties");
+  if (p.major < 8) {
+    throw Error("no CUDA device: cuda:" + std::to_string(device) + " " + p.name + " is sm_" + std::to_string(p.major) +
+                std::to_string(p.minor) + "; this build needs sm_80 or newer (bf16 tensor cores)");
+  }
+  arch_ = "sm_" + std::to_string(p.major) + std::to_string(p.minor);
+  describe_ = "cuda:" + std::to_string(device) + " " + p.name + " (" + arch_ + ")";
+  cudaStream_t s = nullptr;
+  Check(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate");
+  stream_ = s;
+  gemm_ = std::make_unique<Gemm>(stream_);
+}
+
+CudaBackend::~CudaBackend() {
+  Use();
+  cudaStreamSynchronize(S(stream_));
+  gemm_.reset();
+  for (auto& b : scratch_) b.Release();
+  weights_.clear();
+  cudaStreamDestroy(S(stream_));
+}
+
+void CudaBackend::Use() const {
+  int cur = -1;
+  if (cudaGetDevice(&cur) != cudaSuccess || cur != device_) Check(cudaSetDevice(device_), "cudaSetDevice");
+}
+
+std::string CudaBackend::GemmName() const { return gemm_->Name(); }
+
+bool CudaBackend::DeviceMemory(int64_t* free_bytes, int64_t* total_bytes) const {
+  Use();
+  size_t fr = 0, tot = 0;
+  if (cudaMemGetInfo(&fr, &tot) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  *free_bytes = static_cast<int64_t>(fr);
+  *total_bytes = static_cast<int64_t>(tot);
+  return true;
+}
+
+void* CudaBackend::DeviceAlloc(size_t bytes, const std::string& what) {
+  void* p = nullptr;
+  const cudaError_t e = cudaMalloc(&p, bytes ? bytes : 1);
+  if (e == cudaSuccess) return p;
+  cudaGetLastError();
+  size_t fr = 0, tot = 0;
+  std::string where;
+  if (cudaMemGetInfo(&fr, &tot) == cudaSuccess) where = "; " + GiB(double(fr)) + " free of " + GiB(double(tot));
+  else cudaGetLastError();
+  if (e == cudaErrorMemoryAllocation)
+    throw Error("CUDA out of memory allocating " + GiB(double(bytes)) + " for " + what + where);
+  throw Error("CUDA error allocating " + GiB(double(bytes)) + " for " + what + ": " + cudaGetErrorString(e) + where);
+}
+
+Buffer CudaBackend::Alloc(MemCategory cat, int64_t floats) {
+  Use();
+  const size_t bytes = sizeof(float) * static_cast<size_t>(floats < 0 ? 0 : floats);
+  if (bytes == 0) return Buffer();
+  void* p = DeviceAlloc(bytes, MemCategoryName(cat));
+  // Zeroed like the CPU's buffers (stream-ordered: before any later op on this stream).
+  const cudaError_t e = cudaMemsetAsync(p, 0, bytes, S(stream_));
+  if (e != cudaSuccess) {
+    cudaFree(p);
+    Check(e, "cudaMemsetAsync");
+  }
+  return Buffer(account_, cat, p, bytes, &FreeDeviceBlock);
+}
+
+void* CudaBackend::Scratch(size_t bytes, int slot) {
+  Buffer& b = scratch_[slot];
+  if (b.bytes() < bytes) {
+    b.Release();  // cudaFree synchronises: the old scratch is no longer read
+    const size_t want = bytes < 4096 ? 4096 : bytes + bytes / 4;
+    b = Buffer(account_, MemCategory::Workspace, DeviceAlloc(want, "workspace"), want, &FreeDeviceBlock);
+  }
+  return b.data();
+}
+
+void* CudaBackend::UploadScratch(const void* host, size_t bytes, int slot) {
+  void* d = Scratch(bytes, slot);
+  // Pageable source: returns once the data is staged, so the host array may change afterwards.
+  Check(cudaMemcpyAsync(d, host, bytes, cudaMemcpyHostToDevice, S(stream_)), "upload");
+  return d;
+}
+
+void CudaBackend::Upload(const void* host, size_t bytes, void* dst) {
+  if (!bytes) return;
+  Use();
+  Check(cudaMemcpyAsync(dst, host, bytes, cudaMemcpyHostToDevice, S(stream_)), "Upload");
+}
+
+void CudaBackend::Download(const void* src, size_t bytes, void* host) {
+  if (!bytes) return;
+  Use();
+  Check(cudaMemcpyAsync(host, src, bytes, cudaMemcpyDeviceToHost, S(stream_)), "Download");
+  Check(cudaStreamSynchronize(S(stream_)), "Download (a kernel before it failed)");
+}
+
+void CudaBackend::Synchronize() {
+  Use();
+  Check(cudaStreamSynchronize(S(stream_)), "stream synchronize");
+}
+
+const void* CudaBackend::Weight(const Tensor& t, const std::string& name) {
+  std::lock_guard<std::mutex> lk(mu_);
+  auto it = weights_.find(t.data);
+  if (it != weights_.end()) {
+    if (it->second.bytes() < t.Bytes())
+      throw Error("weight " + name + ": a tensor at the same address with more bytes was uploaded smaller");
+    return it->second.data();
+  }
+  const size_t bytes = t.Bytes();
+  void* p = DeviceAlloc(bytes, "weights (" + name + ")");
+  const cudaError_t e = cudaMemcpyAsync(p, t.data, bytes, cudaMemcpyHostToDevice, S(stream_));
+  if (e != cudaSuccess) {
+    cudaFree(p);
+    Check(e, "weight upload");
+  }
+  Buffer b(account_, MemCategory::Weights, p, bytes, &FreeDeviceBlock);
+  return weights_.emplace(t.data, std::move(b)).first->second.data();
+}
+
+void CudaBackend::PreloadWeight(const Tensor& t, const std::string& name) {
+  if (!t.Valid()) return;
+  Use();
+  Weight(t, name);
+}
+
+void CudaBackend::CopyRows(const float* src, int64_t ld_src, const int64_t* src_rows, float* dst, int64_t ld_dst,
+                           const int64_t* dst_rows, int64_t n, int64_t width) {
+  if (n <= 0 || width <= 0) return;
+  Use();
+  std::lock_guard<std::mutex> lk(mu_);
+  const size_t ib = sizeof(int64_t) * static_cast<size_t>(n);
+  const int64_t* s = src_rows ? static_cast<const int64_t*>(UploadScratch(src_rows, ib, 0)) : nullptr;
+  const int64_t* d = dst_rows ? static_cast<const int64_t*>(UploadScratch(dst_rows, ib, 1)) : nullptr;
+  LaunchCopyRows(S(stream_), src, ld_src, s, dst, ld_dst, d, n, width);
+}
+
+void CudaBackend::MatMul(const float* x, int64_t M, const Tensor& W, const Tensor* bias, float* y) {
+  if (M <= 0) return;
+  Use();
+  const int64_t N = W.Rows(), K = W.Cols();
+  const void* w = Weight(W, "weight " + ShapeString(W));
+  const void* b = bias && bias->Valid() ? Weight(*bias, "bias " + ShapeString(*bias)) : nullptr;
+  std::lock_guard<std::mutex> lk(mu_);
+  void* xbuf = W.dtype != DType::F32 && M > kGemvRows ? Scratch(2 * static_cast<size_t>(M * K), 2) : nullptr;
+  gemm_->Run(x, M, K, w, W.dtype, N, y, xbuf);
+  if (b) LaunchAddBias(S(stream_), y, M, N, b, bias->dtype);
+}
+
+void CudaBackend::RmsNorm(const float* x, int64_t M, int64_t D, const Tensor& w, float eps, float* y) {
+  Use();
+  LaunchRmsNorm(S(stream_), x, M, D, Weight(w, "norm weight"), w.dtype, eps, y);
+}
+
+void CudaBackend::LayerNorm(const float* x, int64_t M, int64_t D, const Tensor& w, const Tensor& b, float eps,
+                            float* y) {
+  Use();
+  LaunchLayerNorm(S(stream_), x, M, D, Weight(w, "norm weight"), w.dtype, Weight(b, "norm bias"), b.dtype, eps, y);
+}
+
+void CudaBackend::Rotary(float* x, int64_t n, int64_t row, int heads, int hd, const float* cos, const float* sin) {
+  Use();
+  LaunchRotary(S(stream_), x, n, row, heads, hd, cos, sin);
+}
+
+void CudaBackend::Attention(const AttnArgs& a) {
+  Use();
+  std::lock_guard<std::mutex> lk(mu_);
+  const int64_t* seg = nullptr;
+  if (a.segments) {
+    if (a.n_segments < 1) throw Error("attention: segments need at least one segment");
+    seg = static_cast<const int64_t*>(UploadScratch(a.segments, sizeof(int64_t) * (a.n_segments + 1), 3));
+  }
+  LaunchAttention(S(stream_), a, seg);
+}
+
+void CudaBackend::GatedAct(Act act, const float* gate, const float* up, int64_t n, float* out) {
+  Use();
+  LaunchGatedAct(S(stream_), act, gate, up, n, out);
+}
+
+void CudaBackend::Activation(Act act, float* x, int64_t n) {
+  Use();
+  LaunchActivation(S(stream_), act, x, n);
+}
+
+void CudaBackend::Add(float* y, const float* x, int64_t n) {
+  Use();
+  LaunchAdd(S(stream_), y, x, n);
+}
+
+void CudaBackend::GatherRows(const Tensor& table, const int32_t* ids, int64_t n, float* out) {
+  if (n <= 0) return;
+  Use();
+  const void* t = Weight(table, "embedding table");
+  std::lock_guard<std::mutex> lk(mu_);
+  const int32_t* d = static_cast<const int32_t*>(UploadScratch(ids, sizeof(int32_t) * static_cast<size_t>(n), 0));
+  LaunchGatherRows(S(stream_), t, table.dtype, table.Cols(), d, n, out);
+}
+
+int32_t CudaBackend::Sample(float* logits, int64_t n, const SampleParams& p, std::mt19937_64& rng) {
+  return cpu::Sample(logits, n, p, rng);
+}
+
+// ---- device bench ----
+namespace {
+
+__global__ void CopyKernel(const float4* __restrict__ a, float4* __restrict__ b, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    b[i] = a[i];
+}
+
+}  // namespace
+
+CudaBenchResult MeasureCuda(int device, int64_t copy_bytes, int gemm_size, int reps) {
+  MemoryAccount acc;
+  CudaBackend be(&acc, device);
+  CudaBenchResult r;
+  r.device = be.Describe();
+  r.gemm = be.GemmName();
+  reps = reps < 1 ? 1 : reps;
+  cudaEvent_t e0, e1;
+  Check(cudaEventCreate(&e0), "cudaEventCreate");
+  Check(cudaEventCreate(&e1), "cudaEventCreate");
+  const int64_t n4 = (copy_bytes / 2 + 15) / 16;  // two buffers of copy_bytes / 2
+  {
+    Buffer a = be.Alloc(MemCategory::Workspace, n4 * 4), b = be.Alloc(MemCategory::Workspace, n4 * 4);
+    float best = 1e30f;
+    for (int i = 0; i < reps + 1; ++i) {
+      Check(cudaEventRecord(e0, nullptr), "cudaEventRecord");
+      CopyKernel<<<1024, 256>>>(static_cast<const float4*>(a.data()), static_cast<float4*>(b.data()), n4);
+      CheckLaunch("bench copy");
+      Check(cudaEventRecord(e1, nullptr), "cudaEventRecord");
+      Check(cudaEventSynchronize(e1), "bench copy");
+      float ms = 0;
+      cudaEventElapsedTime(&ms, e0, e1);
+      if (i > 0 && ms < best) best = ms;  // the first run warms up
+    }
+    r.bandwidth_gbs = 2.0 * 16.0 * double(n4) / (best * 1e-3) / 1e9;
+  }
+  {
+    const int64_t S = gemm_size;
+    std::vector<uint16_t> w(static_cast<size_t>(S * S));
+    for (size_t i = 0; i < w.size(); ++i) w[i] = F32ToBf16(static_cast<float>((i * 2654435761u) % 1000) * 1e-3f - 0.5f);
+    Tensor W;
+    W.dtype = DType::BF16;
+    W.ndim = 2;
+    W.shape[0] = S;
+    W.shape[1] = S;
+    W.data = w.data();
+    Buffer x = be.Alloc(MemCategory::Activations, S * S), y = be.Alloc(MemCategory::Activations, S * S);
+    be.MatMul(x.f(), S, W, nullptr, y.f());  // uploads W, warms up
+    be.Synchronize();
+    auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < reps; ++i) be.MatMul(x.f(), S, W, nullptr, y.f());
+    be.Synchronize();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    r.bf16_gemm_tflops = 2.0 * double(S) * S * S * reps / s / 1e12;
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  return r;
+}
+
+}  // namespace starkv::cuda

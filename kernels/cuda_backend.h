@@ -1,0 +1,113 @@
+// The CUDA implementation of the backend interface (native/core/backend.h). Plain C++ header: no CUDA
+// types, so the model and the binding include it without nvcc; only compiled in with STARKV_HAVE_CUDA.
+// Activations are fp32 device buffers; weights are copied to the device once per host tensor (keyed by
+// the host data pointer) in their checkpoint dtype. All work runs in order on one CUDA stream; Download
+// waits for it. Every public method makes the backend's device current on the calling thread first.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/backend.h"
+
+namespace starkv::cuda {
+
+struct DeviceInfo {
+  int index = 0;
+  std::string name;
+  std::string cc;  // "9.0"
+  int64_t total_bytes = 0, free_bytes = 0;
+};
+
+struct CudaInfo {
+  bool compiled = true;
+  std::vector<std::string> archs;  // the SASS targets of this build ("80", "86", ...)
+  std::vector<DeviceInfo> devices;
+  std::string error;  // "no CUDA device: <reason>" when devices is empty
+};
+
+// What the runtime sees. Never throws: a missing driver or device is reported in `error`.
+CudaInfo QueryCudaInfo();
+// Number of usable devices; 0 with `reason` = "no CUDA device: <cudaGetErrorString>" otherwise.
+int CountDevices(std::string* reason);
+
+struct CudaBenchResult {
+  std::string device;
+  double bandwidth_gbs = 0;  // device-to-device copy kernel, read + write bytes / time
+  double bf16_gemm_tflops = 0;
+  std::string gemm;  // the GEMM that ran ("cublas (...)" or "wmma (...)")
+};
+// Measures the device's copy bandwidth and bf16 GEMM rate (M = N = K = `gemm_size`). Throws
+// starkv::Error ("no CUDA device: ...") when there is none.
+CudaBenchResult MeasureCuda(int device, int64_t copy_bytes, int gemm_size, int reps);
+
+class Gemm;  // kernels/gemm.h: cuBLAS (dlopen) or our own tensor-core kernel
+
+class CudaBackend final : public Backend {
+ public:
+  // Throws starkv::Error "no CUDA device: ..." when `device` cannot be used.
+  CudaBackend(MemoryAccount* account, int device);
+  ~CudaBackend() override;
+
+  std::string Name() const override { return "cuda"; }
+  std::string GemmName() const override;
+  std::string SimdName() const override { return arch_; }
+  int Threads() const override { return 1; }
+  bool HostAccessible() const override { return false; }
+  bool DeviceMemory(int64_t* free_bytes, int64_t* total_bytes) const override;
+  // "cuda:0 NVIDIA H100 80GB HBM3 (sm_90)"
+  std::string Describe() const { return describe_; }
+
+  // Copies a weight to the device now (at load), so that out of memory names the tensor.
+  void PreloadWeight(const Tensor& t, const std::string& name);
+
+  Buffer Alloc(MemCategory cat, int64_t floats) override;
+  Buffer AllocHost(MemCategory cat, size_t bytes) override { return Buffer(account_, cat, bytes); }
+  void Upload(const void* host, size_t bytes, void* dst) override;
+  void Download(const void* src, size_t bytes, void* host) override;
+  void CopyRows(const float* src, int64_t ld_src, const int64_t* src_rows, float* dst, int64_t ld_dst,
+                const int64_t* dst_rows, int64_t n, int64_t width) override;
+  void MatMul(const float* x, int64_t M, const Tensor& W, const Tensor* bias, float* y) override;
+  void RmsNorm(const float* x, int64_t M, int64_t D, const Tensor& w, float eps, float* y) override;
+  void LayerNorm(const float* x, int64_t M, int64_t D, const Tensor& w, const Tensor& b, float eps, float* y) override;
+  void Rotary(float* x, int64_t n, int64_t row, int heads, int hd, const float* cos, const float* sin) override;
+  void Attention(const AttnArgs& a) override;
+  void GatedAct(Act act, const float* gate, const float* up, int64_t n, float* out) override;
+  void Activation(Act act, float* x, int64_t n) override;
+  void Add(float* y, const float* x, int64_t n) override;
+  void GatherRows(const Tensor& table, const int32_t* ids, int64_t n, float* out) override;
+  // Logits are host memory (the interface's contract): the CPU's sampler, the same code as CpuBackend.
+  int32_t Sample(float* logits, int64_t n, const SampleParams& p, std::mt19937_64& rng) override;
+
+  void Synchronize();
+  int device() const { return device_; }
+
+ private:
+  void Use() const;  // makes device_ current on this thread
+  // Device memory for `what` (named in the out-of-memory error), from the block cache when possible.
+  void* DeviceAlloc(size_t bytes, const std::string& what);
+  // The device copy of a weight tensor (uploaded on first use).
+  const void* Weight(const Tensor& t, const std::string& name);
+  // Device scratch of `bytes` in slot `slot` (grown when needed; reused in stream order, not initialised).
+  void* Scratch(size_t bytes, int slot);
+  // Uploads host data into scratch slot `slot` and returns the device copy.
+  void* UploadScratch(const void* host, size_t bytes, int slot);
+
+  MemoryAccount* account_;
+  int device_;
+  void* stream_ = nullptr;  // cudaStream_t
+  std::string arch_, describe_;
+  std::unique_ptr<Gemm> gemm_;
+  std::mutex mu_;  // the weight map and scratch (Download/Upload may come from several threads)
+  std::unordered_map<const void*, Buffer> weights_;
+  Buffer scratch_[4];
+
+  friend void FreeDeviceBlock(void* p);
+};
+
+}  // namespace starkv::cuda

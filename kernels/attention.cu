@@ -9,6 +9,8 @@
 // output channels (d = lane + 32 i). Masks are AttnArgs': causal over the appended block (row i sees
 // slots [0, n_kv - n_q + i]) or non-causal inside the row's segment. Per-element math: ew::AttnLogit
 // and ew::ExpShift (native/cpu/elementwise.h).
+#include <algorithm>
+
 #include "cpu/elementwise.h"
 #include "cuda_common.cuh"
 
@@ -17,6 +19,8 @@ namespace {
 
 constexpr int kWarps = 8;
 constexpr int kTile = 32;
+constexpr int64_t kSplitKeys = 256;  // keys per split at least (decode)
+constexpr int64_t kMaxSplits = 32;
 
 struct DevAttn {
   const float* q;
@@ -35,6 +39,8 @@ struct DevAttn {
   float scale;
   const int64_t* segments;  // device, n_segments + 1 (null: causal)
   int n_segments;
+  int64_t chunk;  // keys per split (a multiple of kTile) when gridDim.z > 1
+  float* part;    // gridDim.z > 1: per (split, row, head) hd sums then m and l; the combine kernel finishes
 };
 
 template <int DPL>  // output channels per lane: hd <= 32 * DPL
@@ -76,6 +82,11 @@ __global__ void __launch_bounds__(kWarps * 32) AttnKernel(DevAttn a) {
   for (int w = 0; w < kWarps; ++w) {
     blo = lo_s[w] < blo ? lo_s[w] : blo;
     bhi = hi_s[w] > bhi ? hi_s[w] : bhi;
+  }
+  if (gridDim.z > 1) {  // split-KV (flash-decoding): this block's share of the key range
+    const int64_t b0 = blo + blockIdx.z * a.chunk;
+    bhi = bhi < b0 + a.chunk ? bhi : b0 + a.chunk;
+    blo = b0;
   }
   float m = -INFINITY, l = 0.0f, acc[DPL];
 #pragma unroll
@@ -124,12 +135,53 @@ __global__ void __launch_bounds__(kWarps * 32) AttnKernel(DevAttn a) {
     m = m_new;
   }
   if (!active) return;
+  if (gridDim.z > 1) {
+    const int heads = gridDim.y * a.hpb;
+    float* pp = a.part + ((blockIdx.z * a.n_q + row) * heads + head) * static_cast<int64_t>(hd + 2);
+#pragma unroll
+    for (int i = 0; i < DPL; ++i) {
+      const int d = lane + 32 * i;
+      if (d < hd) pp[d] = acc[i];
+    }
+    if (lane == 0) {
+      pp[hd] = m;
+      pp[hd + 1] = l;
+    }
+    return;
+  }
   float* o = a.out + row * a.out_row + static_cast<int64_t>(head) * hd;
   const float inv = l > 0.0f ? 1.0f / l : 0.0f;
 #pragma unroll
   for (int i = 0; i < DPL; ++i) {
     const int d = lane + 32 * i;
     if (d < hd) o[d] = acc[i] * inv;
+  }
+}
+
+// Merges the splits of each (row, head): one warp each; a split that saw no key has m = -inf, l = 0.
+__global__ void CombineKernel(DevAttn a, int heads, int splits) {
+  const int64_t item = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + (threadIdx.x >> 5);
+  const int lane = threadIdx.x & 31, hd = a.hd;
+  if (item >= a.n_q * heads) return;
+  const int64_t row = item / heads;
+  const int head = static_cast<int>(item % heads);
+  const int64_t stride = a.n_q * heads * static_cast<int64_t>(hd + 2);
+  const float* p0 = a.part + item * (hd + 2);
+  float M = -INFINITY;
+  for (int z = 0; z < splits; ++z) M = fmaxf(M, p0[z * stride + hd]);
+  float L = 0.0f;
+  for (int z = 0; z < splits; ++z) {
+    const float* p = p0 + z * stride;
+    if (p[hd + 1] > 0.0f) L += p[hd + 1] * ew::ExpShift(p[hd], M);
+  }
+  float* o = a.out + row * a.out_row + static_cast<int64_t>(head) * hd;
+  for (int d = lane; d < hd; d += 32) {
+    float v = 0.0f;
+    for (int z = 0; z < splits; ++z) {
+      const float* p = p0 + z * stride;
+      if (p[hd + 1] > 0.0f) v = fmaf(p[d], ew::ExpShift(p[hd], M), v);
+    }
+    o[d] = L > 0.0f ? v / L : 0.0f;
   }
 }
 
@@ -145,7 +197,13 @@ void Launch(cudaStream_t s, const DevAttn& d, dim3 grid) {
 
 }  // namespace
 
-void LaunchAttention(cudaStream_t s, const AttnArgs& a, const int64_t* dev_segments) {
+int64_t AttentionSplitFloats(const AttnArgs& a) {
+  if (a.segments || a.n_q > 16 || a.n_kv < 2 * kSplitKeys) return 0;
+  const int64_t splits = std::min<int64_t>(kMaxSplits, a.n_kv / kSplitKeys);
+  return splits * a.n_q * a.heads * (a.hd + 2);
+}
+
+void LaunchAttention(cudaStream_t s, const AttnArgs& a, const int64_t* dev_segments, float* part) {
   if (a.heads <= 0 || a.kv_heads <= 0 || a.heads % a.kv_heads != 0 || a.hd <= 0)
     throw Error("attention: bad head counts");
   if (a.n_q <= 0) return;
@@ -156,7 +214,8 @@ void LaunchAttention(cudaStream_t s, const AttnArgs& a, const int64_t* dev_segme
     throw Error("attention: fewer key slots than queries");
   }
   DevAttn d{a.q, a.q_row, a.k, a.k_row, a.k_head, a.v, a.v_row, a.v_head, a.out, a.out_row, a.n_q, a.n_kv,
-            a.heads / a.kv_heads, 1, kWarps, a.hd, a.scale, a.segments ? dev_segments : nullptr, a.n_segments};
+            a.heads / a.kv_heads, 1, kWarps, a.hd, a.scale, a.segments ? dev_segments : nullptr, a.n_segments,
+            0, part};
   dim3 grid;
   if (!a.segments && d.group > 1 && d.group <= kWarps && a.n_q <= 16) {  // decode layout
     d.hpb = d.group;
@@ -166,8 +225,20 @@ void LaunchAttention(cudaStream_t s, const AttnArgs& a, const int64_t* dev_segme
     grid = dim3(static_cast<unsigned>((a.n_q + kWarps - 1) / kWarps), static_cast<unsigned>(a.heads));
   }
   if (grid.y > 65535) throw Error("attention: too many heads for one launch");
+  // Few rows over many keys (decode): split the key range so that more blocks than KV heads run.
+  const int64_t split_floats = AttentionSplitFloats(a);
+  if (split_floats > 0 && part) {
+    const int64_t splits = split_floats / (a.n_q * a.heads * (a.hd + 2));
+    d.chunk = ((a.n_kv + splits - 1) / splits + kTile - 1) / kTile * kTile;
+    grid.z = static_cast<unsigned>((a.n_kv + d.chunk - 1) / d.chunk);
+  }
   if (a.hd <= 128) Launch<4>(s, d, grid);
   else Launch<8>(s, d, grid);
+  if (grid.z > 1) {
+    const int64_t items = a.n_q * a.heads;
+    CombineKernel<<<static_cast<unsigned>((items + 7) / 8), 256, 0, s>>>(d, a.heads, static_cast<int>(grid.z));
+    CheckLaunch("Attention combine");
+  }
 }
 
 }  // namespace starkv::cuda

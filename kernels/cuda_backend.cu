@@ -271,7 +271,9 @@ void CudaBackend::Attention(const AttnArgs& a) {
     if (a.n_segments < 1) throw Error("attention: segments need at least one segment");
     seg = static_cast<const int64_t*>(UploadScratch(a.segments, sizeof(int64_t) * (a.n_segments + 1), 3));
   }
-  LaunchAttention(S(stream_), a, seg);
+  const int64_t pf = AttentionSplitFloats(a);
+  float* part = pf > 0 ? static_cast<float*>(Scratch(sizeof(float) * static_cast<size_t>(pf), 4)) : nullptr;
+  LaunchAttention(S(stream_), a, seg, part);
 }
 
 void CudaBackend::GatedAct(Act act, const float* gate, const float* up, int64_t n, float* out) {

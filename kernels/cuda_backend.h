@@ -105,7 +105,7 @@ class CudaBackend final : public Backend {
   std::unique_ptr<Gemm> gemm_;
   std::mutex mu_;  // the weight map and scratch (Download/Upload may come from several threads)
   std::unordered_map<const void*, Buffer> weights_;
-  Buffer scratch_[4];
+  Buffer scratch_[5];  // 0, 1: row indices; 2: x in 16 bits for cuBLAS; 3: segments; 4: attention splits
 
   friend void FreeDeviceBlock(void* p);
 };

@@ -77,8 +77,11 @@ void LaunchAddBias(cudaStream_t s, float* y, int64_t M, int64_t N, const void* b
 void LaunchConvert(cudaStream_t s, const float* x, int64_t n, DType to, void* out);
 
 // ---- attention.cu ----
-// The device form of AttnArgs: the same fields; segments points to device memory.
-void LaunchAttention(cudaStream_t s, const AttnArgs& a, const int64_t* dev_segments);
+// a.segments is read on the host (the mask kind); dev_segments is its device copy. Few query rows over
+// many keys (decode) split the keys over more blocks: `part` then needs AttentionSplitFloats(a) floats
+// of device workspace (null: no split).
+int64_t AttentionSplitFloats(const AttnArgs& a);
+void LaunchAttention(cudaStream_t s, const AttnArgs& a, const int64_t* dev_segments, float* part);
 
 // ---- gemm.cu (own kernels; cuBLAS is driven from gemm.cu's Gemm class) ----
 // y[M,N] = x[M,K] W[N,K]^T with W in `wt` (BF16/F16 through wmma tensor cores, F32 tiled), fp32 out.

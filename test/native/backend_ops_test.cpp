@@ -373,6 +373,9 @@ void AttentionCases() {
   AttnStoreCase(1, 300, 4, 7, 128);    // longer decode
   AttnStoreCase(1, 1, 1, 1, 64);       // a single key
   AttnStoreCase(3, 203, 2, 6, 128);    // a few rows over many slots (the decode layout with rows)
+  AttnStoreCase(1, 1500, 4, 7, 128);   // long decode: the key range split over blocks (CUDA)
+  AttnStoreCase(5, 777, 2, 2, 80);     // split with several rows
+  AttnStoreCase(1, 600, 2, 1, 64);     // split without GQA (prefill layout)
   AttnSegmentCase(70, 2, 80, {0, 16, 40, 41, 70});
   AttnSegmentCase(64, 3, 64, {0, 64});
   AttnSegmentCase(45, 1, 128, {0, 1, 2, 45});
@@ -391,7 +394,8 @@ void PointwiseCases() {
   const char* names[] = {"silu", "gelu_erf", "quick_gelu"};
   for (Act act : {Act::Silu, Act::GeluErf, Act::QuickGelu})
     for (int64_t n : {1, 1000, 4099}) {
-      const std::vector<float> g = Randn(n, 3.0f), u = Randn(n);
+      std::vector<float> g = Randn(n, 3.0f), u = Randn(n);
+      if (n == 1) g[0] = 0.7f;  // one element: a deep negative input would measure erf's cancellation, not the op
       std::vector<double> gr(static_cast<size_t>(n)), ar(gr.size());
       for (int64_t i = 0; i < n; ++i) {
         ar[i] = ActRef(act, g[i]);

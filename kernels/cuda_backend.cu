@@ -3,7 +3,9 @@
 // queries behind cudaInfo() and the device bench.
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <chrono>
+#include <thread>
 #include <cstdio>
 #include <cstring>
 
@@ -86,7 +88,10 @@ CudaInfo QueryCudaInfo() {
   return info;
 }
 
-CudaBackend::CudaBackend(MemoryAccount* account, int device) : account_(account), device_(device) {
+CudaBackend::CudaBackend(MemoryAccount* account, int device, int host_threads)
+    : account_(account),
+      device_(device),
+      host_threads_(host_threads > 0 ? host_threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()))) {
   std::string reason;
   const int n = CountDevices(&reason);
   if (n == 0) throw Error(reason);

@@ -50,14 +50,15 @@ class Gemm;  // kernels/gemm.h: cuBLAS (dlopen) or our own tensor-core kernel
 
 class CudaBackend final : public Backend {
  public:
-  // Throws starkv::Error "no CUDA device: ..." when `device` cannot be used.
-  CudaBackend(MemoryAccount* account, int device);
+  // Throws starkv::Error "no CUDA device: ..." when `device` cannot be used. host_threads: what
+  // Threads() reports, for the host-side work of a CUDA model (KV compression); 0 = hardware threads.
+  CudaBackend(MemoryAccount* account, int device, int host_threads = 0);
   ~CudaBackend() override;
 
   std::string Name() const override { return "cuda"; }
   std::string GemmName() const override;
   std::string SimdName() const override { return arch_; }
-  int Threads() const override { return 1; }
+  int Threads() const override { return host_threads_; }
   bool HostAccessible() const override { return false; }
   bool DeviceMemory(int64_t* free_bytes, int64_t* total_bytes) const override;
   // "cuda:0 NVIDIA H100 80GB HBM3 (sm_90)"
@@ -100,6 +101,7 @@ class CudaBackend final : public Backend {
 
   MemoryAccount* account_;
   int device_;
+  int host_threads_;
   void* stream_ = nullptr;  // cudaStream_t
   std::string arch_, describe_;
   std::unique_ptr<Gemm> gemm_;

@@ -42,7 +42,7 @@ void Model::MakeBackend(const LoadSpec& spec) {
     std::string reason;
     if (cuda::CountDevices(&reason) > 0) {
       try {
-        auto be = std::make_unique<cuda::CudaBackend>(&account_, d.index);
+        auto be = std::make_unique<cuda::CudaBackend>(&account_, d.index, spec.threads);
         device_ = be->Describe();
         backend_ = std::move(be);
         return;

@@ -1,0 +1,72 @@
+// Device selection as a user meets it on a machine without a GPU (this one, and CI): the engine says why
+// it runs on the CPU, an explicit CUDA request is a clear error in the CLI and a CPU fallback with a
+// warning in the app, and a malformed device string names what was wrong.
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { EngineCache, engineMemory } from '../../app/host/backends.ts';
+import { Engine, parseDevice } from '../../app/model/engine.ts';
+import { loadAddon } from '../../app/native.ts';
+import { GOLDEN_HF, ROOT } from '../helpers/paths.ts';
+
+const MODEL = path.join(GOLDEN_HF, 'qwen2_5vl-tiny');
+
+describe('device selection', () => {
+  it('parses auto, cpu, cuda and cuda:N, and names a bad value', () => {
+    expect(['auto', 'CPU', ' cuda ', 'cuda:1'].map(parseDevice)).toEqual(['auto', 'cpu', 'cuda', 'cuda:1']);
+    expect(parseDevice(undefined)).toBe('auto');
+    for (const bad of ['gpu', 'cuda:', 'cuda:x', 'cpu:0', ''])
+      expect(() => parseDevice(bad), bad).toThrow(`device '${bad}' is not auto, cpu, cuda or cuda:N`);
+  });
+
+  it('the addon reports what CUDA it was built with and which devices it sees', () => {
+    const info = loadAddon().cudaInfo();
+    expect(typeof info.compiled).toBe('boolean');
+    expect(Array.isArray(info.devices)).toBe(true);
+    if (info.devices.length === 0) expect(info.error).toMatch(/no CUDA device|built without CUDA/);
+    if (info.compiled) expect(info.archs).toEqual(expect.arrayContaining(['80', '86', '89', '90']));
+  });
+
+  it('auto runs on the CPU here and says why; cpu is plain cpu', async () => {
+    const gpus = loadAddon().cudaInfo().devices.length;
+    const auto = await Engine.load(MODEL, { threads: 1 });
+    try {
+      if (gpus === 0) {
+        expect(auto.device).toBe('cpu');
+        expect(auto.info().deviceNote).toMatch(/no CUDA device|built without CUDA/);
+        expect(auto.memory().device).toBeUndefined();
+        expect(engineMemory(auto).system.label).toContain('RSS');
+      } else expect(auto.device).toBe('cuda:0');
+    } finally {
+      auto.dispose();
+    }
+    const cpu = await Engine.load(MODEL, { threads: 1, device: 'cpu' });
+    expect(cpu.device).toBe('cpu');
+    expect(cpu.info().deviceNote ?? '').toBe('');
+    cpu.dispose();
+  });
+
+  it('without a GPU: an explicit cuda is an error in the CLI and a CPU fallback with a warning in the app', async () => {
+    if (loadAddon().cudaInfo().devices.length > 0) {
+      // A GPU machine: the explicit request is honoured instead.
+      const e = await Engine.load(MODEL, { device: 'cuda:0' });
+      expect(e.device).toBe('cuda:0');
+      expect(e.memory().device?.totalBytes).toBeGreaterThan(0);
+      return e.dispose();
+    }
+    await expect(Engine.load(MODEL, { device: 'cuda:0' })).rejects.toThrow(/no CUDA device|built without CUDA/);
+    const r = spawnSync(process.execPath, ['bin/starkv.js', 'generate', '--model', MODEL, '--input-ids', '1,2,3', '--max-new-tokens', '1', '--device', 'cuda'], { cwd: ROOT, encoding: 'utf8' });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/no CUDA device|built without CUDA/);
+    const bad = spawnSync(process.execPath, ['bin/starkv.js', 'generate', '--model', MODEL, '--input-ids', '1,2,3', '--device', 'gpu'], { cwd: ROOT, encoding: 'utf8' });
+    expect(bad.stderr).toContain("device 'gpu' is not auto, cpu, cuda or cuda:N");
+    const cache = new EngineCache();
+    try {
+      const { engine, warnings } = await cache.get(MODEL, 'cuda');
+      expect(engine.device).toBe('cpu');
+      expect(warnings.join('\n')).toMatch(/the settings ask for CUDA, but .*(no CUDA device|built without CUDA).*: the engine runs on the CPU/);
+    } finally {
+      cache.dispose();
+    }
+  });
+});

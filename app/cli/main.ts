@@ -17,6 +17,7 @@ const COMMANDS: Record<string, string> = {
   report: 'rebuild the HTML report of a recorded agent run',
   serve: 'serve the web UI on 127.0.0.1',
   eval: 'evaluate accuracy against KV budget',
+  devices: 'the CPU and the CUDA devices the engine can run on',
 };
 
 function usage(): string {

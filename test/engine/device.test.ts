@@ -27,6 +27,17 @@ describe('device selection', () => {
     if (info.compiled) expect(info.archs).toEqual(expect.arrayContaining(['80', '86', '89', '90']));
   });
 
+  it('`starkv devices` lists the CPU and what CUDA sees', () => {
+    const r = spawnSync(process.execPath, ['bin/starkv.js', 'devices', '--json'], { cwd: ROOT, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.cpu.threads).toBeGreaterThan(0);
+    expect(j.cuda).toEqual(loadAddon().cudaInfo());
+    const text = spawnSync(process.execPath, ['bin/starkv.js', 'devices'], { cwd: ROOT, encoding: 'utf8' }).stdout;
+    expect(text).toMatch(/^cpu /m);
+    expect(text).toMatch(j.cuda.devices.length ? /^cuda:0 /m : /no CUDA device|built without CUDA/);
+  });
+
   it('auto runs on the CPU here and says why; cpu is plain cpu', async () => {
     const gpus = loadAddon().cudaInfo().devices.length;
     const auto = await Engine.load(MODEL, { threads: 1 });

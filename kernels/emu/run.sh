@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
-# Runs kernels/emu/emu_check.cpp: our attention, pointwise, GEMV and fp32 GEMM kernels compiled as host
-# C++ against the host emulation of CUDA blocks/threads of kernels/kv/emu (plus the shims here), each
-# compared with the CPU backend. A logic check for machines without a GPU, not a GPU run.
-# Usage, from the repository root after `npm run build:native` (needs build/libstarkv_core.a): kernels/emu/run.sh
+# Logic checks of the CUDA backend on a machine without a GPU: kernels/*.cu (kernels and CudaBackend)
+# compiled as host C++ against the host emulation of CUDA blocks/threads of kernels/kv/emu plus the
+# shims here (shim/: runtime calls, bf16/f16 types, a per-thread wmma), then
+#   1. emu_check: each launcher against the CPU backend;
+#   2. test/native/backend_ops_test with the emulated CudaBackend as its "CUDA" column (cuBLAS does not
+#      load here, so MatMul runs our wmma kernel, emulated);
+#   3. (--models) test/native/qwen2vl_golden_test and episode_test: the tiny models loaded with
+#      device "auto", i.e. on the emulated CudaBackend, against their goldens (slow: minutes).
+# Not a GPU run: device memory is host memory here, so it cannot catch host reads of device buffers,
+# and it says nothing about the memory model, occupancy, shared-memory limits, device math or speed.
+# Usage, from the repository root after `npm run build:native` (needs build/libstarkv_core.a):
+#   kernels/emu/run.sh [--models]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d)
@@ -10,19 +18,33 @@ trap 'rm -rf "$work"' EXIT
 python3 - "$root" "$work" <<'PY'
 import re, sys
 root, work = sys.argv[1], sys.argv[2]
-for name in ["attention", "pointwise", "gemm"]:
+for name in ["attention", "pointwise", "gemm", "cuda_backend"]:
     s = open(f"{root}/kernels/{name}.cu").read()
     s = re.sub(r"extern __shared__ ([\w ]+?) (\w+)\[\];", r"\1* \2 = reinterpret_cast<\1*>(emu::dyn_smem);", s)
     s = s.replace("__shared__", "static")  # blocks run one at a time
     s = re.sub(r"([\w:]+(?:<[^<>]*>)?)<<<(.*?)>>>\(", r"emu::Launcher(\2).run(\1, ", s, flags=re.S)
     open(f"{work}/{name}.cpp", "w").write('#include "emu_extra.h"\n' + s)
 PY
-flags=(-std=c++20 -O1 -D__CUDACC__ -I "$root/kernels/emu/shim" -I "$root/kernels/kv/emu" -I "$root/native" -I "$root/kernels")
-for f in attention pointwise gemm; do g++ "${flags[@]}" -c "$work/$f.cpp" -o "$work/$f.o" & done
-g++ -std=c++20 -O1 -I "$root/native" -c "$root/kernels/emu/emu_check.cpp" -o "$work/check.o"
+inc=(-I "$root/kernels/emu/shim" -I "$root/kernels/kv/emu" -I "$root/native" -I "$root/kernels")
+kflags=(-std=c++20 -O1 -D__CUDACC__ -DSTARKV_HAVE_CUDA=1 '-DSTARKV_CUDA_ARCHS="emu"' "${inc[@]}")
+cflags=(-std=c++20 -O1 -DSTARKV_HAVE_CUDA=1 -I "$root/native" -I "$root/kernels")
+for f in attention pointwise gemm cuda_backend; do g++ "${kflags[@]}" -c "$work/$f.cpp" -o "$work/k_$f.o" & done
+g++ "${cflags[@]}" -c "$root/native/models/qwen2vl_model.cpp" -o "$work/model.o" &
+g++ "${cflags[@]}" -c "$root/kernels/emu/emu_check.cpp" -o "$work/emu_check.o" &
+g++ "${cflags[@]}" -c "$root/test/native/backend_ops_test.cpp" -o "$work/backend_ops_test.o" &
 wait
+tests=(emu_check backend_ops_test)
+if [[ "${1:-}" == "--models" ]]; then
+  for t in qwen2vl_golden_test episode_test; do g++ "${cflags[@]}" -c "$root/test/native/$t.cpp" -o "$work/$t.o" & done
+  wait
+  tests+=(qwen2vl_golden_test episode_test)
+fi
 libs=()
 if grep -q "STARKV_HAVE_DNNL" "$root/build/build.ninja" 2>/dev/null; then libs+=(-ldnnl); fi
-g++ -o "$work/emu_check" "$work/check.o" "$work"/attention.o "$work"/pointwise.o "$work"/gemm.o \
-  "$root/build/libstarkv_core.a" "${libs[@]}" -lpthread -ldl
-"$work/emu_check"
+status=0
+for t in "${tests[@]}"; do
+  g++ -o "$work/$t" "$work/$t.o" "$work"/k_*.o "$work/model.o" "$root/build/libstarkv_core.a" "${libs[@]}" -lpthread -ldl
+  echo "== $t (emulated CUDA)"
+  (cd "$root" && "$work/$t") || status=1
+done
+exit $status

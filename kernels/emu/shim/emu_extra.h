@@ -1,9 +1,36 @@
-// Host-emulation stand-ins (kernels/emu/run.sh only; never built into the engine).
+// Host-emulation stand-ins (kernels/emu/run.sh only; never built into the engine): what kernels/*.cu
+// use beyond kernels/kv/emu/cuda_runtime.h.
 #pragma once
 #include "cuda_runtime.h"
 #define __launch_bounds__(x)
-template <typename T> T __shfl_sync(unsigned, T v, int src) { return EmuShfl(v, src, true); }
-inline cudaError_t cudaMemcpyAsync(void* d, const void* s, size_t n, cudaMemcpyKind, cudaStream_t = nullptr) { std::memcpy(d, s, n); return 0; }
+#define __align__(n) __attribute__((aligned(n)))
 struct float4 { float x, y, z, w; };
 struct uint4 { unsigned x, y, z, w; };
-#define __align__(n) __attribute__((aligned(n)))
+template <typename T> T __shfl_sync(unsigned, T v, int src) { return EmuShfl(v, src, true); }
+inline cudaError_t cudaMemcpyAsync(void* d, const void* s, size_t n, cudaMemcpyKind, cudaStream_t = nullptr) {
+  std::memcpy(d, s, n);
+  return 0;
+}
+constexpr int cudaErrorMemoryAllocation = 2;
+constexpr unsigned cudaStreamNonBlocking = 1;
+inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned) { *s = nullptr; return 0; }
+inline cudaError_t cudaStreamDestroy(cudaStream_t) { return 0; }
+inline cudaError_t cudaGetDevice(int* d) { *d = 0; return 0; }
+inline cudaError_t cudaSetDevice(int) { return 0; }
+inline cudaError_t cudaMemGetInfo(size_t* f, size_t* t) { *f = size_t(1) << 34; *t = size_t(1) << 35; return 0; }
+typedef struct CUevent_st* cudaEvent_t;
+inline cudaError_t cudaEventCreate(cudaEvent_t* e) { *e = nullptr; return 0; }
+inline cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return 0; }
+inline cudaError_t cudaEventSynchronize(cudaEvent_t) { return 0; }
+inline cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t, cudaEvent_t) { *ms = 1; return 0; }
+inline cudaError_t cudaEventDestroy(cudaEvent_t) { return 0; }
+struct EmuDeviceProp { char name[256]; int major, minor; size_t totalGlobalMem; };
+inline cudaError_t EmuGetDeviceProperties(EmuDeviceProp* p, int) {
+  std::strcpy(p->name, "host emulator of CUDA blocks/threads, not a GPU");
+  p->major = 8;  // what the backend needs to accept it
+  p->minor = 0;
+  p->totalGlobalMem = size_t(1) << 35;
+  return 0;
+}
+#define cudaDeviceProp EmuDeviceProp
+#define cudaGetDeviceProperties EmuGetDeviceProperties

@@ -69,6 +69,9 @@ describe('device selection', () => {
     const r = spawnSync(process.execPath, ['bin/starkv.js', 'generate', '--model', MODEL, '--input-ids', '1,2,3', '--max-new-tokens', '1', '--device', 'cuda'], { cwd: ROOT, encoding: 'utf8' });
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(/no CUDA device|built without CUDA/);
+    const benchGpu = spawnSync(process.execPath, ['bin/starkv.js', 'bench', '--model', MODEL, '--device', 'cuda', '--json'], { cwd: ROOT, encoding: 'utf8' });
+    expect(benchGpu.status).not.toBe(0);
+    expect(benchGpu.stderr).toMatch(/no CUDA device|built without CUDA/);
     const bad = spawnSync(process.execPath, ['bin/starkv.js', 'generate', '--model', MODEL, '--input-ids', '1,2,3', '--device', 'gpu'], { cwd: ROOT, encoding: 'utf8' });
     expect(bad.stderr).toContain("device 'gpu' is not auto, cpu, cuda or cuda:N");
     const cache = new EngineCache();

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadAddon } from '../../native.ts';
-import { Engine } from '../../model/engine.ts';
+import { Engine, parseDevice } from '../../model/engine.ts';
 import { writeCheckpoint } from '../../model/checkpoint-writer.ts';
 import { processImage, type RgbImage } from '../../model/preprocess.ts';
 import type { ModelConfig } from '../../model/config.ts';
@@ -102,10 +102,15 @@ export default async function bench(argv: string[]): Promise<number> {
     }
   }
   const addon = loadAddon();
-  log('measuring this machine\'s limits (fp32 GEMM peak, memory read bandwidth) ...');
-  const limits = await addon.benchLimits({ gemmM: 2048, gemmN: 2048, gemmK: 2048, bandwidthBytes: 1 << 30, reps: 5, threads });
+  const device = parseDevice(values.device ?? 'cpu');
+  // On a GPU the limits are the GPU's: its copy bandwidth and its bf16 GEMM rate (cuBLAS or ours).
+  const gpu = device.startsWith('cuda') ? await addon.cudaBench({ device: Number(device.split(':')[1] ?? 0) }) : null;
+  if (!gpu) log('measuring this machine\'s limits (fp32 GEMM peak, memory read bandwidth) ...');
+  const limits = gpu
+    ? { sgemmGflops: gpu.bf16GemmTflops * 1000, ownSgemmGflops: gpu.bf16GemmTflops * 1000, openblasGflops: 0, openblasCore: '', openblasNote: 'GPU run', bandwidthGBs: gpu.bandwidthGBs, engineBf16Gflops: NaN, gpu }
+    : await addon.benchLimits({ gemmM: 2048, gemmN: 2048, gemmK: 2048, bandwidthBytes: 1 << 30, reps: 5, threads });
 
-  const engine = await Engine.load(dir, { threads, device: values.device ?? 'cpu' });
+  const engine = await Engine.load(dir, { threads, device });
   try {
     const c = engine.config;
     // A synthetic 1080p screenshot: gradients and blocks (content does not change the cost).
@@ -119,7 +124,7 @@ export default async function bench(argv: string[]): Promise<number> {
     // The read bandwidth of this shared machine moves by up to 1.5x within a minute (other tenants), so
     // it is measured again right after decoding and the decode bound uses the higher of the two: the
     // stricter ratio.
-    const after = await addon.benchLimits({ gemmM: 64, gemmN: 64, gemmK: 64, bandwidthBytes: 1 << 30, reps: 5, threads });
+    const after = gpu ? { bandwidthGBs: gpu.bandwidthGBs } : await addon.benchLimits({ gemmM: 64, gemmN: 64, gemmK: 64, bandwidthBytes: 1 << 30, reps: 5, threads });
     const bandwidthGBs = Math.max(limits.bandwidthGBs, after.bandwidthGBs);
     const flops = prefillMatmulFlops(c, img.grid[1] * img.grid[2], ids.length);
     const attn = prefillAttentionFlops(c, img.grid[1], img.grid[2], ids.length);
@@ -166,13 +171,15 @@ export default async function bench(argv: string[]): Promise<number> {
       process.stdout.write(
         [
           `machine: ${report.machine.model}, ${threads} threads, GEMM ${report.machine.engine.gemm}, ${report.machine.engine.simd}`,
-          `limits:  fp32 GEMM peak ${limits.sgemmGflops.toFixed(1)} GFLOP/s (best of ${report.machine.engine.gemm === 'onednn' ? 'oneDNN' : 'built-in'} ${limits.ownSgemmGflops.toFixed(1)}, ` +
-            (limits.openblasGflops > 0 ? `OpenBLAS ${limits.openblasGflops.toFixed(1)} as ${limits.openblasCore}` : `OpenBLAS not measured: ${limits.openblasNote}`) +
-            `), memory read ${limits.bandwidthGBs.toFixed(1)} GB/s before and ${after.bandwidthGBs.toFixed(1)} GB/s right after decoding (the bound uses ${bandwidthGBs.toFixed(1)})`,
+          gpu
+            ? `limits:  ${gpu.device}: bf16 GEMM ${gpu.bf16GemmTflops.toFixed(1)} TFLOP/s (${gpu.gemm}), device memory copy ${gpu.bandwidthGBs.toFixed(0)} GB/s`
+            : `limits:  fp32 GEMM peak ${limits.sgemmGflops.toFixed(1)} GFLOP/s (best of ${report.machine.engine.gemm === 'onednn' ? 'oneDNN' : 'built-in'} ${limits.ownSgemmGflops.toFixed(1)}, ` +
+              (limits.openblasGflops > 0 ? `OpenBLAS ${limits.openblasGflops.toFixed(1)} as ${limits.openblasCore}` : `OpenBLAS not measured: ${limits.openblasNote}`) +
+              `), memory read ${limits.bandwidthGBs.toFixed(1)} GB/s before and ${after.bandwidthGBs.toFixed(1)} GB/s right after decoding (the bound uses ${bandwidthGBs.toFixed(1)})`,
           `model:   ${c.arch}, ${c.numLayers} text layers, ${c.vision.depth} vision blocks, ${engine.checkpoint.dtype}, ${formatBytes(engine.checkpoint.weightBytes)}`,
           `prefill: ${p.patches} patches + ${p.promptTokens} tokens in ${(p.visionMs + p.textMs).toFixed(0)} ms (vision ${p.visionMs.toFixed(0)}, text ${p.textMs.toFixed(0)}) = ${p.tokensPerS.toFixed(1)} tok/s`,
           `         GEMM-bound time ${p.gemmBoundMs.toFixed(0)} ms (${p.matmulGflop.toFixed(0)} GFLOP in matmuls + ${p.attentionGflop.toFixed(0)} in attention) -> ${(100 * p.ratioToGemmBound).toFixed(1)}% of the GEMM bound (target 70%)` +
-            `\n         engine prefill matmul (bf16 weights, 2048x2048x2048) ${limits.engineBf16Gflops.toFixed(1)} GFLOP/s = ${(100 * p.matmulRatioToPeak).toFixed(1)}% of the fp32 GEMM peak (target 90%)`,
+            (gpu ? '' : `\n         engine prefill matmul (bf16 weights, 2048x2048x2048) ${limits.engineBf16Gflops.toFixed(1)} GFLOP/s = ${(100 * p.matmulRatioToPeak).toFixed(1)}% of the fp32 GEMM peak (target 90%)`),
           `decode:  ${d.msPerToken.toFixed(1)} ms/token (${d.tokensPerS.toFixed(2)} tok/s); bandwidth bound ${d.bandwidthBoundMs.toFixed(1)} ms for ${formatBytes(d.bytesPerToken)} -> ${d.ratioToBandwidthBound.toFixed(2)}x the bound (target <= 1.25x)`,
         ].join('\n') + '\n',
       );

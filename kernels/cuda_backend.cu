@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <iterator>
+#include <mutex>
+#include <unordered_map>
 #include <thread>
 #include <cstdio>
 #include <cstring>
@@ -31,8 +34,32 @@ cudaStream_t S(void* s) { return static_cast<cudaStream_t>(s); }
 
 }  // namespace
 
+// Every block DeviceAlloc hands out, with the backend whose cache takes it back when its Buffer goes
+// (a null owner: the backend is gone, free it).
+namespace {
+struct BlockInfo {
+  CudaBackend* owner;
+  size_t bytes;
+};
+std::mutex g_blocks_mu;
+std::unordered_map<void*, BlockInfo>& Blocks() {
+  static auto* m = new std::unordered_map<void*, BlockInfo>();  // never destroyed: frees may come late
+  return *m;
+}
+}  // namespace
+
 void FreeDeviceBlock(void* p) {
-  cudaFree(p);  // synchronises with the device first: queued kernels that read p have finished
+  BlockInfo b{nullptr, 0};
+  {
+    std::lock_guard<std::mutex> lk(g_blocks_mu);
+    auto it = Blocks().find(p);
+    if (it != Blocks().end()) {
+      b = it->second;
+      Blocks().erase(it);
+    }
+  }
+  if (b.owner) b.owner->Recycle(p, b.bytes);
+  else cudaFree(p);  // synchronises with the device first
 }
 
 int CountDevices(std::string* reason) {
@@ -116,10 +143,42 @@ CudaBackend::CudaBackend(MemoryAccount* account, int device, int host_threads)
 CudaBackend::~CudaBackend() {
   Use();
   cudaStreamSynchronize(S(stream_));
+  {
+    std::lock_guard<std::mutex> lk(cache_mu_);
+    closing_ = true;  // from here on freed blocks go back to the driver
+  }
   gemm_.reset();
   for (auto& b : scratch_) b.Release();
   weights_.clear();
+  TrimCache(0);
+  {
+    std::lock_guard<std::mutex> lk(g_blocks_mu);
+    for (auto& [p, b] : Blocks())
+      if (b.owner == this) b.owner = nullptr;  // outlives the backend (should not happen): plain cudaFree later
+  }
   cudaStreamDestroy(S(stream_));
+}
+
+void CudaBackend::Recycle(void* p, size_t bytes) {
+  {
+    std::lock_guard<std::mutex> lk(cache_mu_);
+    if (!closing_ && bytes <= kMaxCachedBlock && cached_bytes_ + bytes <= kMaxCache) {
+      cache_.emplace(bytes, p);  // reused in stream order: work queued on it runs before a later user's
+      cached_bytes_ += bytes;
+      return;
+    }
+  }
+  cudaFree(p);  // never throws (called from Buffer destructors); UVA finds the block's device
+}
+
+void CudaBackend::TrimCache(size_t keep) {
+  std::lock_guard<std::mutex> lk(cache_mu_);
+  while (cached_bytes_ > keep && !cache_.empty()) {
+    auto it = std::prev(cache_.end());  // largest first
+    cudaFree(it->second);
+    cached_bytes_ -= it->first;
+    cache_.erase(it);
+  }
 }
 
 void CudaBackend::Use() const {
@@ -142,9 +201,32 @@ bool CudaBackend::DeviceMemory(int64_t* free_bytes, int64_t* total_bytes) const 
 }
 
 void* CudaBackend::DeviceAlloc(size_t bytes, const std::string& what) {
+  const size_t want = (std::max<size_t>(bytes, 1) + 255) & ~size_t(255);
+  {
+    std::lock_guard<std::mutex> lk(cache_mu_);
+    auto it = cache_.lower_bound(want);  // the smallest cached block that fits, if it is not much larger
+    if (it != cache_.end() && it->first <= want + want / 8 + 4096) {
+      void* p = it->second;
+      const size_t got = it->first;
+      cached_bytes_ -= got;
+      cache_.erase(it);
+      std::lock_guard<std::mutex> lb(g_blocks_mu);
+      Blocks()[p] = BlockInfo{this, got};
+      return p;
+    }
+  }
   void* p = nullptr;
-  const cudaError_t e = cudaMalloc(&p, bytes ? bytes : 1);
-  if (e == cudaSuccess) return p;
+  cudaError_t e = cudaMalloc(&p, want);
+  if (e == cudaErrorMemoryAllocation) {  // give the cache back to the driver and try once more
+    cudaGetLastError();
+    TrimCache(0);
+    e = cudaMalloc(&p, want);
+  }
+  if (e == cudaSuccess) {
+    std::lock_guard<std::mutex> lb(g_blocks_mu);
+    Blocks()[p] = BlockInfo{this, want};
+    return p;
+  }
   cudaGetLastError();
   size_t fr = 0, tot = 0;
   std::string where;
@@ -163,7 +245,7 @@ Buffer CudaBackend::Alloc(MemCategory cat, int64_t floats) {
   // Zeroed like the CPU's buffers (stream-ordered: before any later op on this stream).
   const cudaError_t e = cudaMemsetAsync(p, 0, bytes, S(stream_));
   if (e != cudaSuccess) {
-    cudaFree(p);
+    FreeDeviceBlock(p);
     Check(e, "cudaMemsetAsync");
   }
   return Buffer(account_, cat, p, bytes, &FreeDeviceBlock);
@@ -172,7 +254,7 @@ Buffer CudaBackend::Alloc(MemCategory cat, int64_t floats) {
 void* CudaBackend::Scratch(size_t bytes, int slot) {
   Buffer& b = scratch_[slot];
   if (b.bytes() < bytes) {
-    b.Release();  // cudaFree synchronises: the old scratch is no longer read
+    b.Release();  // back to the cache; a later user is ordered after the work queued on it
     const size_t want = bytes < 4096 ? 4096 : bytes + bytes / 4;
     b = Buffer(account_, MemCategory::Workspace, DeviceAlloc(want, "workspace"), want, &FreeDeviceBlock);
   }
@@ -216,7 +298,7 @@ const void* CudaBackend::Weight(const Tensor& t, const std::string& name) {
   void* p = DeviceAlloc(bytes, "weights (" + name + ")");
   const cudaError_t e = cudaMemcpyAsync(p, t.data, bytes, cudaMemcpyHostToDevice, S(stream_));
   if (e != cudaSuccess) {
-    cudaFree(p);
+    FreeDeviceBlock(p);
     Check(e, "weight upload");
   }
   Buffer b(account_, MemCategory::Weights, p, bytes, &FreeDeviceBlock);

@@ -91,7 +91,12 @@ class CudaBackend final : public Backend {
  private:
   void Use() const;  // makes device_ current on this thread
   // Device memory for `what` (named in the out-of-memory error), from the block cache when possible.
+  // Sizes are rounded up to 256 bytes; freed blocks (FreeDeviceBlock -> Recycle) are kept for reuse
+  // (all work is on one stream, so reuse is ordered after what was queued on a block), up to
+  // kMaxCache bytes of blocks of at most kMaxCachedBlock; out of memory empties the cache and retries.
   void* DeviceAlloc(size_t bytes, const std::string& what);
+  void Recycle(void* p, size_t bytes);
+  void TrimCache(size_t keep);  // frees cached blocks, largest first, until at most `keep` bytes remain
   // The device copy of a weight tensor (uploaded on first use).
   const void* Weight(const Tensor& t, const std::string& name);
   // Device scratch of `bytes` in slot `slot` (grown when needed; reused in stream order, not initialised).
@@ -107,6 +112,11 @@ class CudaBackend final : public Backend {
   std::unique_ptr<Gemm> gemm_;
   std::mutex mu_;  // the weight map and scratch (Download/Upload may come from several threads)
   std::unordered_map<const void*, Buffer> weights_;
+  static constexpr size_t kMaxCachedBlock = size_t(512) << 20, kMaxCache = size_t(2) << 30;
+  std::mutex cache_mu_;
+  std::multimap<size_t, void*> cache_;  // free device blocks by size
+  size_t cached_bytes_ = 0;
+  bool closing_ = false;
   Buffer scratch_[5];  // 0, 1: row indices; 2: x in 16 bits for cuBLAS; 3: segments; 4: attention splits
 
   friend void FreeDeviceBlock(void* p);

@@ -1,5 +1,5 @@
 // The ops the models call, as one abstract class. The CPU backend (native/cpu) implements it; a CUDA
-// backend (kernels/) will implement the same list. Activations are fp32 buffers from Alloc(); weight
+// backend (kernels/) implements the same list. Activations are fp32 buffers from Alloc(); weight
 // operands are Tensor views in their checkpoint dtype (BF16, F16 or F32). Row-major throughout.
 #pragma once
 

@@ -1,4 +1,4 @@
-// STARKV_HD marks per-element math shared by the CPU code and (later) CUDA kernels.
+// STARKV_HD marks per-element math shared by the CPU code and the CUDA kernels (kernels/).
 // On CPU it expands to nothing; a CUDA build defines it as `__host__ __device__`.
 #pragma once
 

@@ -1,6 +1,6 @@
 // The window: a header with the views, the current view, the dialogs the agent may open, and notices.
 import { ConfirmDialog } from './components/ConfirmDialog.tsx';
-import { useApp, useShown, type Tab } from './store.ts';
+import { useApp, type Tab } from './store.ts';
 import { EpisodesView } from './views/EpisodesView.tsx';
 import { KvInspector } from './views/KvInspector.tsx';
 import { MemoryView } from './views/MemoryView.tsx';
@@ -31,7 +31,8 @@ export function App() {
   const setTab = useApp((s) => s.setTab);
   const notices = useApp((s) => s.notices);
   const dismiss = useApp((s) => s.dismiss);
-  const shown = useShown();
+  // A confirmation or question waits on the live task whatever is on screen (an opened episode included).
+  const live = useApp((s) => s.live);
   const settings = useApp((s) => s.settings);
   return (
     <div className="app">
@@ -71,7 +72,7 @@ export function App() {
           <SettingsView />
         )}
       </main>
-      {shown?.source === 'live' && (shown.confirm || shown.ask) && <ConfirmDialog session={shown} />}
+      {live && (live.confirm || live.ask) && <ConfirmDialog session={live} />}
       <div className="notices">
         {notices.map((n) => (
           <div key={n.id} className={`notice notice-${n.kind}`} role="alert" onClick={() => dismiss(n.id)}>

@@ -1,0 +1,65 @@
+// The window's views rendered by React itself (server-side, no DOM): what the user sees for a given
+// state of the store (the same zustand store the window uses, fed with protocol events).
+import { createElement } from 'react';
+import { renderToStaticMarkup } from 'react-dom/server';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { defaultSettings, publicSettings } from '../../app/host/settings.ts';
+import type { HostEvent, SessionEvent } from '../../app/protocol.ts';
+import { App } from '../../renderer/src/App.tsx';
+import { useApp } from '../../renderer/src/store.ts';
+
+const initial = { ...useApp.getState() };
+/** What the window shows for the store's current state. Server rendering reads zustand's initial-state
+ *  snapshot, so the current state is copied into it first. */
+const render = () => {
+  Object.assign(useApp.getInitialState(), useApp.getState());
+  return renderToStaticMarkup(createElement(App));
+};
+const feed = (events: HostEvent[]) => events.forEach((e) => useApp.getState().onEvent(e));
+
+const geometry = { origin: { x: 0, y: 0 }, injectorScale: 1, capture: { width: 640, height: 400 }, sent: { width: 640, height: 400 }, resized: { width: 644, height: 392 }, coordSpace: 'absolute' as const };
+const started = (sessionId: string, task: string): SessionEvent => ({
+  type: 'session.started', sessionId, task, dryRun: false, backend: 'native', destination: 'in-process', display: { width: 640, height: 400, scale: 1 }, episode: null, t: 1,
+});
+const step = (sessionId: string, n: number): SessionEvent => ({
+  type: 'step.started', sessionId, step: n, t: 2, geometry, screenshot: { id: `${sessionId}/${n}`, url: `/blob/${n}`, width: 640, height: 400 },
+});
+
+beforeEach(() => {
+  useApp.setState(initial, true);
+  const s = publicSettings(defaultSettings('/tmp/starkv-renderer-test'));
+  feed([{ type: 'hello', protocol: 1, mode: 'web', settings: s, methods: [], configFile: '/tmp/x.json', live: true } as HostEvent]);
+});
+
+describe('the risky-action confirmation', () => {
+  const confirm: SessionEvent = {
+    type: 'confirm.request', sessionId: 'live-1', requestId: 'r-1', step: 1, action: { type: 'hotkey', keys: 'ctrl alt delete' },
+    thought: 'reboot the machine', reasons: ['hotkey ctrl alt delete is on the risky list'],
+  };
+
+  it('shows while a past episode is open, on every tab', () => {
+    feed([started('live-1', 'live task'), step('live-1', 1)]);
+    // The user opens a past episode, then the live agent asks.
+    feed([{ type: 'episode', id: 'old', events: [started('episode:old', 'old task'), step('episode:old', 1), { type: 'session.ended', sessionId: 'episode:old', result: { status: 'finished', steps: 1 }, t: 3 }] }]);
+    expect(useApp.getState().viewing).toBe('replay');
+    expect(render()).not.toContain('data-testid="confirm-dialog"');
+    feed([confirm]);
+    for (const tab of ['run', 'kv', 'memory', 'episodes', 'settings'] as const) {
+      useApp.getState().setTab(tab);
+      const html = render();
+      expect(html, tab).toContain('data-testid="confirm-dialog"');
+      expect(html, tab).toContain('hotkey ctrl alt delete');
+    }
+    // Answered (in this or another window): the dialog goes, the episode stays open.
+    feed([{ type: 'request.closed', sessionId: 'live-1', requestId: 'r-1', outcome: 'approved' }]);
+    expect(render()).not.toContain('data-testid="confirm-dialog"');
+    expect(useApp.getState().viewing).toBe('replay');
+  });
+
+  it('a question from the live agent shows too while an episode is open', () => {
+    feed([started('live-1', 'live task'), step('live-1', 1)]);
+    feed([{ type: 'episode', id: 'old', events: [started('episode:old', 'old task'), step('episode:old', 1)] }]);
+    feed([{ type: 'ask.request', sessionId: 'live-1', requestId: 'q-1', step: 1, question: 'Which account should I use?' }]);
+    expect(render()).toContain('Which account should I use?');
+  });
+});

@@ -186,7 +186,11 @@ export const MemorySchema = z.object({
   engine: z.object({ weights: MemCat, kv: MemCat, activations: MemCat, workspace: MemCat }).nullable(),
   /** The driver's (GPU) or the OS's (process RSS) own figure. */
   system: z.object({ label: z.string(), used: z.number().min(0), total: z.number().min(0).nullable() }),
+  /** Bytes an uncompressed cache would hold at this step (every token the episode has seen). */
   kvFullBytes: z.number().min(0).nullable(),
+  /** Bytes of keys and values the compressed cache holds after this step (like-for-like with kvFullBytes;
+   *  engine.kv is the allocator's figure, which counts capacity). Absent in episodes recorded before it. */
+  kvHeldBytes: z.number().min(0).nullable().optional(),
 });
 export type Memory = z.infer<typeof MemorySchema>;
 

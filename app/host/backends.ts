@@ -130,23 +130,27 @@ export class SwitchableBackend implements ModelBackend {
 
   private report(res: GenerateResult, promptImages: string[]): void {
     const inner = this.inner;
-    if (inner instanceof NativeBackend) {
-      const mem = inner.engine.memory();
-      this.reports.memory({ ...engineMemory(inner.engine, mem), engine: mem, kvFullBytes: null });
-    }
     // A backend with a persistent compressed cache returns the engine's per-turn report (app/model/episode.ts TurnResult).
     const turn = (res as GenerateResult & { kvTurn?: EngineTurn }).kvTurn;
-    if (!turn) return;
+    if (!turn) {
+      if (inner instanceof NativeBackend) {
+        const mem = inner.engine.memory();
+        this.reports.memory({ ...engineMemory(inner.engine, mem), engine: mem, kvFullBytes: null, kvHeldBytes: null });
+      }
+      return;
+    }
     const stepOf = (id: string) => Number(/(\d+)$/.exec(id)?.[1] ?? -1);
     const frames = turn.layers[0]?.keep.frames.length ?? 0;
     const frameSteps = (frames === promptImages.length ? promptImages : this.seen.slice(0, frames)).map(stepOf);
     try {
       this.reports.telemetry(telemetryFromTurn(turn, this.step, frameSteps));
-      const where = inner instanceof NativeBackend ? engineMemory(inner.engine, turn.memory) : { device: null, system: osMemory() };
-      this.reports.memory({ ...where, engine: turn.memory, kvFullBytes: turn.fullKvBytes });
     } catch (e) {
       this.reports.warning(`KV telemetry of step ${this.step} could not be shown: ${(e as Error).message}`);
     }
+    // One memory figure per call: the engine's accounting at the end of the turn, with what the compressed
+    // cache holds beside what an uncompressed one would.
+    const where = inner instanceof NativeBackend ? engineMemory(inner.engine, turn.memory) : { device: null, system: osMemory() };
+    this.reports.memory({ ...where, engine: turn.memory, kvFullBytes: turn.fullKvBytes, kvHeldBytes: turn.kvBytes });
   }
 
   async close(): Promise<void> {

@@ -63,3 +63,35 @@ describe('the risky-action confirmation', () => {
     expect(render()).toContain('Which account should I use?');
   });
 });
+
+describe('the memory view', () => {
+  const cat = (current: number) => ({ current, peak: current });
+  // The figures of the README's screenshot: the allocator holds 326 KiB for KV, an uncompressed cache would
+  // hold 316 KiB, the compressed cache holds 65 KiB of keys and values.
+  const memory = (extra: Record<string, unknown>): HostEvent => ({
+    type: 'memory', sessionId: 'live-1', step: 1,
+    data: { device: 'cpu', engine: { weights: cat(40 << 20), kv: cat(326 * 1024), activations: cat(1 << 20), workspace: cat(1 << 16) }, system: { label: 'starkv process (RSS)', used: 300 << 20, total: 16 << 30 }, kvFullBytes: 316 * 1024, ...extra },
+  } as HostEvent);
+  const plain = (html: string) => html.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ');
+
+  it('shows the bytes the compressed cache holds against a full cache, and the allocated KV apart', () => {
+    feed([started('live-1', 'live task'), step('live-1', 1), memory({ kvHeldBytes: 65 * 1024 })]);
+    useApp.getState().setTab('memory');
+    const html = plain(render());
+    expect(html).toContain('65 KiB of 316 KiB (20.6%)');
+    expect(html).not.toContain('(103.');
+    expect(html).toContain('allocated capacity for KV: 326 KiB');
+    expect(html).toContain('KV cache (allocated) 326 KiB');
+  });
+
+  it('an episode recorded without held bytes takes them from that step’s KV telemetry', () => {
+    feed([started('live-1', 'live task'), step('live-1', 1), step('live-1', 2)]);
+    const tele = (s: number, kvBytes: number): HostEvent => ({
+      type: 'telemetry.kv', sessionId: 'live-1',
+      data: { step: s, method: 'starkv', budgetPercent: 20, capTokens: null, logicalLength: 10, textTokens: 10, frames: [], layers: [], kvBytes, kvFullBytes: 316 * 1024 },
+    });
+    feed([tele(1, 64 * 1024), tele(2, 99 * 1024), memory({})]);
+    useApp.getState().setTab('memory');
+    expect(plain(render())).toContain('64 KiB of 316 KiB (20.3%)');
+  });
+});

@@ -1,12 +1,16 @@
 // The window's views rendered by React itself (server-side, no DOM): what the user sees for a given
 // state of the store (the same zustand store the window uses, fed with protocol events).
-import { createElement } from 'react';
+import { createElement, type ComponentType } from 'react';
 import { renderToStaticMarkup } from 'react-dom/server';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { defaultSettings, publicSettings } from '../../app/host/settings.ts';
 import type { HostEvent, SessionEvent } from '../../app/protocol.ts';
-import { App } from '../../renderer/src/App.tsx';
 import { useApp } from '../../renderer/src/store.ts';
+
+// The window's root component. Imported by a computed name: the app's tsconfig (which type-checks this
+// file) has no JSX; the renderer's tsconfig checks App.tsx itself.
+const APP = '../../renderer/src/App.tsx';
+const { App } = (await import(APP)) as { App: ComponentType };
 
 const initial = { ...useApp.getState() };
 /** What the window shows for the store's current state. Server rendering reads zustand's initial-state

@@ -3,6 +3,7 @@
 # compiled as host C++ against the host emulation of CUDA blocks/threads of kernels/kv/emu plus the
 # shims here (shim/: runtime calls, bf16/f16 types, a per-thread wmma), then
 #   1. emu_check: each launcher against the CPU backend;
+# (kernels/kv/*.cu are compiled in too: the backend's KV hooks, KvWindowSums and KvCompact, call them)
 #   2. test/native/backend_ops_test with the emulated CudaBackend as its "CUDA" column (cuBLAS does not
 #      load here, so MatMul runs our wmma kernel, emulated);
 #   3. (--models) test/native/qwen2vl_golden_test and episode_test: the tiny models loaded with
@@ -18,17 +19,26 @@ trap 'rm -rf "$work"' EXIT
 python3 - "$root" "$work" <<'PY'
 import re, sys
 root, work = sys.argv[1], sys.argv[2]
-for name in ["attention", "pointwise", "gemm", "cuda_backend"]:
-    s = open(f"{root}/kernels/{name}.cu").read()
+import glob, os
+def convert(src):
+    s = open(src).read()
     s = re.sub(r"extern __shared__ ([\w ]+?) (\w+)\[\];", r"\1* \2 = reinterpret_cast<\1*>(emu::dyn_smem);", s)
     s = s.replace("__shared__", "static")  # blocks run one at a time
-    s = re.sub(r"([\w:]+(?:<[^<>]*>)?)<<<(.*?)>>>\(", r"emu::Launcher(\2).run(\1, ", s, flags=re.S)
-    open(f"{work}/{name}.cpp", "w").write('#include "emu_extra.h"\n' + s)
+    return re.sub(r"([\w:]+(?:<[^<>]*>)?)<<<(.*?)>>>\(", r"emu::Launcher(\2).run(\1, ", s, flags=re.S)
+for name in ["attention", "pointwise", "gemm", "cuda_backend", "cuda_backend_kv"]:
+    open(f"{work}/{name}.cpp", "w").write('#include "emu_extra.h"\n' + convert(f"{root}/kernels/{name}.cu"))
+os.makedirs(f"{work}/kv")  # the KV-compression kernels the backend's KV hooks call
+for f in glob.glob(f"{root}/kernels/kv/*.cu") + [f"{root}/kernels/kv/kv_common.cuh"]:
+    name = os.path.basename(f)
+    open(f"{work}/kv/" + (name[:-3] + ".cpp" if name.endswith(".cu") else name), "w").write(convert(f))
 PY
 inc=(-I "$root/kernels/emu/shim" -I "$root/kernels/kv/emu" -I "$root/native" -I "$root/kernels")
 kflags=(-std=c++20 -O1 -D__CUDACC__ -DSTARKV_HAVE_CUDA=1 '-DSTARKV_CUDA_ARCHS="emu"' "${inc[@]}")
 cflags=(-std=c++20 -O1 -DSTARKV_HAVE_CUDA=1 -I "$root/native" -I "$root/kernels")
-for f in attention pointwise gemm cuda_backend; do g++ "${kflags[@]}" -c "$work/$f.cpp" -o "$work/k_$f.o" & done
+for f in attention pointwise gemm cuda_backend cuda_backend_kv; do g++ "${kflags[@]}" -c "$work/$f.cpp" -o "$work/k_$f.o" & done
+for f in "$work"/kv/*.cpp; do
+  g++ -std=c++20 -O1 -I "$root/kernels/kv/emu" -I "$root/native" -I "$root/kernels/kv" -c "$f" -o "$work/k_kv_$(basename "${f%.cpp}").o" &
+done
 g++ "${cflags[@]}" -c "$root/native/models/qwen2vl_model.cpp" -o "$work/model.o" &
 g++ "${cflags[@]}" -c "$root/kernels/emu/emu_check.cpp" -o "$work/emu_check.o" &
 g++ "${cflags[@]}" -c "$root/test/native/backend_ops_test.cpp" -o "$work/backend_ops_test.o" &

@@ -88,6 +88,26 @@ class Backend {
   virtual void GatherRows(const Tensor& table, const int32_t* ids, int64_t n, float* out) = 0;
   // Next token from host logits[n] (modified in place): argmax when greedy, else seeded sampling.
   virtual int32_t Sample(float* logits, int64_t n, const SampleParams& p, std::mt19937_64& rng) = 0;
+
+  // ---- KV compression where the cache lives (for a store that is not host-accessible) ----
+  // Each returns false when this backend has no kernel for it; the CPU backend needs none (the
+  // methods of native/kv read its store directly).
+  //
+  // Observation-window column sums of one layer (kv::WindowAttentionSums): keys [kv_heads][capacity][hd]
+  // in backend memory, queries [heads][q_rows][hd] in host memory (the last `window` rows are the
+  // window, slots [seq_len - window, seq_len)); sums_host[h * P + t], P = seq_len - window, receives the
+  // sum over the window rows of softmax(<q, k> / sqrt(hd)) for past slot t.
+  virtual bool KvWindowSums(const float* keys, int64_t capacity, int kv_heads, const float* queries_host,
+                            int64_t q_rows, int heads, int hd, int64_t seq_len, int64_t window, float* sums_host) {
+    return false;
+  }
+  // Compaction of one layer in backend memory (kv::CompactLayer's row moves): per KV head, row dst <
+  // n_keep + window takes the slot kept_host[list][dst] (dst < n_keep; ascending, < past_len; list 0 when
+  // lists == 1, else the head) or past_len + dst - n_keep. keys and values [kv_heads][capacity][hd].
+  virtual bool KvCompact(float* keys, float* values, int kv_heads, int64_t capacity, int hd, const int64_t* kept_host,
+                         int lists, int64_t n_keep, int64_t past_len, int64_t window) {
+    return false;
+  }
 };
 
 }  // namespace starkv

@@ -12,7 +12,7 @@ namespace starkv::kv {
 
 int64_t CompactLayer(float* keys, float* values, int num_kv_heads, int64_t capacity, int head_dim, int64_t seq_len,
                      const Selection& sel, int64_t* slot_positions) {
-  if (!keys || num_kv_heads <= 0 || head_dim <= 0 || seq_len < 0 || seq_len > capacity)
+  if (num_kv_heads <= 0 || head_dim <= 0 || seq_len < 0 || seq_len > capacity)
     throw KvError("CompactLayer: bad store geometry");
   if (!sel.compressed) return seq_len;
   if (sel.past_len + sel.window != seq_len) throw KvError("CompactLayer: the selection was made for another length");

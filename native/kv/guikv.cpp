@@ -102,7 +102,7 @@ class GuiKv final : public KvMethod {
     std::vector<float> all_res;
     std::vector<float> zero_mask;
     for (int g = 0; g < Hkv; ++g) {
-      const float* kg = in.keys + static_cast<int64_t>(g) * in.kv_capacity * d;
+      const float* kg = HostKeys(in, "guikv residuals") + static_cast<int64_t>(g) * in.kv_capacity * d;
       std::vector<double> basis;
       const int nb = OrthoBasis(kg + cur.start * d, r, d, basis);
       std::vector<double> coef(std::max(nb, 1));

@@ -34,7 +34,7 @@ class H2o final : public KvMethod {
     const float scale = static_cast<float>(std::sqrt(static_cast<double>(d)));
     std::vector<float> row(L);
     for (int h = 0; h < H; ++h) {
-      const float* kh = in.keys + static_cast<int64_t>(h / G) * in.kv_capacity * d;
+      const float* kh = HostKeys(in, "h2o") + static_cast<int64_t>(h / G) * in.kv_capacity * d;
       std::vector<double> a(L, 0.0);
       for (int64_t r = 0; r < in.q_rows; ++r) {
         const int64_t i = L - in.q_rows + r;

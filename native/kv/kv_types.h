@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -50,6 +51,10 @@ struct LayerInputs {
   const int64_t* slot_positions = nullptr;
   // VL-Cache: first slot after the last image (<|vision_end|> index). -1 = spans.back().end.
   int64_t last_vision_index = -1;
+  // Optional: computes WindowAttentionSums(in, W) where the keys live (a KV store in device memory):
+  // fills sums [num_heads][seq_len - W]. When set, `keys` may be null for the methods whose
+  // NeedsHostKeys() is false (they read keys only through the window sums).
+  std::function<void(int64_t W, std::vector<float>& sums)> window_sums;
 };
 
 // Budget semantics (papers): cap = int(ref_len * (percent / 100)) tokens per layer, window included.

@@ -20,7 +20,7 @@ void ValidateLayer(const LayerInputs& in, int64_t need_q_rows) {
   if (in.num_heads % in.num_kv_heads != 0)
     throw KvError("num_heads (" + S(in.num_heads) + ") is not a multiple of num_kv_heads (" + S(in.num_kv_heads) + ")");
   if (in.seq_len < 1) throw KvError("seq_len must be >= 1 (got " + S(in.seq_len) + ")");
-  if (!in.keys) throw KvError("keys are missing");
+  if (!in.keys && !in.window_sums) throw KvError("keys are missing");
   if (in.kv_capacity < in.seq_len)
     throw KvError("kv_capacity (" + S(in.kv_capacity) + ") is smaller than seq_len (" + S(in.seq_len) + ")");
   if (need_q_rows > 0) {
@@ -47,6 +47,11 @@ void ValidateLayer(const LayerInputs& in, int64_t need_q_rows) {
     throw KvError("last_vision_index " + S(in.last_vision_index) + " is past seq_len " + S(in.seq_len));
 }
 
+const float* HostKeys(const LayerInputs& in, const char* who) {
+  if (!in.keys) throw KvError(std::string(who) + " reads the keys on the host, but none were given");
+  return in.keys;
+}
+
 int64_t BudgetCap(const Budget& b, int64_t seq_len) {
   if (b.cap_tokens >= 0) return b.cap_tokens;
   if (!std::isfinite(b.percent) || b.percent < 0) throw KvError("budget percent must be a finite number >= 0");
@@ -67,12 +72,20 @@ void WindowAttentionSums(const LayerInputs& in, int64_t W, std::vector<float>& s
   const int64_t L = in.seq_len, P = L - W;
   const int H = in.num_heads, d = in.head_dim, G = in.num_heads / in.num_kv_heads;
   if (W < 1 || P < 0 || W > in.q_rows) throw KvError("window " + S(W) + " does not fit q_rows " + S(in.q_rows));
+  if (in.window_sums) {  // computed where the keys live
+    in.window_sums(W, sums);
+    if (sums.size() != static_cast<size_t>(H) * P)
+      throw KvError("window sums: got " + S(static_cast<int64_t>(sums.size())) + " values for " + S(H) + " heads x " +
+                    S(P) + " slots");
+    return;
+  }
+  const float* keys = HostKeys(in, "window attention");
   sums.assign(static_cast<size_t>(H) * P, 0.0f);
   const float scale = k::SqrtHeadDim(d);
   std::vector<float> logits(L);
   std::vector<double> acc(P);
   for (int h = 0; h < H; ++h) {
-    const float* kh = in.keys + static_cast<int64_t>(h / G) * in.kv_capacity * d;
+    const float* kh = keys + static_cast<int64_t>(h / G) * in.kv_capacity * d;
     std::fill(acc.begin(), acc.end(), 0.0);
     for (int64_t i = 0; i < W; ++i) {
       const float* q = in.queries + (static_cast<int64_t>(h) * in.q_rows + (in.q_rows - W + i)) * d;

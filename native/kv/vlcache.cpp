@@ -32,7 +32,7 @@ double VlCacheSparsity(const LayerInputs& in, const MethodParams& p) {
   std::vector<float> row(L);
   std::vector<double> per_head(H);
   for (int h = 0; h < H; ++h) {
-    const float* kh = in.keys + static_cast<int64_t>(h / G) * in.kv_capacity * d;
+    const float* kh = HostKeys(in, "vlcache sparsity") + static_cast<int64_t>(h / G) * in.kv_capacity * d;
     int64_t above = 0, valid = 0;
     for (int64_t i = lvi; i < L; ++i) {
       const float* q = in.queries + (static_cast<int64_t>(h) * in.q_rows + (in.q_rows - (L - i))) * d;

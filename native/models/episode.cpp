@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cmath>
 #include <exception>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -74,18 +75,28 @@ kv::MethodParams PolicyParams(const kv::KvMethod& m, const std::vector<std::pair
 
 namespace {
 
-// CompactLayer for a store in device memory: the selection is applied to host copies of the layer's
-// keys (already downloaded for scoring) and values, and the kept slots are uploaded back. Correct and
-// simple; the device-side compaction kernel (kernels/kv) would avoid the round trip.
-int64_t CompactDeviceLayer(KvStore& kv, int l, std::vector<float>& keys, int64_t seq_len, const kv::Selection& sel) {
-  Backend* be = kv.backend();
-  std::vector<float> values(keys.size());
-  be->Download(kv.Values(l), sizeof(float) * values.size(), values.data());
-  const int64_t n = kv::CompactLayer(keys.data(), values.data(), kv.kv_heads(), kv.capacity(), kv.head_dim(), seq_len,
-                                     sel, kv.SlotTokens(l));
-  be->Upload(keys.data(), sizeof(float) * keys.size(), kv.Keys(l));
-  be->Upload(values.data(), sizeof(float) * values.size(), kv.Values(l));
+// CompactLayer for a store in device memory: the selection is checked and the slot tokens (host
+// memory) compacted here; the backend moves the key and value rows where they live.
+int64_t CompactDeviceLayer(KvStore& kv, int l, int64_t seq_len, const kv::Selection& sel) {
+  const int64_t n = kv::CompactLayer(nullptr, nullptr, kv.kv_heads(), kv.capacity(), kv.head_dim(), seq_len, sel,
+                                     kv.SlotTokens(l));
+  std::vector<int64_t> kept;
+  for (const auto& list : sel.kept) kept.insert(kept.end(), list.begin(), list.end());
+  if (!kv.backend()->KvCompact(kv.Keys(l), kv.Values(l), kv.kv_heads(), kv.capacity(), kv.head_dim(), kept.data(),
+                               static_cast<int>(sel.kept.size()), static_cast<int64_t>(sel.kept[0].size()),
+                               sel.past_len, sel.window))
+    throw Error("episode: the " + kv.backend()->Name() + " backend cannot compact a KV store in its memory");
   return n;
+}
+
+// Window sums of layer l of a device store, computed on the device (the methods' window_sums hook).
+std::function<void(int64_t, std::vector<float>&)> DeviceWindowSums(KvStore& kv, int l, const kv::LayerInputs& in) {
+  return [&kv, l, &in](int64_t W, std::vector<float>& sums) {
+    sums.assign(static_cast<size_t>(in.num_heads) * (in.seq_len - W), 0.0f);
+    if (!kv.backend()->KvWindowSums(kv.Keys(l), kv.capacity(), in.num_kv_heads, in.queries, in.q_rows, in.num_heads,
+                                    in.head_dim, in.seq_len, W, sums.data()))
+      throw Error("episode: the " + kv.backend()->Name() + " backend cannot score a KV store in its memory");
+  };
 }
 
 // The slots [first, last) of the layer whose source tokens fall in [start, end) (slots are in token order).
@@ -104,7 +115,10 @@ std::vector<LayerReport> CompressTurn(Episode& ep, const KvPolicy& policy, const
   std::vector<kv::LayerInputs> inputs(static_cast<size_t>(layers));
   std::vector<std::vector<float>> queries(static_cast<size_t>(layers));
   const bool host_kv = ep.kv.backend()->HostAccessible();
-  std::vector<std::vector<float>> keys(static_cast<size_t>(host_kv ? 0 : layers));
+  // A device store: window sums and compaction run on the device; only methods that read keys
+  // otherwise (H2O, GUI-KV, VL-Cache) get a host copy of each layer's keys.
+  const bool host_keys = !host_kv && policy.method && policy.method->NeedsHostKeys(policy.params);
+  std::vector<std::vector<float>> keys(static_cast<size_t>(host_keys ? layers : 0));
   for (int l = 0; l < layers; ++l) {
     kv::LayerInputs& in = inputs[l];
     const int64_t L = ep.kv.Length(l);
@@ -115,10 +129,13 @@ std::vector<LayerReport> CompressTurn(Episode& ep, const KvPolicy& policy, const
     in.seq_len = L;
     if (host_kv) {
       in.keys = ep.kv.Keys(l);
-    } else {  // a device store: the methods score a host copy of the keys
-      keys[l].resize(static_cast<size_t>(c.kv_heads * ep.kv.KHeadStride()));
-      ep.kv.backend()->Download(ep.kv.Keys(l), sizeof(float) * keys[l].size(), keys[l].data());
-      in.keys = keys[l].data();
+    } else {
+      in.window_sums = DeviceWindowSums(ep.kv, l, in);
+      if (host_keys) {
+        keys[l].resize(static_cast<size_t>(c.kv_heads * ep.kv.KHeadStride()));
+        ep.kv.backend()->Download(ep.kv.Keys(l), sizeof(float) * keys[l].size(), keys[l].data());
+        in.keys = keys[l].data();
+      }
     }
     in.kv_capacity = ep.kv.capacity();
     queries[l] = stash.Queries(l);
@@ -168,7 +185,7 @@ std::vector<LayerReport> CompressTurn(Episode& ep, const KvPolicy& policy, const
           n = kv::CompactLayer(ep.kv.Keys(l), ep.kv.Values(l), c.kv_heads, ep.kv.capacity(), c.head_dim,
                                inputs[l].seq_len, sel, ep.kv.SlotTokens(l));
         } else {
-          n = CompactDeviceLayer(ep.kv, l, keys[l], inputs[l].seq_len, sel);
+          n = CompactDeviceLayer(ep.kv, l, inputs[l].seq_len, sel);
         }
         ep.kv.SetLength(l, n);
       }

@@ -492,6 +492,12 @@ void SampleCases() {
   }
 }
 
+}  // namespace
+
+#include "backend_ops_kv_cases.h"
+
+namespace {
+
 struct Runner {
   int passed = 0, failed = 0;
   void Check(bool ok) { ok ? ++passed : ++failed; }
@@ -507,6 +513,7 @@ int main() {
   PointwiseCases();
   GatherCopyCases();
   SampleCases();
+  KvHookCases();
 
   MemoryAccount acc;
   cpu::CpuOptions opt;

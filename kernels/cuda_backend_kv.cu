@@ -1,0 +1,68 @@
+// CudaBackend's KV-compression hooks (native/core/backend.h): the observation-window sums and the
+// compaction of a layer run on the device, where the episode's KV store lives, through the kernels of
+// kernels/kv. Only the window queries go up and the [heads][P] sums (or the kept slot list) move, never
+// a layer's keys or values. Scratch comes from the backend's block cache (ordered on its one stream).
+#include <cuda_runtime.h>
+
+#include <string>
+
+#include "cuda_backend.h"
+#include "cuda_common.cuh"
+#include "kv/kv_kernels.h"
+
+namespace starkv::cuda {
+namespace {
+
+int64_t FloatsFor(size_t bytes) { return static_cast<int64_t>((bytes + sizeof(float) - 1) / sizeof(float)); }
+
+}  // namespace
+
+bool CudaBackend::KvWindowSums(const float* keys, int64_t capacity, int kv_heads, const float* queries_host,
+                               int64_t q_rows, int heads, int hd, int64_t seq_len, int64_t window, float* sums_host) {
+  const int64_t P = seq_len - window;
+  if (P <= 0) return true;  // nothing to score
+  Use();
+  try {
+    const int64_t qf = static_cast<int64_t>(heads) * q_rows * hd;
+    Buffer q = Alloc(MemCategory::Workspace, qf);
+    Upload(queries_host, sizeof(float) * static_cast<size_t>(qf), q.data());
+    kv::WindowArgs a;
+    a.queries = q.f();
+    a.q_rows = q_rows;
+    a.keys = keys;
+    a.kv_capacity = capacity;
+    a.num_heads = heads;
+    a.num_kv_heads = kv_heads;
+    a.head_dim = hd;
+    a.seq_len = seq_len;
+    a.rows = window;
+    Buffer scratch = Alloc(MemCategory::Workspace, FloatsFor(kv::WindowScratchBytes(a)));
+    Buffer sums = Alloc(MemCategory::Workspace, static_cast<int64_t>(heads) * P);
+    kv::WindowColsum(a, sums.f(), scratch.data(), stream_);
+    Download(sums.data(), sizeof(float) * static_cast<size_t>(heads) * P, sums_host);  // waits for the kernels
+  } catch (const kv::CudaKvError& e) {
+    throw Error(std::string("KV window scores on ") + describe_ + ": " + e.what());
+  }
+  return true;
+}
+
+bool CudaBackend::KvCompact(float* keys, float* values, int kv_heads, int64_t capacity, int hd,
+                            const int64_t* kept_host, int lists, int64_t n_keep, int64_t past_len, int64_t window) {
+  Use();
+  try {
+    const int64_t new_len = n_keep + window;
+    if (new_len <= 0) return true;
+    // int64 slot indices in a float-sized buffer (two floats each), so the block cache and account see them.
+    Buffer kept = Alloc(MemCategory::Workspace, 2 * static_cast<int64_t>(lists) * n_keep);
+    if (n_keep > 0) Upload(kept_host, sizeof(int64_t) * static_cast<size_t>(lists) * n_keep, kept.data());
+    Buffer scratch = Alloc(MemCategory::Workspace, FloatsFor(kv::CompactScratchBytes(kv_heads, new_len, hd)));
+    kv::CompactKv(keys, values, kv_heads, capacity, hd, static_cast<const int64_t*>(kept.data()), lists, n_keep,
+                  past_len, window, nullptr, scratch.data(), stream_);
+    Synchronize();  // the kept list and scratch go back to the cache; report a failed kernel here
+  } catch (const kv::CudaKvError& e) {
+    throw Error(std::string("KV compaction on ") + describe_ + ": " + e.what());
+  }
+  return true;
+}
+
+}  // namespace starkv::cuda

@@ -6,7 +6,8 @@
 # (kernels/kv/*.cu are compiled in too: the backend's KV hooks, KvWindowSums and KvCompact, call them)
 #   2. test/native/backend_ops_test with the emulated CudaBackend as its "CUDA" column (cuBLAS does not
 #      load here, so MatMul runs our wmma kernel, emulated);
-#   3. (--models) test/native/qwen2vl_golden_test and episode_test: the tiny models loaded with
+#   3. (--models) test/native/qwen2vl_golden_test, episode_test and episode_kv_test (compressed episodes,
+#      every method, against the CPU): the tiny models loaded with
 #      device "auto", i.e. on the emulated CudaBackend, against their goldens (slow: minutes).
 # Not a GPU run: device memory is host memory here, so it cannot catch host reads of device buffers,
 # and it says nothing about the memory model, occupancy, shared-memory limits, device math or speed.
@@ -45,9 +46,9 @@ g++ "${cflags[@]}" -c "$root/test/native/backend_ops_test.cpp" -o "$work/backend
 wait
 tests=(emu_check backend_ops_test)
 if [[ "${1:-}" == "--models" ]]; then
-  for t in qwen2vl_golden_test episode_test; do g++ "${cflags[@]}" -c "$root/test/native/$t.cpp" -o "$work/$t.o" & done
+  for t in qwen2vl_golden_test episode_test episode_kv_test; do g++ "${cflags[@]}" -c "$root/test/native/$t.cpp" -o "$work/$t.o" & done
   wait
-  tests+=(qwen2vl_golden_test episode_test)
+  tests+=(qwen2vl_golden_test episode_test episode_kv_test)
 fi
 libs=()
 if grep -q "STARKV_HAVE_DNNL" "$root/build/build.ninja" 2>/dev/null; then libs+=(-ldnnl); fi

@@ -1,0 +1,181 @@
+// Compressed persistent episodes on whatever backend the build and machine give, and the contract that
+// lets a KV store in device memory be compressed without copying its keys to the host.
+//  1. Every method, keys-free: with LayerInputs::keys null and window_sums given (computed here by the
+//     host code on a copy), a method whose NeedsHostKeys() is false selects exactly what it selects with
+//     the keys; one whose NeedsHostKeys() is true refuses with an error that names what it reads.
+//  2. Every method, three turns of a tiny model on one persistent compressed cache, with device "auto"
+//     (a CUDA GPU when one is usable: scoring and compaction on the device) against device "cpu": the
+//     same slots kept in every layer at every turn, the same greedy tokens. Without a GPU, "auto" is the
+//     CPU and the line says so.
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "golden_util.h"
+#include "kv/kv_method.h"
+#include "kv/snapkv_core.h"
+#include "models/episode.h"
+
+using namespace starkv;
+using starkv::qwen2vl::GenerateRequest;
+using starkv::qwen2vl::LoadSpec;
+using starkv::qwen2vl::Model;
+
+namespace {
+
+struct Synth {  // one layer: 2 KV heads x 4 query heads, two frames (4x6 and 5x6 merged grids) and text
+  int H = 4, Hkv = 2, d = 32;
+  int64_t L = 80, cap = 96, q_rows = 40;
+  std::vector<float> keys, queries, norms;
+  Synth() {
+    std::mt19937 rng(7);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    keys.resize(static_cast<size_t>(Hkv * cap * d));
+    queries.resize(static_cast<size_t>(H * q_rows * d));
+    norms.resize(30);
+    for (auto& v : keys) v = nd(rng);
+    for (auto& v : queries) v = nd(rng);
+    for (auto& v : norms) v = 1.0f + std::abs(nd(rng));
+  }
+  kv::LayerInputs Inputs() const {
+    kv::LayerInputs in;
+    in.num_heads = H;
+    in.num_kv_heads = Hkv;
+    in.head_dim = d;
+    in.seq_len = L;
+    in.keys = keys.data();
+    in.kv_capacity = cap;
+    in.queries = queries.data();
+    in.q_rows = q_rows;
+    in.spans = {{3, 27}, {40, 70}};
+    in.span_grids = {{4, 6}, {5, 6}};
+    in.hidden = norms.data();
+    in.hidden_size = 1;
+    in.hidden_row0 = 40;
+    in.hidden_rows = 30;
+    in.last_vision_index = 70;
+    return in;
+  }
+};
+
+// The budget pre-pass (VL-Cache) and the selection, as the engine runs them on one layer.
+kv::Selection Select(const kv::KvMethod& m, const kv::LayerInputs& in, const kv::Budget& b, kv::MethodParams p) {
+  if (m.NeedsPrepass(p)) p.layer_budget = kv::AllocateLayerBudgets({m.Prepass(in, p)}, in.seq_len, b, p)[0];
+  kv::LayerState st;
+  kv::Selection sel;
+  kv::Telemetry tel;
+  m.Compress(in, b, p, st, sel, tel);
+  return sel;
+}
+
+void KeysFreeContract(gt::Checker& ck) {
+  const Synth s;
+  const kv::Budget b{30.0};
+  for (const std::string& name : kv::MethodNames()) {
+    const kv::KvMethod& m = kv::GetMethod(name);
+    const kv::MethodParams p = m.Defaults();
+    const kv::LayerInputs with = s.Inputs();
+    const kv::Selection want = Select(m, with, b, p);
+    kv::LayerInputs without = with;
+    int calls = 0;
+    without.window_sums = [&](int64_t W, std::vector<float>& sums) {
+      ++calls;
+      kv::WindowAttentionSums(with, W, sums);
+    };
+    without.keys = nullptr;
+    if (!m.NeedsHostKeys(p)) {
+      const kv::Selection got = Select(m, without, b, p);
+      ck.Expect(got.kept == want.kept && got.window == want.window && got.compressed == want.compressed,
+                (name + ": keys-free selection == selection with keys").c_str());
+      ck.Expect(name == "full" || calls == 1, (name + ": window sums asked once").c_str());
+    } else {
+      std::string err;
+      try {
+        Select(m, without, b, p);
+      } catch (const std::exception& e) {
+        err = e.what();
+      }
+      ck.Expect(err.find("reads the keys on the host") != std::string::npos, (name + " without host keys refuses: " + err).c_str());
+    }
+  }
+}
+
+LoadSpec Spec(const std::string& dir, const std::string& device) {
+  LoadSpec s;
+  s.config = gt::TinyConfig(dir.find("qwen2_5vl") != std::string::npos, false);
+  s.files = {dir + "/model.safetensors"};
+  s.tensors = gt::TensorTable(s.files[0], 0);
+  s.threads = 2;
+  s.device = device;
+  return s;
+}
+
+std::vector<GenerateRequest> Turns(const gt::StFile& in) {
+  const auto pa = in.Get("pixel_values_A").f, pb = in.Get("pixel_values_B").f;
+  std::vector<GenerateRequest> turns(3);
+  const int32_t text[3][3] = {{10, 20, 30}, {40, 41, 42}, {43, 44, 45}};
+  for (int t = 0; t < 3; ++t) {
+    GenerateRequest& r = turns[t];
+    const bool a = t != 1;
+    r.ids = {text[t][0], text[t][1], 501};
+    r.ids.insert(r.ids.end(), a ? 12 : 35, 500);
+    r.ids.insert(r.ids.end(), {502, text[t][2], 60, 70, 80, 90, 91, 92, 93});
+    r.pixels = a ? pa : pb;
+    r.grids = a ? std::vector<int32_t>{1, 6, 8} : std::vector<int32_t>{1, 10, 14};
+    r.max_new_tokens = 3;
+  }
+  return turns;
+}
+
+struct Run {
+  std::vector<std::vector<std::vector<int64_t>>> kept;  // [turn][layer] slot tokens
+  std::vector<std::vector<int32_t>> tokens;             // [turn]
+};
+
+Run RunEpisode(Model& m, const std::vector<GenerateRequest>& turns, const std::string& method) {
+  Run r;
+  auto ep = m.NewEpisode();
+  for (GenerateRequest req : turns) {
+    const kv::KvMethod& km = kv::GetMethod(method);
+    req.kv.method = &km;
+    req.kv.params = qwen2vl::PolicyParams(km, {}, {});
+    req.kv.budget = kv::Budget{40.0};
+    const auto res = m.RunTurn(*ep, req, nullptr, nullptr);
+    r.tokens.push_back(res.tokens);
+    r.kept.emplace_back();
+    for (const auto& l : res.layers) r.kept.back().push_back(l.slot_tokens);
+  }
+  return r;
+}
+
+void DeviceEpisodes(gt::Checker& ck) {
+  const std::string dir = gt::GoldenDir();
+  const gt::StFile in(dir + "/inputs.safetensors");
+  const std::vector<GenerateRequest> turns = Turns(in);
+  for (const char* name : {"qwen2vl-tiny", "qwen2_5vl-tiny"}) {
+    const std::string mdir = dir + "/" + name;
+    Model cpu(Spec(mdir, "cpu")), dev(Spec(mdir, "auto"));
+    std::printf("%s: device \"auto\" is %s%s%s\n", name, dev.device().c_str(), dev.device_note().empty() ? "" : ": ",
+                dev.device_note().c_str());
+    for (const std::string& method : kv::MethodNames()) {
+      const Run want = RunEpisode(cpu, turns, method), got = RunEpisode(dev, turns, method);
+      bool evicted = false;
+      for (size_t t = 0; t < want.kept.size(); ++t)
+        for (const auto& l : want.kept[t]) evicted = evicted || static_cast<int64_t>(l.size()) < l.back() + 1;
+      ck.Expect(method == "full" || evicted, (std::string(name) + " " + method + ": the budget evicts slots").c_str());
+      ck.Expect(got.kept == want.kept, (std::string(name) + " " + method + " on " + dev.device() +
+                                        ": the same slots kept in every layer and turn as on the CPU").c_str());
+      ck.Expect(got.tokens == want.tokens, (std::string(name) + " " + method + ": the same greedy tokens").c_str());
+    }
+  }
+}
+
+}  // namespace
+
+int main() {
+  gt::Checker ck;
+  KeysFreeContract(ck);
+  DeviceEpisodes(ck);
+  return ck.Finish("episode_kv_test");
+}

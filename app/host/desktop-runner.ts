@@ -24,14 +24,32 @@ export function riskPolicy(s: Settings): RiskPolicy {
 }
 
 /** The loop's operator: reports what reaches the input layer, and keeps dry-run and corner-abort live. */
-class LiveOperator implements Operator {
+export class LiveOperator implements Operator {
   onExecuted: (a: ScreenAction, dryRun: boolean) => void = () => {};
+  /** The loop's corner callback while it watches, and the running watcher (only while corner abort is on). */
+  private onCorner: (() => void) | null = null;
+  private unwatch: (() => void) | null = null;
 
   constructor(
     private readonly inner: DesktopOperator,
     public dryRunNow: boolean,
-    public cornerAbort: boolean,
+    private cornerAbortOn: boolean,
   ) {}
+  get cornerAbort(): boolean {
+    return this.cornerAbortOn;
+  }
+  /** A settings change mid-run: starts or stops the corner watcher at once. */
+  set cornerAbort(on: boolean) {
+    this.cornerAbortOn = on;
+    this.syncCorners();
+  }
+  private syncCorners(): void {
+    if (this.cornerAbortOn && this.onCorner && !this.unwatch) this.unwatch = this.inner.watchCorners(this.onCorner);
+    else if (!(this.cornerAbortOn && this.onCorner) && this.unwatch) {
+      this.unwatch();
+      this.unwatch = null;
+    }
+  }
   get display() {
     return this.inner.display;
   }
@@ -55,8 +73,15 @@ class LiveOperator implements Operator {
   halt(reason: string): Promise<void> {
     return this.inner.halt(reason);
   }
+  /** Watches while corner abort is on; the setting can change during the watch (see `cornerAbort`). */
   watchCorners(onCorner: () => void): () => void {
-    return this.cornerAbort ? this.inner.watchCorners(onCorner) : () => {};
+    this.onCorner = onCorner;
+    this.syncCorners();
+    return () => {
+      if (this.onCorner !== onCorner) return;
+      this.onCorner = null;
+      this.syncCorners();
+    };
   }
 }
 

@@ -58,6 +58,9 @@ export type AgentEvent =
   | { type: 'resumed' }
   | { type: 'end'; result: EpisodeResult };
 
+/** Where the loop records its trajectory (app/store/trajectory.ts EpisodeWriter, or a wrapper of one). */
+export type TrajectoryStore = Pick<EpisodeWriter, 'dir' | 'append' | 'writeFile'>;
+
 export interface AgentHooks {
   onEvent?: (e: AgentEvent) => void;
   /** Risky actions wait for this; without it they are declined. */
@@ -94,7 +97,7 @@ export class Agent {
     cfg: AgentConfig,
     private readonly backend: ModelBackend,
     private readonly operator: Operator,
-    private readonly store: EpisodeWriter | null = null,
+    private readonly store: TrajectoryStore | null = null,
     private readonly hooks: AgentHooks = {},
   ) {
     this.cfg = { ...DEFAULTS, ...cfg, settle: cfg.settle ?? DEFAULTS.settle };

@@ -8,8 +8,8 @@ import type { ScreenAction } from '../agent/actions.ts';
 import type { ResizeLimits } from '../agent/coords.ts';
 import { DEFAULT_RISK_POLICY, type RiskPolicy } from '../agent/safety.ts';
 import { writeReport } from '../store/report.ts';
-import { EpisodeWriter } from '../store/trajectory.ts';
-import type { Settings } from '../protocol.ts';
+import { EpisodeWriter, type EpisodeRecord } from '../store/trajectory.ts';
+import type { KvTelemetry, Memory, Settings } from '../protocol.ts';
 import { backendKey, EngineCache, makeBackend, nativeOptions, osMemory, SwitchableBackend } from './backends.ts';
 import { NativeBackend } from '../model/backends/native.ts';
 import type { AgentRun, AgentRunner, RunHooks, RunnerEvent, RunRequest, RunResult } from './runner.ts';
@@ -115,6 +115,53 @@ function translate(e: AgentEvent, store: EpisodeWriter | null): RunnerEvent | nu
   }
 }
 
+/**
+ * The trajectory as the loop writes it, plus the KV telemetry and memory figure of each step, so a replay
+ * shows the KV inspector and the memory view too. The latest report of a step wins (a reply that is asked
+ * again reports twice) and is written once: when the loop records the step's parsed actions, the next
+ * step's observation, or the end.
+ */
+export class StepReports {
+  private pending: { step: number; telemetry: KvTelemetry | null; memory: Memory | null } | null = null;
+
+  constructor(private readonly store: EpisodeWriter) {}
+
+  get dir(): string {
+    return this.store.dir;
+  }
+
+  writeFile(name: string, data: Buffer): string {
+    return this.store.writeFile(name, data);
+  }
+
+  append(kind: string, data: Record<string, unknown> = {}): EpisodeRecord {
+    if (kind === 'actions' || kind === 'observation' || kind === 'end') this.flush();
+    return this.store.append(kind, data);
+  }
+
+  telemetry(data: KvTelemetry): void {
+    this.at(data.step).telemetry = data;
+  }
+
+  memory(step: number, data: Memory): void {
+    this.at(step).memory = data;
+  }
+
+  private at(step: number) {
+    if (this.pending && this.pending.step !== step) this.flush();
+    return (this.pending ??= { step, telemetry: null, memory: null });
+  }
+
+  /** Writes what the current step reported (screenshots stay files; these records hold none). */
+  flush(): void {
+    const p = this.pending;
+    this.pending = null;
+    if (!p) return;
+    if (p.telemetry) this.store.append('telemetry', { step: p.step, data: p.telemetry });
+    if (p.memory) this.store.append('memory', { step: p.step, data: p.memory });
+  }
+}
+
 export class DesktopRunner implements AgentRunner {
   private readonly engines = new EngineCache();
 
@@ -122,9 +169,17 @@ export class DesktopRunner implements AgentRunner {
     const s = req.settings;
     const warn = (message: string) => hooks.onEvent({ type: 'warning', step: null, message });
     const made = await makeBackend(s, this.engines);
+    let reports: StepReports | null = null;
+    const memory = (step: number, data: Memory) => {
+      reports?.memory(step, data);
+      hooks.onEvent({ type: 'memory', step, data });
+    };
     const backend = new SwitchableBackend(made.backend, {
-      memory: (data) => hooks.onEvent({ type: 'memory', step: backend.step, data }),
-      telemetry: (data) => hooks.onEvent({ type: 'telemetry', data }),
+      memory: (data) => memory(backend.step, data),
+      telemetry: (data) => {
+        reports?.telemetry(data);
+        hooks.onEvent({ type: 'telemetry', data });
+      },
       warning: warn,
     });
     // Loaded on demand: the desktop layer needs an X display.
@@ -136,7 +191,10 @@ export class DesktopRunner implements AgentRunner {
       const limitNote = limitsFor(s, made.backend.imageLimits, limits);
       const inner = new DesktopOperator(desktop, { displayId: s.agent.displayId, dryRun: false, limits, coordSpace: s.model.coordSpace });
       const operator = new LiveOperator(inner, s.safety.dryRun, s.safety.cornerAbort);
-      if (s.storage.saveEpisodes) store = EpisodeWriter.create(s.storage.episodesDir, req.task);
+      if (s.storage.saveEpisodes) {
+        store = EpisodeWriter.create(s.storage.episodesDir, req.task);
+        reports = new StepReports(store);
+      }
       let current = { step: 0, index: 0 };
       operator.onExecuted = (a, dry) => hooks.onEvent({ type: 'executed', step: current.step, index: current.index, action: a, dryRun: dry });
       const onEvent = (e: AgentEvent) => {
@@ -144,14 +202,14 @@ export class DesktopRunner implements AgentRunner {
         if (e.type === 'step') backend.step = e.step;
         const ev = translate(e, store);
         if (ev) hooks.onEvent(ev);
-        if (e.type === 'step' && backend.kind !== 'native') hooks.onEvent({ type: 'memory', step: e.step, data: { device: null, engine: null, system: osMemory(), kvFullBytes: null } });
+        if (e.type === 'step' && backend.kind !== 'native') memory(e.step, { device: null, engine: null, system: osMemory(), kvFullBytes: null });
       };
       const agent = new Agent(
         {
           task: req.task, maxSteps: s.agent.maxSteps, historyImages: s.agent.historyImages, language: s.agent.language,
           maxTokens: s.agent.maxTokens, temperature: s.agent.temperature, risk: riskPolicy(s),
         },
-        backend, operator, store,
+        backend, operator, reports,
         { onEvent, confirm: (q) => hooks.confirm({ step: q.step, action: q.action, thought: q.thought, reasons: q.reasons }), askUser: (q) => hooks.askUser(q) },
       );
       const d = operator.display;
@@ -166,6 +224,7 @@ export class DesktopRunner implements AgentRunner {
         desktop.close();
         void backend.close();
         if (store) {
+          reports?.flush();
           store.close();
           try {
             writeReport(store.dir);

@@ -1,6 +1,8 @@
-// The app's runner on a real X server (Xvfb): the corner-abort setting taking effect during a run.
+// The app's runner on a real X server (Xvfb): the corner-abort setting taking effect during a run, and a
+// task run by the host with the in-process engine (tiny checkpoint, real tokenizer) whose stored episode
+// replays with the same KV telemetry and memory figures the live session showed.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DesktopOperator } from '../../app/agent/operator.ts';
@@ -8,8 +10,16 @@ import { Desktop } from '../../app/desktop/desktop.ts';
 import { XConnection } from '../../app/desktop/x11/connection.ts';
 import { MOTION, XTest } from '../../app/desktop/x11/xtest.ts';
 import { LiveOperator } from '../../app/host/desktop-runner.ts';
+import { episodeEvents } from '../../app/host/episodes.ts';
+import { Host } from '../../app/host/host.ts';
+import { defaultSettings, SettingsStore } from '../../app/host/settings.ts';
+import { DesktopRunner } from '../../app/host/desktop-runner.ts';
+import type { HostEvent, KvTelemetry, Memory, SessionEvent } from '../../app/protocol.ts';
+import { readEpisode } from '../../app/store/trajectory.ts';
+import { foldEvents } from '../../renderer/src/session.ts';
 import { requireBinary, startXvfb, type Xvfb } from '../agent/helpers/xvfb.ts';
 import { TMP } from '../helpers/paths.ts';
+import { writeTinyRealVocab } from '../helpers/tiny-real-vocab.ts';
 
 const W = 640, H = 400;
 const DATA = path.join(TMP, 'app-desktop-runner');
@@ -71,4 +81,64 @@ describe('corner abort follows the setting during a run', () => {
     off();
     await movePointer(W / 2, H / 2);
   });
+});
+
+describe('a task run in-process replays with its KV telemetry and memory', () => {
+  it('records one telemetry and one memory record per step, and the replay shows them', async () => {
+    // A checkpoint whose weights make the engine answer a click at every step (see writeTinyRealVocab).
+    const model = writeTinyRealVocab(path.join(DATA, 'scripted'), 22, "Action: click(start_box='(15,26)')");
+    const s = defaultSettings(DATA);
+    s.model.source = 'checkpoint';
+    s.model.checkpointDir = model;
+    s.model.device = 'cpu';
+    s.agent.maxSteps = 3;
+    s.agent.maxPixels = 200704;
+    s.agent.maxTokens = 24;
+    s.safety.dryRun = true;
+    s.safety.cornerAbort = false;
+    const settings = new SettingsStore(path.join(DATA, 'settings.json'), s);
+    const runner = new DesktopRunner();
+    const host = new Host({ settings, runner, mode: 'web', log: () => {} });
+    const live: HostEvent[] = [];
+    const client = host.connect((e) => live.push(e));
+    const prevDisplay = process.env.DISPLAY;
+    process.env.DISPLAY = xvfb.display;
+    try {
+      client.receive({ type: 'task.start', task: 'Open the settings', ref: 'start' });
+      await expect.poll(() => live.find((e) => e.type === 'session.ended') ?? live.find((e) => e.type === 'error'), { timeout: 180_000, interval: 200 }).toBeTruthy();
+    } finally {
+      process.env.DISPLAY = prevDisplay;
+      await host.shutdown('test over');
+      client.close();
+    }
+    const ended = live.find((e) => e.type === 'session.ended') as Extract<SessionEvent, { type: 'session.ended' }> | undefined;
+    expect(ended?.result.status, JSON.stringify(live.filter((e) => e.type === 'error' || e.type === 'warning'))).toBe('max_steps');
+    const liveTele = live.filter((e): e is Extract<SessionEvent, { type: 'telemetry.kv' }> => e.type === 'telemetry.kv').map((e) => e.data);
+    expect(liveTele.map((t) => t.step)).toEqual([1, 2, 3]);
+
+    // The trajectory: one telemetry and one memory record per step; screenshots stay files.
+    const started = live.find((e) => e.type === 'session.started') as Extract<SessionEvent, { type: 'session.started' }>;
+    const id = started.episode!;
+    const root = s.storage.episodesDir;
+    const { records } = readEpisode(path.join(root, id));
+    expect(records.filter((r) => r.kind === 'telemetry').map((r) => r.step)).toEqual([1, 2, 3]);
+    expect(records.filter((r) => r.kind === 'memory').map((r) => r.step)).toEqual([1, 2, 3]);
+    const jsonl = readFileSync(path.join(root, id, 'episode.jsonl'), 'utf8');
+    expect(jsonl).not.toMatch(/data:image|iVBORw0KGgo/); // no PNG inline (base64 of the PNG signature)
+
+    // The replay: the same telemetry for every step, and memory with held bytes against the full cache.
+    const replay = foldEvents(episodeEvents(root, id), 'replay')!;
+    expect(Object.keys(replay.telemetry).map(Number)).toEqual([1, 2, 3]);
+    for (const t of liveTele) expect(replay.telemetry[t.step]).toEqual(t);
+    const t3 = replay.telemetry[3] as KvTelemetry;
+    expect(t3.layers.length).toBeGreaterThan(0);
+    expect(t3.frames.map((f) => f.step)).toEqual([1, 2, 3]);
+    expect(replay.memory.map((m) => m.step)).toEqual([1, 2, 3]);
+    const m3 = replay.memory.at(-1)!.data as Memory;
+    expect(m3.kvHeldBytes).toBe(t3.kvBytes);
+    expect(m3.kvFullBytes).toBe(t3.kvFullBytes);
+    expect(m3.kvHeldBytes!).toBeGreaterThan(0);
+    expect(m3.kvHeldBytes!).toBeLessThan(m3.kvFullBytes!); // 20 % budget: the compressed cache holds less
+    expect(m3.engine?.weights.current).toBeGreaterThan(0);
+  }, 240_000);
 });

@@ -6,6 +6,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { defaultSettings, publicSettings } from '../../app/host/settings.ts';
 import type { HostEvent, SessionEvent } from '../../app/protocol.ts';
 import { useApp } from '../../renderer/src/store.ts';
+import { withoutToken } from '../../renderer/src/transport.ts';
 
 // The window's root component. Imported by a computed name: the app's tsconfig (which type-checks this
 // file) has no JSX; the renderer's tsconfig checks App.tsx itself.
@@ -97,5 +98,13 @@ describe('the memory view', () => {
     feed([tele(1, 64 * 1024), tele(2, 99 * 1024), memory({})]);
     useApp.getState().setTab('memory');
     expect(plain(render())).toContain('64 KiB of 316 KiB (20.3%)');
+  });
+});
+
+describe('web mode address bar', () => {
+  it('drops the token and keeps the rest of the URL', () => {
+    expect(withoutToken('http://127.0.0.1:5173/?token=abc_DEF-123')).toBe('/');
+    expect(withoutToken('http://127.0.0.1:5173/?a=1&token=abc&b=2#kv')).toBe('/?a=1&b=2#kv');
+    expect(withoutToken('http://127.0.0.1:5173/?a=1')).toBeNull();
   });
 });

@@ -75,6 +75,10 @@ describe('starkv serve in a browser', () => {
     expect(denied!.status()).toBe(401);
     await page.goto(serve.url);
     await expect.poll(() => page.textContent('[data-testid=status]')).toContain('idle');
+    // Once the cookie works the token leaves the address bar (the agent's screenshots show it); reloads
+    // (the next test) authenticate with the cookie.
+    await expect.poll(() => page.url()).toBe(bare);
+    expect(await page.evaluate(() => location.search)).toBe('');
     await shot('01-run-empty');
   });
 

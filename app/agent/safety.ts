@@ -15,27 +15,31 @@ export interface RiskPolicy {
   passwordHints: RegExp[];
 }
 
+/** The default risky typed-text rules, each with what it catches in words (the confirm dialog shows these). */
+export const RISKY_PATTERNS: Array<[RegExp, string]> = [
+  [/(^|[\s;&|(`$])rm\s/, 'deletes files (rm)'],
+  [/(^|[\s;&|(`$])sudo\b/, 'runs a command as root (sudo)'],
+  [/(^|[\s;&|(`$])(su|doas|pkexec)\s/, 'switches to another user (su, doas, pkexec)'],
+  [/(^|[\s;&|(`$])(mkfs(\.\w+)?|fdisk|parted|wipefs|shred)\b/, 'formats, partitions or wipes a disk'],
+  [/(^|[\s;&|(`$])dd\s+.*\bof=/, 'writes raw data over a file or device (dd)'],
+  [/(^|[\s;&|(`$])(shutdown|reboot|poweroff|halt)\b/, 'shuts down or restarts the machine'],
+  [/(^|[\s;&|(`$])chmod\s+(-R\s+)?[0-7]*777\b/, 'makes files writable by everyone (chmod 777)'],
+  [/(^|[\s;&|(`$])chown\s+-R\b/, 'changes the owner of a whole folder tree (chown -R)'],
+  [/:\(\)\s*\{\s*:\|:&\s*\};:/, 'a fork bomb'],
+  [/>\s*\/dev\/(sd|nvme|hd)/, 'writes over a disk device'],
+  [/\b(curl|wget)\b[^|\n]*\|\s*(sudo\s+)?(ba|z)?sh\b/, 'runs a script downloaded from the internet'],
+  [/\bgit\s+(push\s+(-f|--force)|reset\s+--hard|clean\s+-[a-z]*f)/, 'rewrites or discards git history or files (force push, hard reset, clean)'],
+  [/\bDROP\s+(TABLE|DATABASE)\b/i, 'drops a database or table (SQL)'],
+];
+const PATTERN_NAMES = new Map(RISKY_PATTERNS.map(([re, name]) => [re.source, name]));
+
 export const DEFAULT_RISK_POLICY: RiskPolicy = {
   enabled: true,
   hotkeys: [
     'alt f4', 'ctrl w', 'ctrl q', 'ctrl shift w', 'ctrl shift q', 'super q', 'super w',
     'delete', 'shift delete', 'ctrl delete', 'ctrl shift delete', 'super backspace', 'ctrl alt delete', 'ctrl alt backspace',
   ],
-  typePatterns: [
-    /(^|[\s;&|(`$])rm\s/,
-    /(^|[\s;&|(`$])sudo\b/,
-    /(^|[\s;&|(`$])(su|doas|pkexec)\s/,
-    /(^|[\s;&|(`$])(mkfs(\.\w+)?|fdisk|parted|wipefs|shred)\b/,
-    /(^|[\s;&|(`$])dd\s+.*\bof=/,
-    /(^|[\s;&|(`$])(shutdown|reboot|poweroff|halt)\b/,
-    /(^|[\s;&|(`$])chmod\s+(-R\s+)?[0-7]*777\b/,
-    /(^|[\s;&|(`$])chown\s+-R\b/,
-    /:\(\)\s*\{\s*:\|:&\s*\};:/,
-    />\s*\/dev\/(sd|nvme|hd)/,
-    /\b(curl|wget)\b[^|\n]*\|\s*(sudo\s+)?(ba|z)?sh\b/,
-    /\bgit\s+(push\s+(-f|--force)|reset\s+--hard|clean\s+-[a-z]*f)/,
-    /\bDROP\s+(TABLE|DATABASE)\b/i,
-  ],
+  typePatterns: RISKY_PATTERNS.map(([re]) => re),
   passwordHints: [/pass(word|phrase|code)?\b/i, /\bPIN\b/, /密码|口令/],
 };
 
@@ -57,7 +61,10 @@ export function assessRisk(a: ScreenAction, thought: string, policy: RiskPolicy 
   }
   if (a.type === 'type') {
     const hit = policy.typePatterns.find((re) => re.test(a.text));
-    if (hit) reasons.push(`typed text looks like a dangerous command (${hit.source})`);
+    if (hit) {
+      const name = PATTERN_NAMES.get(hit.source);
+      reasons.push(`typed text looks like a dangerous command: ${name ?? `it matches your risky pattern /${hit.source}/`}`);
+    }
     if (policy.passwordHints.some((re) => re.test(thought))) reasons.push('the model says it is typing into a password field');
   }
   return reasons;

@@ -3,6 +3,8 @@
 import { createElement, type ComponentType } from 'react';
 import { renderToStaticMarkup } from 'react-dom/server';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { assessRisk } from '../../app/agent/safety.ts';
+import { riskPolicy } from '../../app/host/desktop-runner.ts';
 import { defaultSettings, publicSettings } from '../../app/host/settings.ts';
 import type { HostEvent, SessionEvent } from '../../app/protocol.ts';
 import { useApp } from '../../renderer/src/store.ts';
@@ -59,6 +61,22 @@ describe('the risky-action confirmation', () => {
     feed([{ type: 'request.closed', sessionId: 'live-1', requestId: 'r-1', outcome: 'approved' }]);
     expect(render()).not.toContain('data-testid="confirm-dialog"');
     expect(useApp.getState().viewing).toBe('replay');
+  });
+
+  it('says in words which rule matched, not the rule’s regular expression', () => {
+    // The reasons as the app makes them: the settings' rules (strings) through the loop's risk check.
+    const action = { type: 'type' as const, text: 'sudo rm -rf /tmp/cache' };
+    const policy = riskPolicy(defaultSettings('/tmp/starkv-renderer-test'));
+    const reasons = assessRisk({ type: 'type', text: 'cd /tmp && rm -rf cache' }, 'clean up', policy);
+    expect(reasons).toEqual(['typed text looks like a dangerous command: deletes files (rm)']);
+    feed([started('live-1', 'live task'), step('live-1', 1)]);
+    feed([{ type: 'confirm.request', sessionId: 'live-1', requestId: 'r-2', step: 1, action, thought: 'clean up', reasons: assessRisk(action, 'clean up', policy) }]);
+    const html = render();
+    expect(html).toContain('<li>typed text looks like a dangerous command: deletes files (rm)</li>');
+    expect(html).not.toContain('rm\\s');
+    // A rule the user added has no name: the dialog says it is theirs.
+    const own = assessRisk({ type: 'type', text: 'format c:' }, '', { ...policy, typePatterns: [...policy.typePatterns, /format\s+c:/] });
+    expect(own).toEqual(['typed text looks like a dangerous command: it matches your risky pattern /format\\s+c:/']);
   });
 
   it('a question from the live agent shows too while an episode is open', () => {

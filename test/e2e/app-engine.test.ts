@@ -131,5 +131,14 @@ describe('in-process engine from the window', () => {
     await page.locator('[data-testid=replaybar]').waitFor({ timeout: 10_000 });
     await expect.poll(() => page.locator('[data-testid=timeline-step]').count(), { timeout: 10_000 }).toBe(6);
     await page.screenshot({ path: path.join(OUT, '16-episode-reopened.png') });
+    // The replay has the telemetry the run showed (stored in the trajectory): the same budgets per step.
+    await page.click('[data-testid=tab-kv]');
+    expect(await page.locator('[data-testid=kv-step] option').allTextContents()).toEqual(['1', '2', '3', '4', '5', '6']);
+    for (const k of [1, 6]) {
+      await page.selectOption('[data-testid=kv-step]', String(k));
+      await expect.poll(() => text('.kv-facts')).toContain(k <= pausedAt ? 'budget 20%' : 'budget 50%');
+    }
+    await page.click('[data-testid=tab-memory]');
+    await expect.poll(() => text('[data-testid=kv-vs-full]')).toMatch(/^KV cache held against a full \(uncompressed\) cache at this step[\d.]+ (KiB|MiB) of [\d.]+ (KiB|MiB) \(\d+\.\d%\)/);
   }, 240_000);
 });

@@ -75,18 +75,17 @@ kv::MethodParams PolicyParams(const kv::KvMethod& m, const std::vector<std::pair
 
 namespace {
 
-// CompactLayer for a store in device memory: the selection is checked and the slot tokens (host
-// memory) compacted here; the backend moves the key and value rows where they live.
+// CompactLayer for a store in device memory: the selection is checked here, the backend moves the key
+// and value rows where they live, then the slot tokens (host memory) are compacted alike.
 int64_t CompactDeviceLayer(KvStore& kv, int l, int64_t seq_len, const kv::Selection& sel) {
-  const int64_t n = kv::CompactLayer(nullptr, nullptr, kv.kv_heads(), kv.capacity(), kv.head_dim(), seq_len, sel,
-                                     kv.SlotTokens(l));
+  kv::CompactLayer(nullptr, nullptr, kv.kv_heads(), kv.capacity(), kv.head_dim(), seq_len, sel, nullptr);  // checks
   std::vector<int64_t> kept;
   for (const auto& list : sel.kept) kept.insert(kept.end(), list.begin(), list.end());
   if (!kv.backend()->KvCompact(kv.Keys(l), kv.Values(l), kv.kv_heads(), kv.capacity(), kv.head_dim(), kept.data(),
                                static_cast<int>(sel.kept.size()), static_cast<int64_t>(sel.kept[0].size()),
                                sel.past_len, sel.window))
     throw Error("episode: the " + kv.backend()->Name() + " backend cannot compact a KV store in its memory");
-  return n;
+  return kv::CompactLayer(nullptr, nullptr, kv.kv_heads(), kv.capacity(), kv.head_dim(), seq_len, sel, kv.SlotTokens(l));
 }
 
 // Window sums of layer l of a device store, computed on the device (the methods' window_sums hook).

@@ -7,9 +7,8 @@
 struct float4 { float x, y, z, w; };
 struct uint4 { unsigned x, y, z, w; };
 template <typename T> T __shfl_sync(unsigned, T v, int src) { return EmuShfl(v, src, true); }
-inline cudaError_t cudaMemcpyAsync(void* d, const void* s, size_t n, cudaMemcpyKind, cudaStream_t = nullptr) {
-  std::memcpy(d, s, n);
-  return 0;
+inline cudaError_t cudaMemcpyAsync(void* d, const void* s, size_t n, cudaMemcpyKind k, cudaStream_t = nullptr) {
+  return cudaMemcpy(d, s, n, k);  // guarded (cuda_runtime.h)
 }
 constexpr int cudaErrorMemoryAllocation = 2;
 constexpr unsigned cudaStreamNonBlocking = 1;

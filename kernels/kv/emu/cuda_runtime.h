@@ -4,8 +4,22 @@
 // mutex, blocks run one after another (so __shared__ variables can be plain statics). It is NOT a GPU:
 // it says nothing about the memory model, occupancy, shared-memory limits, the device math library or
 // speed. Never built into the engine.
+//
+// Device memory is guarded: cudaMalloc maps whole pages that host code cannot touch (PROT_NONE) except
+// while an emulated runtime call or kernel launch runs, so a host read or write of a device buffer
+// (which a real GPU would also refuse, with a crash) stops the run with a SIGSEGV report naming the
+// address instead of passing unnoticed. Misses are possible (another host thread touching device memory
+// while a kernel runs); false reports are not.
 #pragma once
+#include <execinfo.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
+#include <cstdio>
+#include <map>
 #include <barrier>
 #include <cstdint>
 #include <cstdlib>
@@ -33,11 +47,88 @@ inline const char* cudaGetErrorString(cudaError_t) { return "emu error"; }
 inline cudaError_t cudaGetLastError() { return 0; }
 inline cudaError_t cudaGetDeviceCount(int* n) { *n = 1; return 0; }
 inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int) { std::strcpy(p->name, "host emulator of CUDA blocks/threads, not a GPU"); p->major = 0; p->minor = 0; return 0; }
-inline cudaError_t cudaMalloc(void** p, size_t n) { *p = std::malloc(n); std::memset(*p, 0xCD, n); return 0; }
-inline cudaError_t cudaFree(void* p) { std::free(p); return 0; }
-inline cudaError_t cudaMemcpy(void* d, const void* s, size_t n, cudaMemcpyKind) { std::memcpy(d, s, n); return 0; }
-inline cudaError_t cudaMemset(void* d, int v, size_t n) { std::memset(d, v, n); return 0; }
-inline cudaError_t cudaMemsetAsync(void* d, int v, size_t n, cudaStream_t = nullptr) { std::memset(d, v, n); return 0; }
+namespace emu {
+// The device-memory guard (see the top of this file).
+struct DeviceGuard {
+  std::recursive_mutex mu;
+  std::map<void*, size_t> ranges;  // mapped device allocations (page-rounded)
+  int open = 0;
+  static size_t Round(size_t n) {
+    const size_t pg = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    return (std::max<size_t>(n, 1) + pg - 1) / pg * pg;
+  }
+  void Protect(int prot) {
+    for (auto& [p, n] : ranges) mprotect(p, n, prot);
+  }
+  static void OnFault(int, siginfo_t* si, void*) {
+    char msg[160];
+    const int len = std::snprintf(msg, sizeof msg, "\nemu: host code touched emulated device memory at %p "
+                                                   "(a GPU would fault here too); host stack:\n", si->si_addr);
+    if (write(2, msg, len > 0 ? static_cast<size_t>(len) : 0) < 0) {}
+    void* frames[48];
+    backtrace_symbols_fd(frames, backtrace(frames, 48), 2);
+    _exit(86);
+  }
+  DeviceGuard() {
+    struct sigaction sa {};
+    sa.sa_sigaction = &OnFault;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGSEGV, &sa, nullptr);
+  }
+};
+inline DeviceGuard& Guard() {
+  static DeviceGuard g;
+  return g;
+}
+// Device memory is host-accessible while one of these lives (an emulated runtime call or launch).
+struct DeviceAccess {
+  DeviceAccess() {
+    auto& g = Guard();
+    g.mu.lock();
+    if (g.open++ == 0) g.Protect(PROT_READ | PROT_WRITE);
+    g.mu.unlock();
+  }
+  ~DeviceAccess() {
+    auto& g = Guard();
+    g.mu.lock();
+    if (--g.open == 0) g.Protect(PROT_NONE);
+    g.mu.unlock();
+  }
+};
+}  // namespace emu
+inline cudaError_t cudaMalloc(void** p, size_t n) {
+  emu::DeviceAccess a;
+  auto& g = emu::Guard();
+  const size_t m = emu::DeviceGuard::Round(n);
+  void* q = mmap(nullptr, m, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (q == MAP_FAILED) return 2;  // cudaErrorMemoryAllocation
+  std::memset(q, 0xCD, m);
+  std::lock_guard<std::recursive_mutex> lk(g.mu);
+  g.ranges[q] = m;
+  *p = q;
+  return 0;
+}
+inline cudaError_t cudaFree(void* p) {
+  if (!p) return 0;
+  auto& g = emu::Guard();
+  std::lock_guard<std::recursive_mutex> lk(g.mu);
+  auto it = g.ranges.find(p);
+  if (it == g.ranges.end()) std::abort();  // not a device pointer of ours
+  munmap(it->first, it->second);
+  g.ranges.erase(it);
+  return 0;
+}
+inline cudaError_t cudaMemcpy(void* d, const void* s, size_t n, cudaMemcpyKind) {
+  emu::DeviceAccess a;
+  std::memcpy(d, s, n);
+  return 0;
+}
+inline cudaError_t cudaMemset(void* d, int v, size_t n) {
+  emu::DeviceAccess a;
+  std::memset(d, v, n);
+  return 0;
+}
+inline cudaError_t cudaMemsetAsync(void* d, int v, size_t n, cudaStream_t = nullptr) { return cudaMemset(d, v, n); }
 inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return 0; }
 template <typename F> cudaError_t cudaFuncSetAttribute(F, cudaFuncAttribute, int) { return 0; }
 
@@ -51,6 +142,7 @@ struct Launcher {
   dim3 g, b; size_t smem;
   Launcher(dim3 g_, dim3 b_, size_t s = 0, cudaStream_t = nullptr) : g(g_), b(b_), smem(s) {}
   template <typename K, typename... A> void run(K kernel, A... args) {
+    DeviceAccess access;
     gridDim = g; blockDim = b;
     const unsigned nt = b.x * b.y * b.z;
     std::vector<unsigned char> sm(smem + 16);

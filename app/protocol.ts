@@ -238,6 +238,8 @@ const SessionEnd = z.object({
 });
 
 export const SessionEventSchema = z.discriminatedUnion('type', [
+  /** Start was accepted: the runner is loading the model and opening the display. Stop works from here on. */
+  z.object({ type: z.literal('session.starting'), sessionId: Sid, task: z.string(), t: z.number() }),
   z.object({
     type: z.literal('session.started'), sessionId: Sid, task: z.string(), dryRun: z.boolean(), backend: z.string(), destination: z.string(),
     display: z.object({ width: z.number(), height: z.number(), scale: z.number() }).nullable(), episode: z.string().nullable(), t: z.number(),

@@ -19,15 +19,37 @@ export interface MadeBackend {
 /** One loaded engine, reused across tasks while the checkpoint folder and the device stay the same. */
 export class EngineCache {
   private loaded: { dir: string; device: string; engine: Engine; warnings: string[] } | null = null;
+  /** The load in flight: loads run one at a time (a start stopped mid-load leaves its load running; the
+   *  next start waits for it, and reuses it when it is the same checkpoint, instead of loading twice). */
+  private loading: Promise<unknown> | null = null;
+  /** Bumped by dispose(): a load that lands after it is freed, not kept. */
+  private generation = 0;
 
   /**
-   * The engine for `dir` on `device` ('auto' | 'cpu' | 'cuda'). When the settings ask for CUDA and the
+   * The engine for `dir` on `device` ('auto' | 'cpu' | 'cuda' | 'cuda:N'). When the settings ask for CUDA and the
    * engine cannot use it (no driver, no GPU, a build without CUDA), the engine runs on the CPU and the
    * warnings say why; a checkpoint that does not fit on the GPU is an error (it names what did not fit).
    */
   async get(dir: string, device = 'auto'): Promise<{ engine: Engine; warnings: string[] }> {
+    while (this.loading) await this.loading.catch(() => {});
     if (this.loaded?.dir === dir && this.loaded.device === device) return this.loaded;
+    const p = this.load(dir, device);
+    this.loading = p;
+    try {
+      return await p;
+    } finally {
+      if (this.loading === p) this.loading = null;
+    }
+  }
+
+  /** Whether a load is in flight (tests). */
+  get busy(): boolean {
+    return this.loading !== null;
+  }
+
+  private async load(dir: string, device: string): Promise<{ engine: Engine; warnings: string[] }> {
     this.dispose();
+    const gen = this.generation;
     const { Engine } = await import('../model/engine.ts');
     const threads = Math.max(1, os.availableParallelism());
     const warnings: string[] = [];
@@ -39,6 +61,10 @@ export class EngineCache {
       warnings.push(`the settings ask for CUDA, but ${(e as Error).message}: the engine runs on the CPU`);
       engine = await Engine.load(dir, { threads, device: 'cpu' });
     }
+    if (gen !== this.generation) {
+      engine.dispose();
+      throw new Error('the engine was freed while it loaded (the app is shutting down)');
+    }
     const info = engine.info();
     if (device === 'auto' && info.deviceNote) warnings.push(`engine on the CPU (${info.deviceNote})`);
     this.loaded = { dir, device, engine, warnings };
@@ -46,6 +72,7 @@ export class EngineCache {
   }
 
   dispose(): void {
+    this.generation++;
     this.loaded?.engine.dispose();
     this.loaded = null;
   }

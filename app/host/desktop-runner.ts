@@ -12,7 +12,7 @@ import { EpisodeWriter, type EpisodeRecord } from '../store/trajectory.ts';
 import type { KvTelemetry, Memory, Settings } from '../protocol.ts';
 import { backendKey, EngineCache, makeBackend, nativeOptions, osMemory, SwitchableBackend } from './backends.ts';
 import { NativeBackend } from '../model/backends/native.ts';
-import type { AgentRun, AgentRunner, RunHooks, RunnerEvent, RunRequest, RunResult } from './runner.ts';
+import { StartStopped, unlessStopped, type AgentRun, type AgentRunner, type RunHooks, type RunnerEvent, type RunRequest, type RunResult } from './runner.ts';
 
 export function riskPolicy(s: Settings): RiskPolicy {
   return {
@@ -163,12 +163,17 @@ export class StepReports {
 }
 
 export class DesktopRunner implements AgentRunner {
-  private readonly engines = new EngineCache();
+  /** `engines`: where loaded engines are kept between tasks (a test may pass its own). */
+  constructor(private readonly engines = new EngineCache()) {}
 
   async start(req: RunRequest, hooks: RunHooks): Promise<AgentRun> {
     const s = req.settings;
+    const signal = req.signal;
     const warn = (message: string) => hooks.onEvent({ type: 'warning', step: null, message });
-    const made = await makeBackend(s, this.engines);
+    // A stop during the load gives up at once; the engine, once loaded, stays cached for the next task.
+    const made = await unlessStopped(makeBackend(s, this.engines), signal, (m) => {
+      if (!(m.backend instanceof NativeBackend)) void m.backend.close?.();
+    });
     let reports: StepReports | null = null;
     const memory = (step: number, data: Memory) => {
       reports?.memory(step, data);
@@ -184,7 +189,7 @@ export class DesktopRunner implements AgentRunner {
     });
     // Loaded on demand: the desktop layer needs an X display.
     const { Desktop } = await import('../desktop/desktop.ts');
-    const desktop = await Desktop.open({ xDisplay: process.env.DISPLAY });
+    const desktop = await unlessStopped(Desktop.open({ xDisplay: process.env.DISPLAY }), signal, (d) => d.close());
     let store: EpisodeWriter | null = null;
     try {
       const limits: ResizeLimits = { minPixels: 0, maxPixels: 0 };
@@ -212,6 +217,8 @@ export class DesktopRunner implements AgentRunner {
         backend, operator, reports,
         { onEvent, confirm: (q) => hooks.confirm({ step: q.step, action: q.action, thought: q.thought, reasons: q.reasons }), askUser: (q) => hooks.askUser(q) },
       );
+      // Stopped while the desktop opened: nothing has run, nothing will.
+      if (signal?.aborted) throw new StartStopped(String(signal.reason));
       const d = operator.display;
       hooks.onEvent({
         type: 'started', backend: backend.kind, destination: backend.destination, dryRun: operator.dryRun,

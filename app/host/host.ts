@@ -35,7 +35,6 @@ export class Host {
   readonly blobs: BlobStore;
   private readonly clients = new Set<Send>();
   private session: Session | null = null;
-  private starting = false;
   /** Episode ids of this process's sessions -> their folder (served even if the episodes root changes). */
   private readonly liveEpisodes = new Map<string, string>();
   private readonly log: (msg: string) => void;
@@ -144,23 +143,15 @@ export class Host {
   }
 
   private async start(task: string): Promise<void> {
-    if (this.starting || this.running) throw new Error('a task is already running: stop it first');
-    this.starting = true;
+    if (this.running) throw new Error('a task is already running: stop it first');
     const session = new Session(task, this.blobs, (e: SessionEvent) => {
       if (e.type === 'session.started' && e.episode) this.liveEpisodes.set(e.episode, path.join(this.settings.storage.episodesDir, e.episode));
       this.broadcast(e);
     });
-    try {
-      const run = await this.opts.runner.start({ task, settings: this.opts.settings.get() }, session.hooks());
-      session.run = run;
-      this.session = session;
-      run.done.then(
-        (result) => session.end(result),
-        (err: Error) => session.end({ status: 'error', steps: 0, error: err.message }),
-      );
-    } finally {
-      this.starting = false;
-    }
+    // The session is the host's from the first moment: Stop works while the runner loads a model.
+    this.session = session;
+    const settings = this.opts.settings.get();
+    await session.launch((signal) => this.opts.runner.start({ task, settings, signal }, session.hooks()));
   }
 
   /** Stops the running task (stop button, tray, global hotkey, shutdown). Resolves when no input can follow. */

@@ -6,6 +6,50 @@ import type { Geometry, KvTelemetry, Memory, Settings, WireAction } from '../pro
 export interface RunRequest {
   task: string;
   settings: Settings;
+  /**
+   * Aborted when the user stops the task before start() has resolved (a model load takes minutes): start()
+   * then rejects promptly, with StartStopped, and nothing it was still preparing may send input later.
+   */
+  signal?: AbortSignal;
+}
+
+/** start() gave up because the task was stopped while it was starting. */
+export class StartStopped extends Error {
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'StartStopped';
+  }
+}
+
+/**
+ * `p`, or a StartStopped rejection as soon as `signal` aborts. What `p` yields after the abort is handed
+ * to `discard` (close a desktop, drop a backend): the work itself cannot always be cancelled (a model load).
+ */
+export function unlessStopped<T>(p: Promise<T>, signal: AbortSignal | undefined, discard?: (v: T) => void): Promise<T> {
+  if (!signal) return p;
+  const reason = () => new StartStopped(String(signal.reason ?? 'stopped while starting'));
+  if (signal.aborted) {
+    p.then((v) => discard?.(v), () => {});
+    return Promise.reject(reason());
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      p.then((v) => discard?.(v), () => {});
+      reject(reason());
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        if (signal.aborted) return; // already rejected; onAbort hands v to discard
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
 }
 
 export type RunnerEvent =
@@ -61,7 +105,8 @@ export interface AgentRun {
 }
 
 export interface AgentRunner {
-  /** Starts an episode; rejects with a clear message when it cannot (no display, bad endpoint...). */
+  /** Starts an episode; rejects with a clear message when it cannot (no display, bad endpoint...), and with
+   *  StartStopped as soon as `req.signal` aborts. */
   start(req: RunRequest, hooks: RunHooks): Promise<AgentRun>;
   /** Frees what the runner keeps between tasks (a loaded engine). */
   dispose?(): void;

@@ -20,6 +20,9 @@ export class Session {
   private step: number | null = null;
   private episodeId: string | null = null;
   private ended = false;
+  /** Aborted by a stop that comes while the runner is still starting (loading a model, opening the display). */
+  private readonly startAbort = new AbortController();
+  private launched: Promise<void> | null = null;
 
   constructor(
     readonly task: string,
@@ -93,9 +96,40 @@ export class Session {
     }
   }
 
+  /**
+   * Starts the run: the windows hear of the task at once (session.starting), and a stop from then on is
+   * effective: before the runner is up it aborts the start (the run that may still come is stopped at once).
+   * Rejects with the runner's error when the start fails for another reason.
+   */
+  launch(start: (signal: AbortSignal) => Promise<AgentRun>): Promise<void> {
+    this.emit({ type: 'session.starting', sessionId: this.id, task: this.task, t: Date.now() });
+    const signal = this.startAbort.signal;
+    const p = (async () => {
+      let run: AgentRun;
+      try {
+        run = await start(signal);
+      } catch (err) {
+        if (signal.aborted) return this.end({ status: 'stopped', steps: 0, error: String(signal.reason) });
+        this.end({ status: 'error', steps: 0, error: (err as Error).message });
+        throw err;
+      }
+      this.run = run;
+      run.done.then(
+        (result) => this.end(result),
+        (err: Error) => this.end({ status: 'error', steps: 0, error: err.message }),
+      );
+      if (signal.aborted) await run.stop(String(signal.reason));
+    })();
+    this.launched = p.catch(() => {});
+    return p;
+  }
+
+  /** Stops the task, whether it is running or still starting; after it resolves no input event is sent. */
   async stop(reason: string): Promise<void> {
     this.closePending('stopped');
-    await this.run?.stop(reason);
+    if (this.run) return this.run.stop(reason);
+    this.startAbort.abort(reason);
+    await this.launched;
   }
 
   end(result: RunResult): void {

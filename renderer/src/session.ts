@@ -33,7 +33,8 @@ export interface SessionView {
   destination: string;
   display: { width: number; height: number; scale: number } | null;
   episode: string | null;
-  status: 'running' | 'paused' | 'ended';
+  /** starting: the host is loading the model / opening the display (Stop already works). */
+  status: 'starting' | 'running' | 'paused' | 'ended';
   steps: StepView[];
   warnings: Array<{ step: number | null; message: string }>;
   confirm: { requestId: string; step: number; action: WireAction; thought: string; reasons: string[] } | null;
@@ -78,6 +79,8 @@ function withStep(s: SessionView, step: number, f: (v: StepView) => StepView): S
 export function reduceSession(prev: SessionView | null, e: SessionEvent, source: 'live' | 'replay' = 'live'): SessionView {
   let s = prev && prev.id === e.sessionId ? prev : emptySession(e.sessionId ?? 'unknown', source);
   switch (e.type) {
+    case 'session.starting':
+      return s.status === 'ended' ? s : { ...s, task: e.task, status: 'starting', started: e.t };
     case 'session.started':
       return { ...s, task: e.task, dryRun: e.dryRun, backend: e.backend, destination: e.destination, display: e.display, episode: e.episode, status: 'running', started: e.t };
     case 'step.started':

@@ -117,7 +117,7 @@ export const useApp = create<AppState>((set, get) => ({
       default: {
         const live = reduceSession(get().live, e, 'live');
         const patch: Partial<AppState> = { live };
-        if (e.type === 'session.started') {
+        if (e.type === 'session.starting' || e.type === 'session.started') {
           patch.selectedStep = null;
           patch.starting = false;
           if (get().viewing === 'replay') patch.viewing = 'live';

@@ -14,6 +14,7 @@ import { episodeEvents } from '../../app/host/episodes.ts';
 import { Host } from '../../app/host/host.ts';
 import { defaultSettings, SettingsStore } from '../../app/host/settings.ts';
 import { DesktopRunner } from '../../app/host/desktop-runner.ts';
+import { EngineCache } from '../../app/host/backends.ts';
 import type { HostEvent, KvTelemetry, Memory, SessionEvent } from '../../app/protocol.ts';
 import { readEpisode } from '../../app/store/trajectory.ts';
 import { foldEvents } from '../../renderer/src/session.ts';
@@ -141,4 +142,59 @@ describe('a task run in-process replays with its KV telemetry and memory', () =>
     expect(m3.kvHeldBytes!).toBeLessThan(m3.kvFullBytes!); // 20 % budget: the compressed cache holds less
     expect(m3.engine?.weights.current).toBeGreaterThan(0);
   }, 240_000);
+});
+
+describe('Stop during the model load', () => {
+  /** The engine cache with a load that takes as long as the test says (a 7B checkpoint takes minutes). */
+  class SlowLoads extends EngineCache {
+    release!: () => void;
+    readonly gate = new Promise<void>((r) => (this.release = r));
+    loads = 0;
+    async get(dir: string, device?: string) {
+      await this.gate;
+      this.loads++;
+      return super.get(dir, device);
+    }
+  }
+
+  it('stops the task while the model loads; when the load lands no step runs and no input is sent', async () => {
+    const model = writeTinyRealVocab(path.join(DATA, 'scripted-stop'), 22, "Action: click(start_box='(15,26)')");
+    const s = defaultSettings(DATA);
+    s.model.source = 'checkpoint';
+    s.model.checkpointDir = model;
+    s.model.device = 'cpu';
+    s.agent.maxSteps = 3;
+    s.agent.maxPixels = 200704;
+    s.safety.dryRun = false; // real input, if anything ran
+    s.safety.cornerAbort = false;
+    s.storage.saveEpisodes = false;
+    const engines = new SlowLoads();
+    const host = new Host({ settings: new SettingsStore(path.join(DATA, 'settings-stop.json'), s), runner: new DesktopRunner(engines), mode: 'web', log: () => {} });
+    const live: HostEvent[] = [];
+    const client = host.connect((e) => live.push(e));
+    await movePointer(W / 2, H / 2);
+    const prevDisplay = process.env.DISPLAY;
+    process.env.DISPLAY = xvfb.display;
+    try {
+      client.receive({ type: 'task.start', task: 'Open the settings', ref: 'start' });
+      await expect.poll(() => live.some((e) => e.type === 'session.starting')).toBe(true);
+      await sleep(300);
+      const t0 = Date.now();
+      await host.stop('stopped from the window');
+      expect(Date.now() - t0).toBeLessThan(2000); // it did not wait for the load
+      const ended = live.find((e) => e.type === 'session.ended') as Extract<SessionEvent, { type: 'session.ended' }> | undefined;
+      expect(ended?.result).toMatchObject({ status: 'stopped', steps: 0 });
+      expect(host.running).toBe(false);
+      // The load finishes after the stop: the engine stays cached, the stopped task does nothing with it.
+      engines.release();
+      await expect.poll(() => engines.loads === 1 && !engines.busy, { timeout: 60_000 }).toBe(true);
+      await sleep(1500);
+      expect(live.filter((e) => ['session.started', 'step.started', 'action', 'tokens'].includes(e.type))).toEqual([]);
+      expect(await xt.pointer()).toMatchObject({ x: W / 2, y: H / 2 });
+    } finally {
+      process.env.DISPLAY = prevDisplay;
+      await host.shutdown('test over');
+      client.close();
+    }
+  }, 120_000);
 });

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Host } from '../../app/host/host.ts';
-import type { AgentRun, AgentRunner, RunHooks, RunResult } from '../../app/host/runner.ts';
+import { StartStopped, unlessStopped, type AgentRun, type AgentRunner, type RunHooks, type RunResult } from '../../app/host/runner.ts';
 import { defaultSettings, SettingsStore } from '../../app/host/settings.ts';
 import { parseEvent, type HostEvent, type Settings } from '../../app/protocol.ts';
 
@@ -96,7 +96,7 @@ describe('host', () => {
     await tick();
     for (const es of [a, b]) {
       expect(types(es).filter((t) => !['hello', 'ack'].includes(t))).toEqual([
-        'session.started', 'step.started', 'tokens', 'action', 'action', 'step.finished', 'step.started', 'step.finished', 'session.ended',
+        'session.starting', 'session.started', 'step.started', 'tokens', 'action', 'action', 'step.finished', 'step.started', 'step.finished', 'session.ended',
       ]);
       for (const e of es) expect(parseEvent(e).ok, JSON.stringify(e).slice(0, 200)).toBe(true);
     }
@@ -154,5 +154,108 @@ describe('host', () => {
     await tick();
     runner.hooks.onEvent({ type: 'telemetry', data: { step: 1 } as never });
     expect(a.at(-1)).toMatchObject({ type: 'warning', message: /KV telemetry rejected/ });
+  });
+
+  it('Stop works while the task is still starting (a model load): the start is aborted, nothing runs after', async () => {
+    // A runner whose start is a long model load: it rejects as soon as the host aborts it, as DesktopRunner does.
+    let signal: AbortSignal | undefined;
+    let loaded!: () => void;
+    const load = new Promise<void>((r) => (loaded = r));
+    let ranAfterLoad = false;
+    const runner: AgentRunner = {
+      start: (req, hooks) =>
+        unlessStopped(load, req.signal).then(() => {
+          ranAfterLoad = true;
+          hooks.onEvent({ type: 'started', backend: 'native', destination: 'in-process', dryRun: false, display: null, episodeDir: null });
+          return { pause() {}, resume() {}, stop: async () => {}, applySettings() {}, done: new Promise<RunResult>(() => {}) };
+        }).finally(() => void (signal = req.signal)),
+    };
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'starkv-host-'));
+    dirs.push(dir);
+    const host = new Host({ settings: new SettingsStore(path.join(dir, 's.json'), defaultSettings(dir)), runner, mode: 'web', log: () => {} });
+    const a: HostEvent[] = [];
+    const ca = host.connect((e) => a.push(e));
+    ca.receive({ type: 'task.start', task: 'open a 7B model', ref: 'go' });
+    await tick();
+    // Every window knows at once that a task is starting (a window that connects now too).
+    expect(types(a)).toEqual(['hello', 'session.starting']);
+    expect(host.running).toBe(true);
+    const late: HostEvent[] = [];
+    host.connect((e) => late.push(e));
+    expect(late[0]).toMatchObject({ type: 'hello', live: true });
+    expect(types(late)).toContain('session.starting');
+    // Stop during the load: it resolves without waiting for the load; the session ends as stopped.
+    const stopped = host.stop('stopped from the window');
+    await stopped;
+    expect(signal?.aborted).toBe(true);
+    await tick();
+    expect(types(a).slice(1)).toEqual(['session.starting', 'session.ended', 'ack']); // the start is answered, not failed
+    expect(a.find((e) => e.type === 'session.ended')).toMatchObject({ result: { status: 'stopped', steps: 0, error: 'stopped from the window' } });
+    expect(host.running).toBe(false);
+    // The load lands later: nothing of that task runs.
+    loaded();
+    await tick();
+    expect(ranAfterLoad).toBe(false);
+    expect(types(a)).not.toContain('session.started');
+    for (const e of a) expect(parseEvent(e).ok).toBe(true);
+  });
+
+  it('a run that comes up although the start was stopped is stopped at once', async () => {
+    // A runner that ignores the abort signal: its run is stopped as soon as the host gets it.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const stops: string[] = [];
+    const runner: AgentRunner = {
+      start: async () => {
+        await gate;
+        let finish!: (r: RunResult) => void;
+        const done = new Promise<RunResult>((r) => (finish = r));
+        return { pause() {}, resume() {}, applySettings() {}, done, stop: async (reason) => (stops.push(reason), finish({ status: 'stopped', steps: 0, error: reason })) };
+      },
+    };
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'starkv-host-'));
+    dirs.push(dir);
+    const host = new Host({ settings: new SettingsStore(path.join(dir, 's.json'), defaultSettings(dir)), runner, mode: 'web', log: () => {} });
+    const a: HostEvent[] = [];
+    host.connect((e) => a.push(e)).receive({ type: 'task.start', task: 'x' });
+    await tick();
+    let stopDone = false;
+    const stopping = host.stop('hotkey').then(() => (stopDone = true));
+    await tick();
+    expect(stopDone).toBe(false); // the run may still come: the stop waits for it
+    release();
+    await stopping;
+    expect(stops).toEqual(['hotkey']);
+    expect(a.at(-1)).toMatchObject({ type: 'session.ended', result: { status: 'stopped' } });
+  });
+
+  it('a start that fails ends the session it announced and says why', async () => {
+    const runner: AgentRunner = { start: () => Promise.reject(new Error('no checkpoint folder chosen')) };
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'starkv-host-'));
+    dirs.push(dir);
+    const host = new Host({ settings: new SettingsStore(path.join(dir, 's.json'), defaultSettings(dir)), runner, mode: 'web', log: () => {} });
+    const a: HostEvent[] = [];
+    host.connect((e) => a.push(e)).receive({ type: 'task.start', task: 'x', ref: 'start' });
+    await tick();
+    expect(types(a)).toEqual(['hello', 'session.starting', 'session.ended', 'error']);
+    expect(a.at(-1)).toMatchObject({ type: 'error', ref: 'start', message: 'no checkpoint folder chosen' });
+    expect(host.running).toBe(false);
+  });
+});
+
+describe('unlessStopped', () => {
+  it('rejects at the abort and hands what comes later to discard', async () => {
+    const ctl = new AbortController();
+    let resolve!: (v: string) => void;
+    const discarded: string[] = [];
+    const p = unlessStopped(new Promise<string>((r) => (resolve = r)), ctl.signal, (v) => discarded.push(v));
+    ctl.abort('user stop');
+    await expect(p).rejects.toBeInstanceOf(StartStopped);
+    await expect(p).rejects.toThrow('user stop');
+    resolve('desktop');
+    await tick();
+    expect(discarded).toEqual(['desktop']);
+    // not aborted: passes the value through
+    await expect(unlessStopped(Promise.resolve(3), new AbortController().signal)).resolves.toBe(3);
   });
 });

@@ -119,6 +119,30 @@ describe('the memory view', () => {
   });
 });
 
+describe('the task bar', () => {
+  const stopTag = (html: string) => /<button[^>]*data-testid="stop"[^>]*>/.exec(html)?.[0] ?? '';
+
+  it('offers Stop from the moment Start is pressed, through the model load, until the task ends', () => {
+    expect(stopTag(render())).toContain('disabled'); // nothing to stop
+    // Start pressed; the host has not answered yet.
+    useApp.setState({ starting: true });
+    expect(stopTag(render())).not.toContain('disabled');
+    // The host loads the model (minutes for a 7B checkpoint): Stop stays available, Pause waits.
+    feed([{ type: 'session.starting', sessionId: 'live-1', task: 'open a big model', t: 1 }]);
+    expect(useApp.getState().starting).toBe(false);
+    const html = render();
+    expect(stopTag(html)).toContain('data-testid="stop"');
+    expect(stopTag(html)).not.toContain('disabled');
+    expect(/<button[^>]*data-testid="pause"[^>]*>/.exec(html)?.[0]).toContain('disabled');
+    expect(html).toContain('loading the model');
+    expect(html).toMatch(/data-testid="status"[^>]*>.*starting/);
+    feed([started('live-1', 'open a big model')]);
+    expect(stopTag(render())).not.toContain('disabled');
+    feed([{ type: 'session.ended', sessionId: 'live-1', result: { status: 'stopped', steps: 0 }, t: 2 }]);
+    expect(stopTag(render())).toContain('disabled');
+  });
+});
+
 describe('web mode address bar', () => {
   it('drops the token and keeps the rest of the URL', () => {
     expect(withoutToken('http://127.0.0.1:5173/?token=abc_DEF-123')).toBe('/');

@@ -61,6 +61,8 @@ export interface Reply {
 /** A scripted model: `script(body)` decides each reply; streams it as SSE in small chunks. */
 export class ScriptedModel {
   requests: ChatBody[] = [];
+  /** How long GET /v1/models takes (the host checks the endpoint there before a task starts). */
+  modelsDelayMs = 0;
   script: (body: ChatBody) => Reply = () => ({ text: 'Thought: nothing to do.\nAction: finished(content=\'no script\')' });
   private constructor(private readonly server: http.Server) {}
 
@@ -80,6 +82,7 @@ export class ScriptedModel {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     if (req.method === 'GET' && req.url === '/v1/models') {
+      if (this.modelsDelayMs) await new Promise((r) => setTimeout(r, this.modelsDelayMs));
       res.setHeader('content-type', 'application/json');
       return void res.end(JSON.stringify({ data: [{ id: 'scripted-ui-tars' }] }));
     }

@@ -150,6 +150,27 @@ describe('starkv serve in a browser', () => {
     await shot('07-stopped');
   });
 
+  it('stops a task that is still starting (the model check / load), and nothing of it runs later', async () => {
+    model.modelsDelayMs = 4000;
+    const before = model.requests.length;
+    try {
+      await runTask('A task whose model takes long to come up');
+      await expect.poll(() => text('[data-testid=starting]'), { timeout: 5000 }).toContain('loading the model');
+      expect(await page.locator('[data-testid=stop]').isEnabled()).toBe(true);
+      const t0 = Date.now();
+      await page.click('[data-testid=stop]');
+      await expect.poll(() => text('[data-testid=outcome]'), { timeout: 3000 }).toContain('Stopped');
+      expect(Date.now() - t0).toBeLessThan(3000);
+      await expect.poll(() => text('[data-testid=status]')).toContain('idle');
+      // The endpoint answers after the stop: no step, no request to the model.
+      await page.waitForTimeout(4500);
+      expect(model.requests.length).toBe(before);
+      expect(await page.locator('[data-testid=timeline-step]').count()).toBe(0);
+    } finally {
+      model.modelsDelayMs = 0;
+    }
+  });
+
   it('lists the episodes and replays one in the same views', async () => {
     await tab('episodes');
     await expect.poll(() => page.locator('[data-testid=episode-row]').count(), { timeout: 10_000 }).toBe(3);

@@ -9,6 +9,8 @@ export function TaskBar() {
   const [task, setTask] = useState('');
   const starting = useApp((s) => s.starting);
   const active = !!live && live.status !== 'ended';
+  // Stop works from the moment Start is pressed: a model load can take minutes.
+  const stoppable = active || starting;
   const model = settings.model.source === 'endpoint' ? `${settings.model.endpoint.model} at ${settings.model.endpoint.baseURL}` : `checkpoint ${settings.model.checkpointDir || '(none chosen)'}`;
   const start = () => {
     if (!task.trim() || starting) return;
@@ -39,11 +41,11 @@ export function TaskBar() {
             ▶ Resume
           </button>
         ) : (
-          <button className="btn" data-testid="pause" onClick={() => send({ type: 'task.pause' })}>
+          <button className="btn" data-testid="pause" disabled={live!.status === 'starting'} onClick={() => send({ type: 'task.pause' })} title={live!.status === 'starting' ? 'the task is still starting' : undefined}>
             ❚❚ Pause
           </button>
         )}
-        <button className="btn danger" data-testid="stop" disabled={!active} onClick={() => send({ type: 'task.stop' })}>
+        <button className="btn danger" data-testid="stop" disabled={!stoppable} onClick={() => send({ type: 'task.stop' })}>
           ■ Stop
         </button>
       </div>

@@ -128,7 +128,7 @@ export function RunView() {
             </div>
           </div>
           <div className="run-main">
-            <div className="run-screen">{v ? <ScreenView step={v} /> : <div className="screen empty">Starting… capturing the first screenshot</div>}</div>
+            <div className="run-screen">{v ? <ScreenView step={v} /> : <div className="screen empty" data-testid="starting">{s.status === 'starting' ? 'Starting… loading the model and opening the display (Stop works now)' : s.status === 'ended' ? 'No step was taken.' : 'Starting… capturing the first screenshot'}</div>}</div>
             <div className="run-side">
               <Outcome s={s} />
               {v && <StepDetail s={s} v={v} />}

@@ -211,6 +211,9 @@ export const CommandSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('checkpoint.check'), dir: z.string().min(1).max(4096), ...withRef }),
   z.strictObject({ type: z.literal('episodes.list'), ...withRef }),
   z.strictObject({ type: z.literal('episode.open'), id: z.string().regex(/^[\w.+-]{1,200}$/, 'not an episode id'), ...withRef }),
+  /** The KV telemetry of one step of the live session or of an opened episode (sessionId 'episode:<id>'):
+   *  a window is sent the last few steps' telemetry and an index of the others (telemetry.index). */
+  z.strictObject({ type: z.literal('telemetry.get'), sessionId: z.string().min(1).max(300), step: z.number().int().min(0), ...withRef }),
   /** Writes the episode's offline HTML report (app/store/report.ts) and answers with its URL. */
   z.strictObject({ type: z.literal('episode.report'), id: z.string().regex(/^[\w.+-]{1,200}$/, 'not an episode id'), ...withRef }),
 ]);
@@ -262,6 +265,8 @@ export const SessionEventSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('session.resumed'), sessionId: Sid }),
   z.object({ type: z.literal('session.ended'), sessionId: Sid, result: SessionEnd, t: z.number() }),
   z.object({ type: z.literal('telemetry.kv'), sessionId: Sid, data: KvTelemetrySchema }),
+  /** Every step of the session that has KV telemetry; those not sent along are fetched with telemetry.get. */
+  z.object({ type: z.literal('telemetry.index'), sessionId: Sid, steps: z.array(z.number().int().min(0)).max(1_000_000) }),
   z.object({ type: z.literal('memory'), sessionId: Sid.nullable(), step: z.number().int().nullable(), data: MemorySchema }),
 ]);
 export type SessionEvent = z.infer<typeof SessionEventSchema>;

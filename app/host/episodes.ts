@@ -3,7 +3,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { readEpisode, RECORDS_FILE, type EpisodeRecord } from '../store/trajectory.ts';
-import { ActionSchema, GeometrySchema, KvTelemetrySchema, MemorySchema, type EpisodeSummary, type SessionEvent } from '../protocol.ts';
+import { ActionSchema, GeometrySchema, KvTelemetrySchema, MemorySchema, type EpisodeSummary, type KvTelemetry, type SessionEvent } from '../protocol.ts';
 
 const ID_RE = /^[\w.+-]{1,200}$/;
 
@@ -43,6 +43,34 @@ export function listEpisodes(root: string, limit = 200): EpisodeSummary[] {
 
 /** URL under which the server serves an episode's files. */
 export const episodeFileUrl = (id: string, file: string) => `/episodes/${encodeURIComponent(id)}/${encodeURIComponent(file)}`;
+
+/**
+ * An episode's events as a window is sent them: the KV telemetry of the last `keep` steps and an index of
+ * every step that has some (the window fetches the others with telemetry.get), so a long episode does not
+ * flood it. Every other event is kept.
+ */
+export function boundedEpisodeEvents(events: SessionEvent[], keep: number): SessionEvent[] {
+  const latest = new Map<number, Extract<SessionEvent, { type: 'telemetry.kv' }>>();
+  for (const e of events) if (e.type === 'telemetry.kv') latest.set(e.data.step, e);
+  const steps = [...latest.keys()];
+  const sent = new Set(steps.slice(-keep));
+  const out: SessionEvent[] = events.filter((e) => e.type !== 'telemetry.kv');
+  if (steps.length) out.push({ type: 'telemetry.index', sessionId: events[0]!.sessionId ?? '', steps });
+  for (const k of sent) out.push(latest.get(k)!);
+  return out;
+}
+
+/** The KV telemetry the episode recorded for `step` (the latest record of it), or null. */
+export function episodeTelemetry(root: string, id: string, step: number): KvTelemetry | null {
+  const { records } = readEpisode(episodeDir(root, id));
+  for (let i = records.length - 1; i >= 0; i--) {
+    const r = records[i]!;
+    if (r.kind !== 'telemetry' || r.step !== step) continue;
+    const p = KvTelemetrySchema.safeParse(r.data);
+    if (p.success) return p.data;
+  }
+  return null;
+}
 
 /** Replays an episode folder as session events (records that do not validate are skipped). */
 export function episodeEvents(root: string, id: string): SessionEvent[] {

@@ -8,10 +8,10 @@ import { parseCommand, PROTOCOL_VERSION, type Command, type HostEvent, type Sess
 import { BlobStore, type Blob } from './blobs.ts';
 import { checkCheckpoint } from './checkpoint-check.ts';
 import { writeReport } from '../store/report.ts';
-import { episodeDir, episodeEvents, episodeFileUrl, listEpisodes } from './episodes.ts';
+import { boundedEpisodeEvents, episodeDir, episodeEvents, episodeFileUrl, episodeTelemetry, listEpisodes } from './episodes.ts';
 import { METHODS } from './kv-methods.ts';
 import type { AgentRunner } from './runner.ts';
-import { Session } from './session.ts';
+import { REPLAY_TELEMETRY_STEPS, Session } from './session.ts';
 import { publicSettings, type SettingsStore } from './settings.ts';
 
 export interface HostOptions {
@@ -19,6 +19,8 @@ export interface HostOptions {
   runner: AgentRunner;
   mode: 'web' | 'electron';
   blobs?: BlobStore;
+  /** KV telemetry a session holds in memory for windows to fetch (default 64 MiB; older steps: the stored episode). */
+  heldTelemetryBytes?: number;
   /** Where host-level problems go (default: stderr). */
   log?: (msg: string) => void;
 }
@@ -71,7 +73,7 @@ export class Host {
       configFile: this.configFile, live: this.running,
     });
     if (this.opts.settings.loadWarning) safeSend({ type: 'error', message: `settings: ${this.opts.settings.loadWarning}` });
-    for (const e of this.session?.log ?? []) safeSend(e);
+    for (const e of this.session?.replay() ?? []) safeSend(e);
     return {
       receive: (raw) => {
         const r = parseCommand(raw);
@@ -125,7 +127,9 @@ export class Host {
       case 'episodes.list':
         return reply({ type: 'episodes', root: this.settings.storage.episodesDir, items: listEpisodes(this.settings.storage.episodesDir), ref: c.ref });
       case 'episode.open':
-        return reply({ type: 'episode', id: c.id, events: episodeEvents(this.episodeRoot(c.id), c.id), ref: c.ref });
+        return reply({ type: 'episode', id: c.id, events: boundedEpisodeEvents(episodeEvents(this.episodeRoot(c.id), c.id), REPLAY_TELEMETRY_STEPS), ref: c.ref });
+      case 'telemetry.get':
+        return reply({ type: 'telemetry.kv', sessionId: c.sessionId, data: this.telemetryOf(c.sessionId, c.step) });
       case 'episode.report': {
         const file = writeReport(episodeDir(this.episodeRoot(c.id), c.id));
         return reply({ type: 'episode.report', id: c.id, url: episodeFileUrl(c.id, path.basename(file)), ref: c.ref });
@@ -147,7 +151,7 @@ export class Host {
     const session = new Session(task, this.blobs, (e: SessionEvent) => {
       if (e.type === 'session.started' && e.episode) this.liveEpisodes.set(e.episode, path.join(this.settings.storage.episodesDir, e.episode));
       this.broadcast(e);
-    });
+    }, this.opts.heldTelemetryBytes);
     // The session is the host's from the first moment: Stop works while the runner loads a model.
     this.session = session;
     const settings = this.opts.settings.get();
@@ -177,6 +181,22 @@ export class Host {
 
   getBlob(id: string): Blob | undefined {
     return this.blobs.get(id);
+  }
+
+  /** A step's KV telemetry: of the live session (held in memory, else its stored episode), or of an episode. */
+  private telemetryOf(sessionId: string, step: number) {
+    const s = this.session;
+    let episode: string | null;
+    if (s && s.id === sessionId) {
+      const held = s.telemetryOf(step);
+      if (held) return held.data;
+      episode = s.episode;
+      if (!episode) throw new Error(`the KV telemetry of step ${step} is no longer held (this task's episode is not being saved)`);
+    } else if (sessionId.startsWith('episode:')) episode = sessionId.slice('episode:'.length);
+    else throw new Error(`no session ${sessionId}`);
+    const t = episodeTelemetry(this.episodeRoot(episode), episode, step);
+    if (!t) throw new Error(`episode ${episode} has no KV telemetry for step ${step}`);
+    return t;
   }
 
   private episodeRoot(id: string): string {

@@ -1,6 +1,8 @@
 // One agent session as the UI sees it: turns the runner's events into protocol events (screenshots into
 // blob references, steps closed when the next begins), holds the confirmations and questions waiting for
-// the user, and keeps the event log a window that connects mid-run replays.
+// the user, and keeps what a window that connects mid-run needs: the steps and the latest state, bounded
+// however long the episode runs (streamed text folded into one event, the KV telemetry of the last few
+// steps plus an index of the others, which a window fetches on demand).
 import { randomBytes } from 'node:crypto';
 import { parseTelemetry, type SessionEvent } from '../protocol.ts';
 import type { BlobStore } from './blobs.ts';
@@ -9,11 +11,27 @@ import type { AgentRun, ConfirmQuestion, RunHooks, RunnerEvent, RunResult } from
 
 type Pending = { kind: 'confirm'; resolve: (v: boolean) => void } | { kind: 'ask'; resolve: (v: string | null) => void };
 
-const MAX_LOG = 50_000;
+/** Telemetry of this many latest steps goes to a window that connects; it fetches older steps on demand. */
+export const REPLAY_TELEMETRY_STEPS = 8;
+/** KV telemetry held in memory for on-demand fetches (older steps come from the stored episode). */
+export const HELD_TELEMETRY_BYTES = 64 << 20;
+const MAX_MEMORY = 500;
+const MAX_WARNINGS = 200;
+
+type TelemetryEvent = Extract<SessionEvent, { type: 'telemetry.kv' }>;
 
 export class Session {
   readonly id = `s-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
-  readonly log: SessionEvent[] = [];
+  /** The session's course (steps, replies, actions, dialogs, state changes), in order, without what follows. */
+  private readonly course: SessionEvent[] = [];
+  /** The current step's streamed text since its last reply or parse error (one event on replay). */
+  private streaming: { step: number; text: string } | null = null;
+  private readonly memoryLog: SessionEvent[] = [];
+  private readonly warningLog: SessionEvent[] = [];
+  /** Every step that reported KV telemetry, in order; the latest reports are held, up to heldTelemetryBytes. */
+  private readonly telemetrySteps: number[] = [];
+  private readonly telemetry = new Map<number, { e: TelemetryEvent; bytes: number }>();
+  private heldBytes = 0;
   state: 'starting' | 'running' | 'paused' | 'ended' = 'starting';
   run: AgentRun | null = null;
   private readonly pending = new Map<string, Pending>();
@@ -28,11 +46,82 @@ export class Session {
     readonly task: string,
     private readonly blobs: BlobStore,
     private readonly broadcast: (e: SessionEvent) => void,
+    private readonly heldTelemetryBytes = HELD_TELEMETRY_BYTES,
   ) {}
 
   emit(e: SessionEvent): void {
-    if (this.log.length < MAX_LOG || e.type !== 'tokens') this.log.push(e);
+    this.keep(e);
     this.broadcast(e);
+  }
+
+  private keep(e: SessionEvent): void {
+    switch (e.type) {
+      case 'tokens':
+        if (this.streaming?.step !== e.step) this.streaming = { step: e.step, text: '' };
+        this.streaming.text += e.delta;
+        return;
+      case 'telemetry.kv':
+        return this.holdTelemetry(e);
+      case 'memory':
+        this.memoryLog.push(e);
+        if (this.memoryLog.length > MAX_MEMORY) this.memoryLog.splice(0, this.memoryLog.length - MAX_MEMORY);
+        return;
+      case 'warning':
+        this.warningLog.push(e);
+        if (this.warningLog.length > MAX_WARNINGS) this.warningLog.splice(0, this.warningLog.length - MAX_WARNINGS);
+        return;
+      case 'reply':
+      case 'parse.error':
+      case 'step.started':
+        this.streaming = null;
+        break;
+    }
+    this.course.push(e);
+  }
+
+  private holdTelemetry(e: TelemetryEvent): void {
+    const step = e.data.step;
+    const prev = this.telemetry.get(step);
+    if (prev) {
+      this.heldBytes -= prev.bytes;
+      this.telemetry.delete(step); // re-inserted as the newest
+    } else this.telemetrySteps.push(step);
+    const bytes = JSON.stringify(e.data).length;
+    this.telemetry.set(step, { e, bytes });
+    this.heldBytes += bytes;
+    // Oldest first out, never the newest.
+    for (const [k, v] of this.telemetry) {
+      if (this.heldBytes <= this.heldTelemetryBytes || this.telemetry.size <= 1) break;
+      this.telemetry.delete(k);
+      this.heldBytes -= v.bytes;
+    }
+  }
+
+  /**
+   * What a window that connects now is sent: the course of the session, the streamed text of the current
+   * step as one event, the latest memory figures and warnings, the index of the steps with KV telemetry
+   * and the telemetry of the last few of them. Its size does not grow with the telemetry of past steps.
+   */
+  replay(): SessionEvent[] {
+    const out: SessionEvent[] = [...this.course];
+    if (this.streaming?.text) out.push({ type: 'tokens', sessionId: this.id, step: this.streaming.step, delta: this.streaming.text });
+    out.push(...this.warningLog, ...this.memoryLog);
+    if (this.telemetrySteps.length) out.push({ type: 'telemetry.index', sessionId: this.id, steps: [...this.telemetrySteps] });
+    for (const step of this.telemetrySteps.slice(-REPLAY_TELEMETRY_STEPS)) {
+      const held = this.telemetry.get(step);
+      if (held) out.push(held.e);
+    }
+    return out;
+  }
+
+  /** The KV telemetry of a step while it is held in memory (older steps: the stored episode). */
+  telemetryOf(step: number): TelemetryEvent | null {
+    return this.telemetry.get(step)?.e ?? null;
+  }
+
+  /** The stored episode of this session (null when episodes are not saved). */
+  get episode(): string | null {
+    return this.episodeId;
   }
 
   hooks(): RunHooks {

@@ -40,8 +40,10 @@ export interface SessionView {
   confirm: { requestId: string; step: number; action: WireAction; thought: string; reasons: string[] } | null;
   ask: { requestId: string; step: number; question: string } | null;
   result: { status: string; steps: number; answer?: string; error?: string; raw?: string } | null;
-  /** Telemetry by step (the latest per step wins). */
+  /** Telemetry by step (the latest per step wins): the steps this window holds, at most HELD_TELEMETRY. */
   telemetry: Record<number, KvTelemetry>;
+  /** Every step with KV telemetry, ascending (those not held are fetched with telemetry.get). */
+  telemetrySteps: number[];
   memory: Array<{ step: number | null; data: Memory; t: number }>;
   started: number;
 }
@@ -49,8 +51,26 @@ export interface SessionView {
 export function emptySession(id: string, source: 'live' | 'replay'): SessionView {
   return {
     id, source, task: '', dryRun: false, backend: '', destination: '', display: null, episode: null, status: 'running', steps: [],
-    warnings: [], confirm: null, ask: null, result: null, telemetry: {}, memory: [], started: Date.now(),
+    warnings: [], confirm: null, ask: null, result: null, telemetry: {}, telemetrySteps: [], memory: [], started: Date.now(),
   };
+}
+
+/** Telemetry steps a window holds at once (a long episode's older steps are fetched again when looked at). */
+export const HELD_TELEMETRY = 64;
+
+function withSteps(have: number[], add: number[]): number[] {
+  const out = new Set(have);
+  let changed = false;
+  for (const k of add) if (!out.has(k)) (out.add(k), (changed = true));
+  return changed ? [...out].sort((a, b) => a - b) : have;
+}
+
+function holdTelemetry(held: Record<number, KvTelemetry>, t: KvTelemetry): Record<number, KvTelemetry> {
+  const next = { ...held, [t.step]: t };
+  // the oldest steps go first; never the one that just came
+  const drop = Object.keys(next).map(Number).filter((k) => k !== t.step).sort((a, b) => a - b);
+  for (let i = 0, n = drop.length + 1; n > HELD_TELEMETRY; i++, n--) delete next[drop[i]!];
+  return next;
 }
 
 /** Splits a UI-TARS reply into its thought and the rest. */
@@ -123,7 +143,9 @@ export function reduceSession(prev: SessionView | null, e: SessionEvent, source:
       s = { ...s, status: 'ended', result: e.result, confirm: null, ask: null };
       return { ...s, steps: s.steps.map((v) => (v.finished ? v : { ...v, finished: true, ended: e.t })) };
     case 'telemetry.kv':
-      return { ...s, telemetry: { ...s.telemetry, [e.data.step]: e.data } };
+      return { ...s, telemetry: holdTelemetry(s.telemetry, e.data), telemetrySteps: withSteps(s.telemetrySteps, [e.data.step]) };
+    case 'telemetry.index':
+      return { ...s, telemetrySteps: withSteps(s.telemetrySteps, e.steps) };
     case 'memory': {
       // one figure per step: the latest report of a step replaces the earlier ones
       const rest = e.step === null ? s.memory : s.memory.filter((m) => m.step !== e.step);

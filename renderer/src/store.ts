@@ -35,17 +35,23 @@ export interface AppState {
   starting: boolean;
   notices: Notice[];
   transport: Transport | null;
+  /** KV telemetry asked of the host, by `${sessionId}/${step}`: 'pending' or why it could not be had. */
+  telemetryFetch: Record<string, string>;
 
   send(cmd: Command): void;
   setTab(t: Tab): void;
   selectStep(step: number | null): void;
   setLayer(l: number): void;
   closeReplay(): void;
+  /** Asks the host for a step's KV telemetry that this window does not hold (once; see telemetryFetch). */
+  fetchTelemetry(sessionId: string, step: number): void;
   dismiss(id: number): void;
   onEvent(e: HostEvent): void;
 }
 
 let nextId = 1;
+/** telemetry.get refs in flight -> `${sessionId}/${step}` */
+const telemetryRefs = new Map<string, string>();
 let nextRef = 1;
 export const newRef = (prefix: string) => `${prefix}-${nextRef++}`;
 
@@ -69,6 +75,7 @@ export const useApp = create<AppState>((set, get) => ({
   starting: false,
   notices: [],
   transport: null,
+  telemetryFetch: {},
 
   send(cmd) {
     const ok = get().transport?.send(cmd);
@@ -81,13 +88,21 @@ export const useApp = create<AppState>((set, get) => ({
   selectStep: (selectedStep) => set({ selectedStep }),
   setLayer: (layer) => set({ layer }),
   closeReplay: () => set({ viewing: 'live', replay: null, selectedStep: null }),
+  fetchTelemetry(sessionId, step) {
+    const key = `${sessionId}/${step}`;
+    if (get().telemetryFetch[key]) return;
+    const ref = newRef('telemetry');
+    telemetryRefs.set(ref, key);
+    set((s) => ({ telemetryFetch: { ...s.telemetryFetch, [key]: 'pending' } }));
+    get().send({ type: 'telemetry.get', sessionId, step, ref });
+  },
   dismiss: (id) => set((s) => ({ notices: s.notices.filter((n) => n.id !== id) })),
 
   onEvent(e) {
     switch (e.type) {
       case 'hello':
         // A reconnect replays the live session from scratch.
-        return set({ mode: e.mode, settings: e.settings, methods: e.methods, configFile: e.configFile, live: null });
+        return set({ mode: e.mode, settings: e.settings, methods: e.methods, configFile: e.configFile, live: null, telemetryFetch: {} });
       case 'settings':
         return set({ settings: e.settings, settingsError: null, savedAt: Date.now() });
       case 'checkpoint.result':
@@ -112,9 +127,24 @@ export const useApp = create<AppState>((set, get) => ({
       case 'error':
         if (e.ref === 'start') set({ starting: false });
         if (e.ref?.startsWith('settings')) return set({ settingsError: e.message });
+        if (e.ref && telemetryRefs.has(e.ref)) {
+          const key = telemetryRefs.get(e.ref)!;
+          telemetryRefs.delete(e.ref);
+          return set((s) => ({ telemetryFetch: { ...s.telemetryFetch, [key]: e.message } }));
+        }
         if (e.ref?.startsWith('ckpt')) return set({ checkpointPending: false, checkpoint: { dir: '', ok: false, error: e.message } });
         return notice(set, 'error', e.message);
       default: {
+        if (e.type === 'telemetry.kv') {
+          const key = `${e.sessionId}/${e.data.step}`;
+          if (get().telemetryFetch[key]) {
+            const { [key]: _done, ...rest } = get().telemetryFetch;
+            set({ telemetryFetch: rest });
+          }
+          // the telemetry of an opened episode, fetched on demand
+          const r = get().replay;
+          if (r && r.id === e.sessionId) return set({ replay: reduceSession(r, e, 'replay') });
+        }
         const live = reduceSession(get().live, e, 'live');
         const patch: Partial<AppState> = { live };
         if (e.type === 'session.starting' || e.type === 'session.started') {

@@ -8,7 +8,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Host } from '../../app/host/host.ts';
 import { StartStopped, unlessStopped, type AgentRun, type AgentRunner, type RunHooks, type RunResult } from '../../app/host/runner.ts';
 import { defaultSettings, SettingsStore } from '../../app/host/settings.ts';
-import { parseEvent, type HostEvent, type Settings } from '../../app/protocol.ts';
+import { encodeBits, parseEvent, type HostEvent, type KvTelemetry, type SessionEvent, type Settings } from '../../app/protocol.ts';
+import { EpisodeWriter } from '../../app/store/trajectory.ts';
+import { foldEvents } from '../../renderer/src/session.ts';
 
 const dirs: string[] = [];
 afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -18,12 +20,13 @@ const GEOMETRY = { origin: { x: 0, y: 0 }, injectorScale: 1, capture: { width: 6
 /** A test double of the agent: the test drives its events by hand through `hooks`. */
 class HandRunner implements AgentRunner {
   hooks!: RunHooks;
+  episodeDir: string | null = null;
   applied: Settings[] = [];
   stops: string[] = [];
   private finish!: (r: RunResult) => void;
   async start(_req: unknown, hooks: RunHooks): Promise<AgentRun> {
     this.hooks = hooks;
-    hooks.onEvent({ type: 'started', backend: 'openai', destination: 'http://127.0.0.1:1/v1', dryRun: true, display: { width: 640, height: 400, scale: 1 }, episodeDir: null });
+    hooks.onEvent({ type: 'started', backend: 'openai', destination: 'http://127.0.0.1:1/v1', dryRun: true, display: { width: 640, height: 400, scale: 1 }, episodeDir: this.episodeDir });
     const done = new Promise<RunResult>((r) => (this.finish = r));
     return {
       pause: () => hooks.onEvent({ type: 'paused' }),
@@ -257,5 +260,148 @@ describe('unlessStopped', () => {
     expect(discarded).toEqual(['desktop']);
     // not aborted: passes the value through
     await expect(unlessStopped(Promise.resolve(3), new AbortController().signal)).resolves.toBe(3);
+  });
+});
+
+describe('a long episode and a window that connects late', () => {
+  // Per-layer telemetry of a 28-layer model over the last 5 screenshots (36x64 cells each), as the engine reports it.
+  const LAYERS = 28, ROWS = 36, COLS = 64;
+  const memo = new Map<string, string>();
+  const bitsMemo = (seed: number, n: number) => {
+    const k = `${seed}/${n}`;
+    if (!memo.has(k)) memo.set(k, encodeBits(Array.from({ length: n }, (_, i) => ((i * 2654435761 + seed * 977) >>> 7) % 5 === 0)));
+    return memo.get(k)!;
+  };
+  function telemetry(step: number): KvTelemetry {
+    const frames = Array.from({ length: Math.min(5, step) }, (_, f) => ({ frame: f, step: step - Math.min(5, step) + 1 + f, rows: ROWS, cols: COLS }));
+    const bits = (seed: number, n: number) => bitsMemo(seed % 13, n);
+    return {
+      step, method: 'starkv', budgetPercent: 20, capTokens: null, logicalLength: 5000 + step, textTokens: 300 + step, kvBytes: 1 << 20, kvFullBytes: 5 << 20,
+      frames,
+      layers: Array.from({ length: LAYERS }, (_, l) => ({
+        layer: l, cap: 1000, kept: 1000, keptPerFrame: frames.map(() => 400), keptText: 200,
+        cells: frames.map((f) => bits(step * 100 + l * 7 + f.frame, ROWS * COLS)), text: bits(step + l, 300 + step),
+        starkv: { temperature: 1 + l / 100, normalizedEntropy: 0.5, lambdaEff: 0.3, miCur: [0.1, 0.2], miEma: [0.1, 0.2], groupWeights: [0.4, 0.6], stability: [0.9, 0.8] },
+      })),
+    };
+  }
+  const mem = { device: 'cpu', engine: null, system: { label: 'RSS', used: 1 << 30, total: 16 << 30 }, kvFullBytes: null };
+
+  /** Plays `steps` agent steps: streamed reply, reply, action, KV telemetry and memory per step. */
+  function play(runner: HandRunner, from: number, to: number): number {
+    let sent = 0;
+    for (let k = from; k <= to; k++) {
+      runner.hooks.onEvent({ type: 'step', step: k, png: Buffer.from(`png-${k}`), file: null, geometry: GEOMETRY });
+      const reply = `Thought: step ${k}: I look for the next button to press.\nAction: click(start_box='(1,2)')`;
+      for (const piece of reply.match(/[\s\S]{1,3}/g)!) runner.hooks.onEvent({ type: 'text', step: k, delta: piece });
+      runner.hooks.onEvent({ type: 'reply', step: k, text: reply, attempt: 0, ms: 900 });
+      runner.hooks.onEvent({ type: 'action', step: k, index: 0, action: { type: 'click', point: { x: k, y: 2 } }, thought: `step ${k}` });
+      const t = telemetry(k);
+      sent += JSON.stringify(t).length;
+      runner.hooks.onEvent({ type: 'telemetry', data: t });
+      runner.hooks.onEvent({ type: 'memory', step: k, data: mem });
+    }
+    return sent;
+  }
+  const late = (host: Host) => {
+    const events: HostEvent[] = [];
+    const client = host.connect((e) => events.push(e));
+    return { events, client, bytes: () => JSON.stringify(events).length };
+  };
+
+  it('is sent the steps and the latest state, not every step’s telemetry again; older steps come on demand', async () => {
+    const { host, runner, ca } = setup();
+    ca.receive({ type: 'task.start', task: 'a long one' });
+    await tick();
+    const sent200 = play(runner, 1, 200);
+    const at200 = late(host);
+    const sent400 = play(runner, 201, 400) + sent200;
+    runner.hooks.onEvent({ type: 'step', step: 401, png: Buffer.from('png-401'), file: null, geometry: GEOMETRY });
+    runner.hooks.onEvent({ type: 'text', step: 401, delta: 'Thought: half a tho' });
+    runner.hooks.onEvent({ type: 'text', step: 401, delta: 'ught' });
+    const w = late(host);
+    const perStep = JSON.stringify(telemetry(400)).length;
+    expect(sent400).toBeGreaterThan(400 * 20_000); // the telemetry the first window was sent: over 8 MB
+    // The late window: telemetry of the last 8 steps and an index of all of them, one event per streamed reply.
+    const tele = w.events.filter((e) => e.type === 'telemetry.kv') as Array<Extract<HostEvent, { type: 'telemetry.kv' }>>;
+    expect(tele.map((e) => e.data.step)).toEqual([393, 394, 395, 396, 397, 398, 399, 400]);
+    expect(w.events.find((e) => e.type === 'telemetry.index')).toMatchObject({ steps: Array.from({ length: 400 }, (_, i) => i + 1) });
+    expect(w.events.filter((e) => e.type === 'tokens')).toEqual([expect.objectContaining({ step: 401, delta: 'Thought: half a tho' + 'ught' })]);
+    expect(w.bytes()).toBeLessThan(10 * perStep + 401 * 1500);
+    // Bounded: 200 more steps add their small step records, not their telemetry.
+    expect(w.bytes() - at200.bytes()).toBeLessThan(200 * 1500);
+    for (const e of w.events) expect(parseEvent(e).ok, JSON.stringify(e).slice(0, 200)).toBe(true);
+
+    // What the late window shows: every step with its thought and action, the streaming one too.
+    const view = foldEvents(w.events.filter((e): e is SessionEvent => parseEvent(e).ok && 'sessionId' in e), 'live')!;
+    expect(view.steps.length).toBe(401);
+    expect(view.steps[2]).toMatchObject({ step: 3, thought: 'step 3: I look for the next button to press.', actions: [expect.objectContaining({ phase: 'planned' })] });
+    expect(view.steps.at(-1)!.text).toBe('Thought: half a thought');
+    expect(view.telemetrySteps.length).toBe(400);
+    expect(Object.keys(view.telemetry).map(Number)).toEqual([393, 394, 395, 396, 397, 398, 399, 400]);
+    // A past step stays inspectable: the window asks for it and gets exactly what the engine reported.
+    const sid = view.id;
+    w.client.receive({ type: 'telemetry.get', sessionId: sid, step: 3, ref: 'telemetry-1' });
+    await tick();
+    const got = w.events.at(-1) as Extract<HostEvent, { type: 'telemetry.kv' }>;
+    expect(got).toMatchObject({ type: 'telemetry.kv', sessionId: sid });
+    expect(got.data).toEqual(telemetry(3));
+    w.client.receive({ type: 'telemetry.get', sessionId: sid, step: 999, ref: 'telemetry-2' });
+    await tick();
+    expect(w.events.at(-1)).toMatchObject({ type: 'error', ref: 'telemetry-2' });
+  });
+
+  it('holds a bounded amount of telemetry; older steps are read back from the stored episode', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'starkv-host-'));
+    dirs.push(dir);
+    const settings = defaultSettings(dir);
+    const store = EpisodeWriter.create(settings.storage.episodesDir, 'stored');
+    const runner = new HandRunner();
+    runner.episodeDir = store.dir;
+    const perStep = JSON.stringify(telemetry(10)).length;
+    const host = new Host({ settings: new SettingsStore(path.join(dir, 's.json'), settings), runner, mode: 'web', log: () => {}, heldTelemetryBytes: 3 * perStep });
+    const events: HostEvent[] = [];
+    const c = host.connect((e) => events.push(e));
+    c.receive({ type: 'task.start', task: 'stored' });
+    await tick();
+    for (let k = 1; k <= 12; k++) store.append('telemetry', { step: k, data: telemetry(k) }); // as StepReports writes them
+    play(runner, 1, 12);
+    const sid = (events.find((e) => e.type === 'session.started') as Extract<HostEvent, { type: 'session.started' }>).sessionId;
+    // step 2 is no longer held: it comes from the episode file
+    c.receive({ type: 'telemetry.get', sessionId: sid, step: 2, ref: 'telemetry-a' });
+    await tick();
+    expect((events.at(-1) as Extract<HostEvent, { type: 'telemetry.kv' }>).data).toEqual(telemetry(2));
+    // a replayed episode is bounded the same way and fetches the same way
+    const w = late(host);
+    expect(w.events.filter((e) => e.type === 'telemetry.kv').length).toBeLessThanOrEqual(3);
+    store.append('end', { status: 'finished', steps: 12 });
+    store.close();
+    const id = path.basename(store.dir);
+    c.receive({ type: 'episode.open', id, ref: 'ep' });
+    await tick();
+    const ep = events.at(-1) as Extract<HostEvent, { type: 'episode' }>;
+    expect(ep.events.filter((e) => e.type === 'telemetry.kv').map((e) => (e as { data: KvTelemetry }).data.step)).toEqual([5, 6, 7, 8, 9, 10, 11, 12]);
+    expect(ep.events.find((e) => e.type === 'telemetry.index')).toMatchObject({ steps: Array.from({ length: 12 }, (_, i) => i + 1) });
+    c.receive({ type: 'telemetry.get', sessionId: `episode:${id}`, step: 1, ref: 'telemetry-b' });
+    await tick();
+    expect(events.at(-1)).toMatchObject({ type: 'telemetry.kv', sessionId: `episode:${id}`, data: telemetry(1) });
+  });
+
+  it('says so when an old step is gone because the episode is not saved', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'starkv-host-'));
+    dirs.push(dir);
+    const runner = new HandRunner();
+    const host = new Host({ settings: new SettingsStore(path.join(dir, 's.json'), defaultSettings(dir)), runner, mode: 'web', log: () => {}, heldTelemetryBytes: 1 });
+    const events: HostEvent[] = [];
+    const c = host.connect((e) => events.push(e));
+    c.receive({ type: 'task.start', task: 'unsaved' });
+    await tick();
+    play(runner, 1, 3);
+    const sid = (events.find((e) => e.type === 'session.started') as Extract<HostEvent, { type: 'session.started' }>).sessionId;
+    c.receive({ type: 'telemetry.get', sessionId: sid, step: 3, ref: 'telemetry-c' });
+    c.receive({ type: 'telemetry.get', sessionId: sid, step: 1, ref: 'telemetry-d' });
+    await tick();
+    expect(events.at(-2)).toMatchObject({ type: 'telemetry.kv', data: { step: 3 } }); // the newest is always held
+    expect(events.at(-1)).toMatchObject({ type: 'error', ref: 'telemetry-d', message: /no longer held.*not being saved/ });
   });
 });

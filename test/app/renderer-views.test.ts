@@ -143,6 +143,40 @@ describe('the task bar', () => {
   });
 });
 
+describe('KV telemetry of a long episode in the window', () => {
+  const tele = (step: number): HostEvent => ({
+    type: 'telemetry.kv', sessionId: 'live-1',
+    data: { step, method: 'starkv', budgetPercent: 20, capTokens: null, logicalLength: 10, textTokens: 10, frames: [], layers: [{ layer: 0, cap: 4, kept: 4, keptPerFrame: [], keptText: 4, cells: [], text: 'Dw==', starkv: null }], kvBytes: 1, kvFullBytes: 2 },
+  });
+
+  it('holds the latest steps, lists them all, and fetches a past one once when it is looked at', () => {
+    const sent: unknown[] = [];
+    useApp.setState({ transport: { send: (c: unknown) => (sent.push(c), true) } as never });
+    feed([started('live-1', 'long task'), { type: 'telemetry.index', sessionId: 'live-1', steps: [1, 2, 3] }]);
+    for (let k = 4; k <= 100; k++) feed([tele(k)]);
+    const live = useApp.getState().live!;
+    expect(live.telemetrySteps).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
+    expect(Object.keys(live.telemetry).map(Number)).toEqual(Array.from({ length: 64 }, (_, i) => i + 37)); // the latest 64
+    // Step 3 is listed but not held: the inspector says it is fetching it, and asks the host once.
+    useApp.getState().setTab('kv');
+    useApp.getState().selectStep(3);
+    const html = render();
+    expect(html).toContain('Fetching the KV telemetry of step 3');
+    expect(html).toContain('<option value="3" selected="">3</option>');
+    useApp.getState().fetchTelemetry('live-1', 3);
+    useApp.getState().fetchTelemetry('live-1', 3);
+    expect(sent).toEqual([{ type: 'telemetry.get', sessionId: 'live-1', step: 3, ref: expect.stringMatching(/^telemetry-/) }]);
+    feed([tele(3)]);
+    expect(useApp.getState().telemetryFetch).toEqual({});
+    expect(render()).toContain('layer keeps 4/4');
+    // A step the host no longer has: the reason shows instead of a spinner.
+    useApp.getState().selectStep(1);
+    useApp.getState().fetchTelemetry('live-1', 1);
+    feed([{ type: 'error', ref: (sent[1] as { ref: string }).ref, message: 'the KV telemetry of step 1 is no longer held' }]);
+    expect(render()).toContain('could not be fetched: the KV telemetry of step 1 is no longer held');
+  });
+});
+
 describe('web mode address bar', () => {
   it('drops the token and keeps the rest of the URL', () => {
     expect(withoutToken('http://127.0.0.1:5173/?token=abc_DEF-123')).toBe('/');

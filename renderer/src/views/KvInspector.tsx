@@ -1,6 +1,7 @@
 // KV inspector: what the compressed cache keeps, from the engine's telemetry events only. Per step and
 // layer, a heatmap over every screenshot in the context (28x28-pixel cells), the text tokens as a strip,
 // kept fraction per frame for all layers, and STaR-KV's statistics over layers and over steps.
+import { useEffect } from 'react';
 import type { KvTelemetry } from '../../../app/protocol.ts';
 import { color, LineChart, type Series } from '../components/Charts.tsx';
 import { BitStrip, KeptOverlay } from '../components/KeptOverlay.tsx';
@@ -30,6 +31,22 @@ function NoTelemetry({ s }: { s: SessionView | null }) {
       )}
     </div>
   );
+}
+
+function StepPicker({ steps, step, onStep, bare }: { steps: number[]; step: number; onStep: (k: number) => void; bare?: boolean }) {
+  const picker = (
+    <label>
+      Step
+      <select value={step} onChange={(e) => onStep(Number(e.target.value))} data-testid="kv-step">
+        {steps.map((k) => (
+          <option key={k} value={k}>
+            {k}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+  return bare ? picker : <div className="kv-controls card">{picker}</div>;
 }
 
 function FrameTable({ t, layer, onLayer }: { t: KvTelemetry; layer: number; onLayer: (l: number) => void }) {
@@ -92,29 +109,41 @@ export function KvInspector() {
   const selectStep = useApp((x) => x.selectStep);
   const layerSel = useApp((x) => x.layer);
   const setLayer = useApp((x) => x.setLayer);
-  const steps = s ? Object.keys(s.telemetry).map(Number).sort((a, b) => a - b) : [];
-  if (!s || !steps.length) return <NoTelemetry s={s} />;
-  const step = selected !== null && s.telemetry[selected] ? selected : steps.at(-1)!;
-  const t = s.telemetry[step]!;
+  const fetchTelemetry = useApp((x) => x.fetchTelemetry);
+  const fetchState = useApp((x) => x.telemetryFetch);
+  // Every step with telemetry; a long episode's older steps are fetched from the host when looked at.
+  const steps = s?.telemetrySteps ?? [];
+  const step = selected !== null && steps.includes(selected) ? selected : steps.at(-1);
+  const missing = !!s && step !== undefined && !s.telemetry[step];
+  useEffect(() => {
+    if (s && missing) fetchTelemetry(s.id, step!);
+  }, [s?.id, step, missing, fetchTelemetry]);
+  if (!s || step === undefined) return <NoTelemetry s={s} />;
+  const t = s.telemetry[step];
+  if (!t) {
+    const why = fetchState[`${s.id}/${step}`];
+    return (
+      <div className="kv" data-testid="kv-inspector">
+        <StepPicker steps={steps} step={step} onStep={selectStep} />
+        <div className="card muted" data-testid="kv-fetching">
+          {why && why !== 'pending' ? `The KV telemetry of step ${step} could not be fetched: ${why}` : `Fetching the KV telemetry of step ${step}…`}
+        </div>
+      </div>
+    );
+  }
   const layerIdx = Math.max(0, Math.min(t.layers.length - 1, t.layers.findIndex((l) => l.layer === layerSel)));
   const L = t.layers[layerIdx]!;
   const overLayers = starkvSeries(t.layers.map((l) => l.starkv));
-  const overSteps = starkvSeries(steps.map((k) => s.telemetry[k]!.layers.find((l) => l.layer === L.layer)?.starkv ?? null));
+  // Over steps: the steps this window holds (all of them, unless the episode is long).
+  const heldSteps = steps.filter((k) => s.telemetry[k]);
+  const overSteps = starkvSeries(heldSteps.map((k) => s.telemetry[k]!.layers.find((l) => l.layer === L.layer)?.starkv ?? null));
+  const stepsNote = heldSteps.length < steps.length ? `, ${heldSteps.length} of ${steps.length} steps` : '';
   const hasStarkv = t.layers.some((l) => l.starkv);
   const shotOf = (frameStep: number) => s.steps.find((v) => v.step === frameStep)?.screenshot ?? null;
   return (
     <div className="kv" data-testid="kv-inspector">
       <div className="kv-controls card">
-        <label>
-          Step
-          <select value={step} onChange={(e) => selectStep(Number(e.target.value))} data-testid="kv-step">
-            {steps.map((k) => (
-              <option key={k} value={k}>
-                {k}
-              </option>
-            ))}
-          </select>
-        </label>
+        <StepPicker steps={steps} step={step} onStep={selectStep} bare />
         <label className="grow">
           Layer {L.layer}
           <input type="range" min={0} max={t.layers.length - 1} value={layerIdx} onChange={(e) => setLayer(t.layers[Number(e.target.value)]!.layer)} data-testid="kv-layer" />
@@ -149,9 +178,9 @@ export function KvInspector() {
         <div className="charts">
           <LineChart title={`STaR-KV over layers (step ${step})`} series={overLayers.main} xs={t.layers.map((l) => l.layer)} xLabel="layer" highlight={L.layer} onPick={setLayer} />
           <LineChart title={`Group weights over layers (step ${step})`} series={overLayers.weights} xs={t.layers.map((l) => l.layer)} xLabel="layer" highlight={L.layer} onPick={setLayer} />
-          <LineChart title={`STaR-KV over steps (layer ${L.layer})`} series={overSteps.main} xs={steps} xLabel="step" highlight={step} onPick={selectStep} />
-          <LineChart title={`Group weights over steps (layer ${L.layer})`} series={overSteps.weights} xs={steps} xLabel="step" highlight={step} onPick={selectStep} />
-          <LineChart title={`MI (EMA) per group over steps (layer ${L.layer})`} series={overSteps.mi} xs={steps} xLabel="step" highlight={step} onPick={selectStep} />
+          <LineChart title={`STaR-KV over steps (layer ${L.layer}${stepsNote})`} series={overSteps.main} xs={heldSteps} xLabel="step" highlight={step} onPick={selectStep} />
+          <LineChart title={`Group weights over steps (layer ${L.layer}${stepsNote})`} series={overSteps.weights} xs={heldSteps} xLabel="step" highlight={step} onPick={selectStep} />
+          <LineChart title={`MI (EMA) per group over steps (layer ${L.layer}${stepsNote})`} series={overSteps.mi} xs={heldSteps} xLabel="step" highlight={step} onPick={selectStep} />
         </div>
       ) : (
         <div className="card muted small">{t.method} reports no STaR-KV statistics (temperature, entropy, MI, stability).</div>

@@ -28,11 +28,14 @@ const regexSource = z
     }
   }, 'not a valid regular expression');
 
+/** auto | cpu | cuda (= cuda:0) | cuda:N, as the engine and the CLI take it. */
+export const DEVICE_RE = /^(auto|cpu|cuda(:\d{1,3})?)$/;
+
 export const SettingsSchema = z.strictObject({
   model: z.strictObject({
     source: z.enum(['checkpoint', 'endpoint']),
     checkpointDir: z.string().max(4096),
-    device: z.enum(['auto', 'cpu', 'cuda']),
+    device: z.string().regex(DEVICE_RE, 'auto, cpu, cuda or cuda:N'),
     endpoint: z.strictObject({
       baseURL: z.string().max(2048),
       model: z.string().max(256),
@@ -194,6 +197,13 @@ export const MemorySchema = z.object({
 });
 export type Memory = z.infer<typeof MemorySchema>;
 
+/** The GPUs the engine reports here (cuda:0 .. cuda:N-1), or why there is none. */
+export const DevicesSchema = z.object({
+  gpus: z.array(z.object({ id: z.string().regex(/^cuda:\d{1,3}$/), name: z.string().max(200), cc: z.string().max(20), totalBytes: z.number().min(0) })).max(64),
+  note: z.string().max(1000).nullable(),
+});
+export type Devices = z.infer<typeof DevicesSchema>;
+
 // ---------------------------------------------------------------- commands (UI -> host)
 
 const Id = z.string().min(1).max(100);
@@ -276,7 +286,7 @@ export const EventSchema = z.union([
   z.discriminatedUnion('type', [
     z.object({
       type: z.literal('hello'), protocol: z.literal(PROTOCOL_VERSION), mode: z.enum(['web', 'electron']), settings: SettingsSchema,
-      methods: z.array(MethodInfoSchema), configFile: z.string(), live: z.boolean(),
+      methods: z.array(MethodInfoSchema), configFile: z.string(), live: z.boolean(), devices: DevicesSchema,
     }),
     z.object({ type: z.literal('settings'), settings: SettingsSchema, ref: Id.optional() }),
     z.object({ type: z.literal('checkpoint.result'), dir: z.string(), ok: z.boolean(), summary: z.string().optional(), error: z.string().optional(), ref: Id.optional() }),

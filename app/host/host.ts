@@ -4,9 +4,10 @@
 // HTTP or WebSockets: a transport calls connect() and feeds it raw messages.
 import { existsSync, realpathSync } from 'node:fs';
 import path from 'node:path';
-import { parseCommand, PROTOCOL_VERSION, type Command, type HostEvent, type SessionEvent, type Settings } from '../protocol.ts';
+import { parseCommand, PROTOCOL_VERSION, type Command, type Devices, type HostEvent, type SessionEvent, type Settings } from '../protocol.ts';
 import { BlobStore, type Blob } from './blobs.ts';
 import { checkCheckpoint } from './checkpoint-check.ts';
+import { deviceProblem, probeDevices } from './devices.ts';
 import { writeReport } from '../store/report.ts';
 import { boundedEpisodeEvents, episodeDir, episodeEvents, episodeFileUrl, episodeTelemetry, listEpisodes } from './episodes.ts';
 import { METHODS } from './kv-methods.ts';
@@ -21,6 +22,8 @@ export interface HostOptions {
   blobs?: BlobStore;
   /** KV telemetry a session holds in memory for windows to fetch (default 64 MiB; older steps: the stored episode). */
   heldTelemetryBytes?: number;
+  /** The GPUs the engine can run on (default: the addon's cudaInfo(), asked once). */
+  devices?: () => Devices;
   /** Where host-level problems go (default: stderr). */
   log?: (msg: string) => void;
 }
@@ -40,6 +43,7 @@ export class Host {
   /** Episode ids of this process's sessions -> their folder (served even if the episodes root changes). */
   private readonly liveEpisodes = new Map<string, string>();
   private readonly log: (msg: string) => void;
+  private deviceList: Devices | null = null;
 
   constructor(private readonly opts: HostOptions) {
     this.blobs = opts.blobs ?? new BlobStore();
@@ -49,6 +53,11 @@ export class Host {
 
   get settings(): Settings {
     return this.opts.settings.get();
+  }
+
+  /** The engine's devices, asked once. */
+  get devices(): Devices {
+    return (this.deviceList ??= (this.opts.devices ?? probeDevices)());
   }
 
   get configFile(): string {
@@ -70,7 +79,7 @@ export class Host {
     this.clients.add(safeSend);
     safeSend({
       type: 'hello', protocol: PROTOCOL_VERSION, mode: this.opts.mode, settings: publicSettings(this.settings), methods: METHODS,
-      configFile: this.configFile, live: this.running,
+      configFile: this.configFile, live: this.running, devices: this.devices,
     });
     if (this.opts.settings.loadWarning) safeSend({ type: 'error', message: `settings: ${this.opts.settings.loadWarning}` });
     for (const e of this.session?.replay() ?? []) safeSend(e);
@@ -110,6 +119,10 @@ export class Host {
         if (!this.session?.answerAsk(c.requestId, c.answer)) throw new Error(`no question ${c.requestId} is waiting`);
         return void ack();
       case 'settings.update': {
+        // A GPU the engine does not report here is refused (a settings file from another machine still loads).
+        const device = (c.patch.model as { device?: unknown } | undefined)?.device;
+        const bad = typeof device === 'string' ? deviceProblem(device, this.devices) : null;
+        if (bad) throw new Error(`settings not changed: ${bad}`);
         const r = this.opts.settings.update(c.patch);
         if (!r.ok) throw new Error(`settings not changed: ${r.reason}`);
         this.applyToRun(r.settings);

@@ -1,7 +1,7 @@
 // The window's state (zustand): connection, settings, the live session and an opened episode, the
 // selected tab/step/layer, and notices. Events from the host are folded in by onEvent.
 import { create } from 'zustand';
-import type { Command, EpisodeSummary, HostEvent, MethodInfo, Settings } from '../../app/protocol.ts';
+import type { Command, Devices, EpisodeSummary, HostEvent, MethodInfo, Settings } from '../../app/protocol.ts';
 import { foldEvents, reduceSession, type SessionView } from './session.ts';
 import type { ConnState, Transport } from './transport.ts';
 
@@ -19,6 +19,8 @@ export interface AppState {
   configFile: string;
   settings: Settings | null;
   methods: MethodInfo[];
+  /** The GPUs the engine reports on the host's machine. */
+  devices: Devices;
   live: SessionView | null;
   replay: SessionView | null;
   viewing: 'live' | 'replay';
@@ -61,6 +63,7 @@ export const useApp = create<AppState>((set, get) => ({
   configFile: '',
   settings: null,
   methods: [],
+  devices: { gpus: [], note: null },
   live: null,
   replay: null,
   viewing: 'live',
@@ -102,7 +105,7 @@ export const useApp = create<AppState>((set, get) => ({
     switch (e.type) {
       case 'hello':
         // A reconnect replays the live session from scratch.
-        return set({ mode: e.mode, settings: e.settings, methods: e.methods, configFile: e.configFile, live: null, telemetryFetch: {} });
+        return set({ mode: e.mode, settings: e.settings, methods: e.methods, devices: e.devices, configFile: e.configFile, live: null, telemetryFetch: {} });
       case 'settings':
         return set({ settings: e.settings, settingsError: null, savedAt: Date.now() });
       case 'checkpoint.result':

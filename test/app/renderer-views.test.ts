@@ -35,7 +35,7 @@ const step = (sessionId: string, n: number): SessionEvent => ({
 beforeEach(() => {
   useApp.setState(initial, true);
   const s = publicSettings(defaultSettings('/tmp/starkv-renderer-test'));
-  feed([{ type: 'hello', protocol: 1, mode: 'web', settings: s, methods: [], configFile: '/tmp/x.json', live: true } as HostEvent]);
+  feed([{ type: 'hello', protocol: 1, mode: 'web', settings: s, methods: [], configFile: '/tmp/x.json', live: true, devices: { gpus: [], note: 'built without CUDA' } } as HostEvent]);
 });
 
 describe('the risky-action confirmation', () => {

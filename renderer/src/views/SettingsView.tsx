@@ -1,7 +1,7 @@
 // Settings: model source (checkpoint checked on the spot by the engine, or an OpenAI-compatible endpoint),
 // device, compression method, budget and hyperparameters, agent limits, safety and storage. Every change
 // is sent to the host, which validates, saves and applies it from the next step.
-import type { KvMethod, MethodParam, ParamValue, Settings } from '../../../app/protocol.ts';
+import type { Devices, KvMethod, MethodParam, ParamValue, Settings } from '../../../app/protocol.ts';
 import { LinesInput, NumberInput, Row, Select, Slider, TextInput, Toggle } from '../components/Fields.tsx';
 import { newRef, useApp } from '../store.ts';
 
@@ -33,6 +33,23 @@ function ParamField({ method, p, value, overridden }: { method: KvMethod; p: Met
   );
 }
 
+const gib = (b: number) => `${(b / 2 ** 30).toFixed(0)} GiB`;
+
+/** auto, cpu and every GPU the engine reports (cuda:0 .. cuda:N-1); a saved GPU not found here stays listed, marked. */
+export function deviceOptions(current: string, d: Devices): Array<[string, string]> {
+  const opts: Array<[string, string]> = [['auto', d.gpus.length ? `Automatic (${d.gpus[0]!.id})` : 'Automatic (CPU here)'], ['cpu', 'CPU']];
+  for (const g of d.gpus) opts.push([g.id, `${g.id} · ${g.name} · ${gib(g.totalBytes)}`]);
+  const cur = current === 'cuda' ? 'cuda:0' : current;
+  if (!opts.some(([v]) => v === cur)) opts.push([cur, `${cur} (not found here: runs on the CPU)`]);
+  return opts;
+}
+
+function deviceHint(d: Devices): string {
+  return d.gpus.length
+    ? `Automatic uses ${d.gpus[0]!.id}; or pick the GPU. A GPU that cannot be used falls back to the CPU with a warning.`
+    : `No GPU here (${d.note ?? 'none reported'}): the engine runs on the CPU.`;
+}
+
 function ModelSection({ s }: { s: Settings }) {
   const commit = useCommit();
   const send = useApp((x) => x.send);
@@ -44,6 +61,7 @@ function ModelSection({ s }: { s: Settings }) {
     send({ type: 'checkpoint.check', dir, ref: newRef('ckpt') });
   };
   const m = s.model;
+  const devices = useApp((x) => x.devices);
   return (
     <section className="card settings-section">
       <h3>Model</h3>
@@ -63,8 +81,8 @@ function ModelSection({ s }: { s: Settings }) {
               {ck.ok ? `✓ ${ck.summary}` : `✗ ${ck.error}`}
             </div>
           )}
-          <Row label="Device" hint="Automatic uses a CUDA GPU when the engine was built with one; otherwise the CPU.">
-            <Select value={m.device} options={[['auto', 'Automatic'], ['cpu', 'CPU'], ['cuda', 'CUDA GPU']]} onChange={(v) => commit({ model: { device: v } })} />
+          <Row label="Device" hint={deviceHint(devices)}>
+            <Select value={m.device === 'cuda' ? 'cuda:0' : m.device} options={deviceOptions(m.device, devices)} onChange={(v) => commit({ model: { device: v } })} testId="model-device" />
           </Row>
         </>
       ) : (

@@ -1,0 +1,37 @@
+// The compute devices the engine can run on here, as the host tells each window (hello) and checks a
+// device setting against: the CPU, and the CUDA GPUs the addon's cudaInfo() reports (the same source as
+// `starkv devices`). Asked once per host; without the addon or a GPU, the list says why there is none.
+import { loadAddon } from '../native.ts';
+import type { Devices } from '../protocol.ts';
+
+interface CudaInfo {
+  compiled: boolean;
+  devices: Array<{ index: number; name: string; cc: string | number; totalBytes: number }>;
+  error: string | null;
+}
+
+/** What the engine reports: one entry per GPU (cuda:0 .. cuda:N-1), or why there is none. */
+export function probeDevices(info: () => CudaInfo = () => loadAddon().cudaInfo() as CudaInfo): Devices {
+  try {
+    const c = info();
+    const gpus = c.devices.map((d) => ({ id: `cuda:${d.index}`, name: d.name, cc: String(d.cc), totalBytes: d.totalBytes }));
+    return { gpus, note: gpus.length ? null : (c.error ?? (c.compiled ? 'no CUDA device' : 'built without CUDA')) };
+  } catch (e) {
+    return { gpus: [], note: `the engine could not be asked: ${(e as Error).message}` };
+  }
+}
+
+/** GPU index of a device setting ('cuda' is cuda:0), or null for auto / cpu. */
+export function gpuIndex(device: string): number | null {
+  if (device === 'cuda') return 0;
+  const m = /^cuda:(\d+)$/.exec(device);
+  return m ? Number(m[1]) : null;
+}
+
+/** Why a device setting cannot be chosen here (a GPU the engine does not report), or null. */
+export function deviceProblem(device: string, d: Devices): string | null {
+  const i = gpuIndex(device);
+  if (i === null || d.gpus.some((g) => g.id === `cuda:${i}`)) return null;
+  if (!d.gpus.length) return `model.device: ${device} is not available here (${d.note ?? 'no CUDA device'}); choose auto or cpu`;
+  return `model.device: ${device} is not a GPU here; the engine reports ${d.gpus.map((g) => g.id).join(', ')}`;
+}

@@ -12,6 +12,8 @@ export interface EngineTurnLayer {
   temperature: number | null;
   normalizedEntropy: number | null;
   lambda: number | null;
+  /** MI per KV group of this turn; absent from reports made before the engine's MI reached the app. */
+  miCur?: number[];
   miGroups: number[];
   groupWeights: number[];
   stability: number[];
@@ -42,7 +44,7 @@ export function telemetryFromTurn(turn: EngineTurn, step: number, frameSteps: nu
   const stats = (l: EngineTurnLayer) =>
     l.temperature === null && l.normalizedEntropy === null && !l.groupWeights.length
       ? null
-      : { temperature: l.temperature, normalizedEntropy: l.normalizedEntropy, lambdaEff: l.lambda, miCur: [], miEma: [...l.miGroups], groupWeights: [...l.groupWeights], stability: [...l.stability] };
+      : { temperature: l.temperature, normalizedEntropy: l.normalizedEntropy, lambdaEff: l.lambda, miCur: [...(l.miCur ?? [])], miEma: [...l.miGroups], groupWeights: [...l.groupWeights], stability: [...l.stability] };
   const layers = turn.layers.map((l) => {
     if (l.keep.frames.length !== frames.length) throw new Error(`layer ${l.layer} reports ${l.keep.frames.length} frames, the layout ${frames.length}`);
     const text = new Uint8Array(textTokens);

@@ -27,6 +27,8 @@ export interface LayerTelemetry {
   temperature: number | null;
   normalizedEntropy: number | null;
   lambda: number | null;
+  /** MI per KV group: of this turn (miCur) and its EMA over turns (miGroups), as the engine computed them. */
+  miCur: number[];
   miGroups: number[];
   groupWeights: number[];
   stability: number[];
@@ -154,6 +156,7 @@ export class ChatEpisode {
         temperature: l.telemetry?.temperature ?? null,
         normalizedEntropy: l.telemetry?.normalizedEntropy ?? null,
         lambda: l.telemetry?.lambdaEff ?? null,
+        miCur: l.telemetry?.miCur ?? [],
         miGroups: l.telemetry?.miEma ?? [],
         groupWeights: l.telemetry?.groupWeights ?? [],
         stability: l.telemetry?.stability ?? [],

@@ -177,6 +177,42 @@ describe('KV telemetry of a long episode in the window', () => {
   });
 });
 
+describe('STaR-KV statistics in the KV inspector', () => {
+  // Quantities of very different ranges: temperature ~1.2-1.5, entropy ~0.9, λ ~0.01, stability ~0.99.
+  const layer = (l: number) => ({
+    layer: l, cap: 4, kept: 4, keptPerFrame: [], keptText: 4, cells: [], text: 'Dw==',
+    starkv: { temperature: 1.2 + 0.1 * l, normalizedEntropy: 0.9 - 0.01 * l, lambdaEff: 0.01 * l, miCur: [0.5 + l, 2 - l * 0.1], miEma: [0.4, 0.6], groupWeights: [0.3, 0.7], stability: [0.99, 0.98] },
+  });
+  const charts = (html: string, grid: string) =>
+    [...html.matchAll(new RegExp(`<figure[^>]*data-testid="${grid}-([\\w-]+)"[^>]*>([\\s\\S]*?)</figure>`, 'g'))].map((m) => ({
+      key: m[1]!,
+      lines: (m[2]!.match(/<path /g) ?? []).length,
+      ticks: [...m[2]!.matchAll(/class="tick"[^>]*text-anchor="end">([^<]*)</g)].map((x) => x[1]),
+    }));
+
+  it('gives each quantity its own chart and y axis, and shows MI per group over layers and steps', () => {
+    feed([started('live-1', 'stats'), {
+      type: 'telemetry.kv', sessionId: 'live-1',
+      data: { step: 1, method: 'starkv', budgetPercent: 20, capTokens: null, logicalLength: 10, textTokens: 10, frames: [], layers: [0, 1, 2, 3].map(layer), kvBytes: 1, kvFullBytes: 2 },
+    }]);
+    useApp.getState().setTab('kv');
+    const html = render();
+    const over = charts(html, 'over-layers');
+    expect(over.map((c) => c.key)).toEqual(['temperature', 'entropy', 'lambda', 'stability', 'weights', 'mi', 'mi-ema']);
+    const by = Object.fromEntries(over.map((c) => [c.key, c]));
+    // one line per scalar, one per KV group for per-group quantities
+    expect([by.temperature!.lines, by.entropy!.lines, by.lambda!.lines, by.mi!.lines]).toEqual([1, 1, 1, 2]);
+    // each axis spans its own quantity (max, then min; the middle tick is in between)
+    expect(by.temperature!.ticks[0]).toBe('1.50');
+    expect(by.temperature!.ticks[1]).toBe('1.20');
+    expect(by.entropy!.ticks.slice(0, 2)).toEqual(['0.900', '0.870']);
+    expect(by.lambda!.ticks.slice(0, 2)).toEqual(['0.030', '0.000']);
+    expect(by.mi!.ticks.slice(0, 2)).toEqual(['3.50', '0.500']); // this step's MI, not its EMA
+    expect(charts(html, 'over-steps').map((c) => c.key)).toContain('mi');
+    expect(html).toContain('MI per group (this step)');
+  });
+});
+
 describe('web mode address bar', () => {
   it('drops the token and keeps the rest of the URL', () => {
     expect(withoutToken('http://127.0.0.1:5173/?token=abc_DEF-123')).toBe('/');

@@ -6,6 +6,7 @@ import { Engine } from '../../app/model/engine.ts';
 import { NativeBackend } from '../../app/model/backends/native.ts';
 import { GenerationCancelled, type ModelImage } from '../../app/model/backends/types.ts';
 import { smartResize } from '../../app/model/preprocess.ts';
+import { telemetryFromTurn } from '../../app/host/turn-telemetry.ts';
 import { TMP } from '../helpers/paths.ts';
 import { writeTinyRealVocab } from '../helpers/tiny-real-vocab.ts';
 
@@ -65,6 +66,16 @@ describe('NativeBackend', () => {
     expect(r2.kvTurn.layout.frames.length).toBe(2);
     for (const l of r2.kvTurn.layers) expect(l.kept).toBeLessThanOrEqual(l.cap + 5);
     expect(r2.kvTurn.method).toBe('starkv');
+    // The telemetry the window gets: STaR-KV's MI per KV group of this turn beside its EMA, from the engine.
+    const t = telemetryFromTurn(r2.kvTurn, 2, [1, 2]);
+    for (const l of t.layers) {
+      const st = l.starkv!;
+      expect(st.miEma.length).toBe(backend.engine.config.numKvHeads);
+      expect(st.miCur.length).toBe(st.miEma.length);
+      expect(st.miCur.every((x) => Number.isFinite(x) && x >= 0)).toBe(true);
+    }
+    // the EMA of turn 2 mixes turn 1's MI in: it is not this turn's MI
+    expect(t.layers.some((l) => l.starkv!.miCur.some((x, g) => Math.abs(x - l.starkv!.miEma[g]!) > 1e-9))).toBe(true);
     expect(r2.kvTurn.budgetPercent).toBe(30);
     // a new episode id starts a new cache
     const r3 = (await b.generate({ messages: [task, { role: 'user', content: [{ type: 'image', image: s2 }] }], maxTokens: 3, temperature: 0, episode: 'e2' })) as any;

@@ -1,4 +1,5 @@
-// Small SVG charts for the inspector: lines over an index (layers or steps), with a highlighted x.
+// Small SVG charts for the inspector: lines over an index (layers or steps), with a highlighted x. Each
+// chart has its own y axis: quantities of different ranges go in charts of their own (small multiples).
 export interface Series {
   name: string;
   color: string;
@@ -8,7 +9,7 @@ export interface Series {
 const PALETTE = ['#4f8cff', '#2ecc71', '#ff9f43', '#e056fd', '#ff5c5c', '#00cec9', '#fdcb6e', '#a29bfe'];
 export const color = (i: number) => PALETTE[i % PALETTE.length]!;
 
-export function LineChart({ title, series, xLabel, xs, highlight, yMin, yMax, onPick }: {
+export function LineChart({ title, series, xLabel, xs, highlight, yMin, yMax, onPick, compact, testId }: {
   title: string;
   series: Series[];
   xLabel: string;
@@ -17,12 +18,15 @@ export function LineChart({ title, series, xLabel, xs, highlight, yMin, yMax, on
   yMin?: number;
   yMax?: number;
   onPick?: (x: number) => void;
+  /** A small multiple: shorter, for a grid of charts. */
+  compact?: boolean;
+  testId?: string;
 }) {
-  const W = 320, H = 130, L = 34, R = 8, T = 8, B = 22;
+  const W = 320, H = compact ? 110 : 130, L = 38, R = 8, T = 8, B = 22;
   const all = series.flatMap((s) => s.values.filter((v): v is number => v !== null && Number.isFinite(v)));
   if (!all.length || !xs.length) {
     return (
-      <figure className="chart">
+      <figure className={compact ? 'chart compact' : 'chart'} data-testid={testId}>
         <figcaption>{title}</figcaption>
         <div className="chart-empty muted small">not reported</div>
       </figure>
@@ -35,8 +39,9 @@ export function LineChart({ title, series, xLabel, xs, highlight, yMin, yMax, on
   const y = (v: number) => T + (1 - (v - lo) / (hi - lo)) * (H - T - B);
   const hi_i = highlight === undefined ? -1 : xs.indexOf(highlight);
   const fmt = (v: number) => (Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(2) : v.toFixed(3));
+  const mid = (lo + hi) / 2;
   return (
-    <figure className="chart">
+    <figure className={compact ? 'chart compact' : 'chart'} data-testid={testId}>
       <figcaption>
         {title}
         {series.length > 1 && (
@@ -60,9 +65,15 @@ export function LineChart({ title, series, xLabel, xs, highlight, yMin, yMax, on
         <line x1={L} y1={T} x2={L} y2={H - B} className="axis" />
         <text x={L - 4} y={T + 8} className="tick" textAnchor="end">{fmt(hi)}</text>
         <text x={L - 4} y={H - B} className="tick" textAnchor="end">{fmt(lo)}</text>
-        <text x={L} y={H - 6} className="tick">{xs[0]}</text>
-        <text x={W - R} y={H - 6} className="tick" textAnchor="end">{xs.at(-1)}</text>
-        <text x={(W + L) / 2} y={H - 6} className="tick" textAnchor="middle">{xLabel}</text>
+        <text x={L - 4} y={y(mid) + 3} className="tick" textAnchor="end">{fmt(mid)}</text>
+        <line x1={L} y1={y(mid)} x2={W - R} y2={y(mid)} className="grid" />
+        {xs.length > 1 ? (
+          <>
+            <text x={L} y={H - 6} className="tick">{xs[0]}</text>
+            <text x={W - R} y={H - 6} className="tick" textAnchor="end">{xs.at(-1)}</text>
+          </>
+        ) : null}
+        <text x={(W + L) / 2} y={H - 6} className="tick" textAnchor="middle">{xs.length > 1 ? xLabel : `${xLabel} ${xs[0]}`}</text>
         {hi_i >= 0 && <line x1={x(hi_i)} x2={x(hi_i)} y1={T} y2={H - B} className="hl" />}
         {series.map((s) => {
           const pts = s.values.map((v, i) => (v === null || !Number.isFinite(v) ? null : `${x(i)},${y(v)}`));

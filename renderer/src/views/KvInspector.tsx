@@ -1,6 +1,7 @@
 // KV inspector: what the compressed cache keeps, from the engine's telemetry events only. Per step and
 // layer, a heatmap over every screenshot in the context (28x28-pixel cells), the text tokens as a strip,
-// kept fraction per frame for all layers, and STaR-KV's statistics over layers and over steps.
+// kept fraction per frame for all layers, and STaR-KV's statistics over layers and over steps, one small
+// chart per quantity (temperature, entropy, λ, stability, group weights, MI of the step and its EMA).
 import { useEffect } from 'react';
 import type { KvTelemetry } from '../../../app/protocol.ts';
 import { color, LineChart, type Series } from '../components/Charts.tsx';
@@ -8,7 +9,6 @@ import { BitStrip, KeptOverlay } from '../components/KeptOverlay.tsx';
 import type { SessionView } from '../session.ts';
 import { useApp, useShown } from '../store.ts';
 
-const mean = (a: number[]) => (a.length ? a.reduce((x, y) => x + y, 0) / a.length : null);
 const pct = (x: number) => `${(x * 100).toFixed(x < 0.1 ? 1 : 0)}%`;
 
 function NoTelemetry({ s }: { s: SessionView | null }) {
@@ -88,19 +88,45 @@ function FrameTable({ t, layer, onLayer }: { t: KvTelemetry; layer: number; onLa
   );
 }
 
-function starkvSeries(list: Array<KvTelemetry['layers'][number]['starkv']>): { main: Series[]; weights: Series[]; mi: Series[] } {
-  const get = (f: (x: NonNullable<(typeof list)[number]>) => number | null) => list.map((x) => (x ? f(x) : null));
-  const groups = Math.max(0, ...list.map((x) => x?.groupWeights.length ?? 0));
-  return {
-    main: [
-      { name: 'temperature', color: color(0), values: get((x) => x.temperature) },
-      { name: 'norm. entropy', color: color(1), values: get((x) => x.normalizedEntropy) },
-      { name: 'λ eff', color: color(2), values: get((x) => x.lambdaEff) },
-      { name: 'stability (mean)', color: color(3), values: get((x) => mean(x.stability)) },
-    ],
-    weights: Array.from({ length: groups }, (_, g) => ({ name: `group ${g}`, color: color(g), values: get((x) => x.groupWeights[g] ?? null) })),
-    mi: Array.from({ length: groups }, (_, g) => ({ name: `group ${g}`, color: color(g), values: get((x) => x.miEma[g] ?? null) })),
+type Stats = NonNullable<KvTelemetry['layers'][number]['starkv']>;
+
+/** One small chart per quantity (each its own y axis): scalars as one line, per-group arrays as a line per group. */
+function starkvCharts(list: Array<Stats | null>): Array<{ key: string; title: string; series: Series[] }> {
+  const get = (f: (x: Stats) => number | null) => list.map((x) => (x ? f(x) : null));
+  const groups = (f: (x: Stats) => number[]) => {
+    const n = Math.max(0, ...list.map((x) => (x ? f(x).length : 0)));
+    return Array.from({ length: n }, (_, g) => ({ name: `g${g}`, color: color(g), values: get((x) => f(x)[g] ?? null) }));
   };
+  return [
+    { key: 'temperature', title: 'Temperature', series: [{ name: 'temperature', color: color(0), values: get((x) => x.temperature) }] },
+    { key: 'entropy', title: 'Normalised entropy', series: [{ name: 'norm. entropy', color: color(1), values: get((x) => x.normalizedEntropy) }] },
+    { key: 'lambda', title: 'λ eff', series: [{ name: 'λ eff', color: color(2), values: get((x) => x.lambdaEff) }] },
+    { key: 'stability', title: 'Stability per group', series: groups((x) => x.stability) },
+    { key: 'weights', title: 'Group weights', series: groups((x) => x.groupWeights) },
+    { key: 'mi', title: 'MI per group (this step)', series: groups((x) => x.miCur) },
+    { key: 'mi-ema', title: 'MI per group (EMA)', series: groups((x) => x.miEma) },
+  ];
+}
+
+function ChartGrid({ title, testId, charts, xs, xLabel, highlight, onPick }: {
+  title: string;
+  testId: string;
+  charts: ReturnType<typeof starkvCharts>;
+  xs: number[];
+  xLabel: string;
+  highlight: number;
+  onPick: (x: number) => void;
+}) {
+  return (
+    <div className="card" data-testid={testId}>
+      <div className="label">{title}</div>
+      <div className="charts small">
+        {charts.map((c) => (
+          <LineChart key={c.key} compact testId={`${testId}-${c.key}`} title={c.title} series={c.series} xs={xs} xLabel={xLabel} highlight={highlight} onPick={onPick} />
+        ))}
+      </div>
+    </div>
+  );
 }
 
 export function KvInspector() {
@@ -133,10 +159,10 @@ export function KvInspector() {
   }
   const layerIdx = Math.max(0, Math.min(t.layers.length - 1, t.layers.findIndex((l) => l.layer === layerSel)));
   const L = t.layers[layerIdx]!;
-  const overLayers = starkvSeries(t.layers.map((l) => l.starkv));
+  const overLayers = starkvCharts(t.layers.map((l) => l.starkv));
   // Over steps: the steps this window holds (all of them, unless the episode is long).
   const heldSteps = steps.filter((k) => s.telemetry[k]);
-  const overSteps = starkvSeries(heldSteps.map((k) => s.telemetry[k]!.layers.find((l) => l.layer === L.layer)?.starkv ?? null));
+  const overSteps = starkvCharts(heldSteps.map((k) => s.telemetry[k]!.layers.find((l) => l.layer === L.layer)?.starkv ?? null));
   const stepsNote = heldSteps.length < steps.length ? `, ${heldSteps.length} of ${steps.length} steps` : '';
   const hasStarkv = t.layers.some((l) => l.starkv);
   const shotOf = (frameStep: number) => s.steps.find((v) => v.step === frameStep)?.screenshot ?? null;
@@ -175,13 +201,10 @@ export function KvInspector() {
       </div>
       <FrameTable t={t} layer={L.layer} onLayer={setLayer} />
       {hasStarkv ? (
-        <div className="charts">
-          <LineChart title={`STaR-KV over layers (step ${step})`} series={overLayers.main} xs={t.layers.map((l) => l.layer)} xLabel="layer" highlight={L.layer} onPick={setLayer} />
-          <LineChart title={`Group weights over layers (step ${step})`} series={overLayers.weights} xs={t.layers.map((l) => l.layer)} xLabel="layer" highlight={L.layer} onPick={setLayer} />
-          <LineChart title={`STaR-KV over steps (layer ${L.layer}${stepsNote})`} series={overSteps.main} xs={heldSteps} xLabel="step" highlight={step} onPick={selectStep} />
-          <LineChart title={`Group weights over steps (layer ${L.layer}${stepsNote})`} series={overSteps.weights} xs={heldSteps} xLabel="step" highlight={step} onPick={selectStep} />
-          <LineChart title={`MI (EMA) per group over steps (layer ${L.layer}${stepsNote})`} series={overSteps.mi} xs={heldSteps} xLabel="step" highlight={step} onPick={selectStep} />
-        </div>
+        <>
+          <ChartGrid title={`STaR-KV over layers, step ${step} (click to pick a layer)`} testId="over-layers" charts={overLayers} xs={t.layers.map((l) => l.layer)} xLabel="layer" highlight={L.layer} onPick={setLayer} />
+          <ChartGrid title={`STaR-KV over steps, layer ${L.layer}${stepsNote} (click to pick a step)`} testId="over-steps" charts={overSteps} xs={heldSteps} xLabel="step" highlight={step} onPick={selectStep} />
+        </>
       ) : (
         <div className="card muted small">{t.method} reports no STaR-KV statistics (temperature, entropy, MI, stability).</div>
       )}

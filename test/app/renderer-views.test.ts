@@ -107,6 +107,26 @@ describe('the memory view', () => {
     expect(html).toContain('KV cache (allocated) 326 KiB');
   });
 
+  it('a one-step memory chart is a labelled bar, not a lone dot on an axis from 1 to 1', () => {
+    feed([started('live-1', 'live task'), step('live-1', 1), memory({ kvHeldBytes: 65 * 1024 })]);
+    useApp.getState().setTab('memory');
+    const html = render();
+    const chart = /<figure class="chart"[^>]*>([\s\S]*?)<\/figure>/.exec(html)?.[1] ?? '';
+    expect(chart).toContain('data-testid="bar"');
+    expect(chart).toMatch(/class="tick value"[^>]*>300</); // 300 MiB, written on the bar
+    expect(chart).toContain('>step 1<');
+    expect(chart).not.toMatch(/<circle/);
+    // the axis starts at zero and goes above the value
+    const ticks = [...chart.matchAll(/class="tick" [^>]*text-anchor="end">([^<]*)</g)].map((m) => Number(m[1]));
+    expect(Math.min(...ticks)).toBe(0);
+    expect(Math.max(...ticks)).toBeGreaterThan(300);
+    // two steps: a line again
+    feed([step('live-1', 2), { ...memory({}), step: 2 } as HostEvent]);
+    const two = /<figure class="chart"[^>]*>([\s\S]*?)<\/figure>/.exec(render())?.[1] ?? '';
+    expect(two).not.toContain('data-testid="bar"');
+    expect((two.match(/<circle/g) ?? []).length).toBe(2);
+  });
+
   it('an episode recorded without held bytes takes them from that step’s KV telemetry', () => {
     feed([started('live-1', 'live task'), step('live-1', 1), step('live-1', 2)]);
     const tele = (s: number, kvBytes: number): HostEvent => ({

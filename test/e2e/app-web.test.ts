@@ -118,6 +118,17 @@ describe('starkv serve in a browser', () => {
     await expect.poll(() => marker.count()).toBe(1);
     expect([Number(await marker.getAttribute('data-x')), Number(await marker.getAttribute('data-y'))]).toEqual([640, 400]);
     await expect.poll(() => text('[data-testid=thought]')).toContain('I will click it');
+    // The run view fits the 1280x800 window: nothing scrolls, the timeline's thumbnails are whole.
+    const fit = await page.evaluate(() => {
+      const content = document.querySelector('.content')!;
+      const thumbs = Array.from(document.querySelectorAll('[data-testid=timeline-step]')).map((t) => t.getBoundingClientRect().bottom);
+      const screen = document.querySelector('[data-testid=screen] .screen-frame')!.getBoundingClientRect();
+      return { scroll: content.scrollHeight - content.clientHeight, bottom: Math.max(...thumbs), viewport: innerHeight, screenH: screen.height, screenW: screen.width };
+    });
+    expect(fit.scroll).toBeLessThanOrEqual(0);
+    expect(fit.bottom).toBeLessThanOrEqual(fit.viewport);
+    expect(fit.screenH).toBeGreaterThan(300); // the screenshot still gets most of the height
+    expect(fit.screenW / fit.screenH).toBeCloseTo(W / H, 1);
     await shot('03-run-step1');
     expect(model.requests.length).toBe(3);
   });

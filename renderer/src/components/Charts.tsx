@@ -32,8 +32,10 @@ export function LineChart({ title, series, xLabel, xs, highlight, yMin, yMax, on
       </figure>
     );
   }
-  let lo = yMin ?? Math.min(...all);
-  let hi = yMax ?? Math.max(...all);
+  // One x (the first step): a labelled bar per series from zero, not a lone dot on an axis of one value.
+  const single = xs.length === 1;
+  let lo = yMin ?? (single ? Math.min(0, ...all) : Math.min(...all));
+  let hi = yMax ?? (single ? Math.max(0, ...all) * 1.18 : Math.max(...all));
   if (hi - lo < 1e-9) (lo -= 0.5), (hi += 0.5);
   const x = (i: number) => L + (xs.length === 1 ? (W - L - R) / 2 : (i / (xs.length - 1)) * (W - L - R));
   const y = (v: number) => T + (1 - (v - lo) / (hi - lo)) * (H - T - B);
@@ -75,7 +77,20 @@ export function LineChart({ title, series, xLabel, xs, highlight, yMin, yMax, on
         ) : null}
         <text x={(W + L) / 2} y={H - 6} className="tick" textAnchor="middle">{xs.length > 1 ? xLabel : `${xLabel} ${xs[0]}`}</text>
         {hi_i >= 0 && <line x1={x(hi_i)} x2={x(hi_i)} y1={T} y2={H - B} className="hl" />}
-        {series.map((s) => {
+        {single && series.map((s, k) => {
+          const v = s.values[0];
+          if (v === null || v === undefined || !Number.isFinite(v)) return null;
+          const bw = Math.min(46, (W - L - R) / (series.length + 1) / 1.3);
+          const cx = L + ((k + 1) * (W - L - R)) / (series.length + 1);
+          const top = Math.min(y(v), y(Math.max(lo, 0)));
+          return (
+            <g key={s.name} data-testid="bar">
+              <rect x={cx - bw / 2} y={top} width={bw} height={Math.max(1, Math.abs(y(Math.max(lo, 0)) - y(v)))} fill={s.color} opacity={0.85} />
+              <text x={cx} y={top - 4} className="tick value" textAnchor="middle">{fmt(v)}</text>
+            </g>
+          );
+        })}
+        {!single && series.map((s) => {
           const pts = s.values.map((v, i) => (v === null || !Number.isFinite(v) ? null : `${x(i)},${y(v)}`));
           const d = pts.reduce<string>((acc, p, i) => (p === null ? acc : acc + `${acc && pts[i - 1] !== null ? 'L' : 'M'}${p}`), '');
           return (

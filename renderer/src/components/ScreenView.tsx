@@ -59,7 +59,7 @@ export function ScreenView({ step, children }: { step: StepView; children?: Reac
   const textual = step.actions.filter((a) => !(('point' in a.action && a.action.point) || a.action.type === 'drag'));
   return (
     <div className="screen" data-testid="screen">
-      <div className="screen-frame" style={{ aspectRatio: `${W} / ${H}`, width: `min(100%, calc(max(320px, 100vh - 350px) * ${W / H}))` }}>
+      <div className="screen-frame" style={{ aspectRatio: `${W} / ${H}`, '--ar': W / H } as React.CSSProperties}>
         <img src={shot.url} alt={`screenshot of step ${step.step}`} draggable={false} />
         {children}
         <svg className="overlay" viewBox={`0 0 ${W} ${H}`} preserveAspectRatio="none">

@@ -41,7 +41,7 @@ export function TaskBar() {
             ▶ Resume
           </button>
         ) : (
-          <button className="btn" data-testid="pause" disabled={live!.status === 'starting'} onClick={() => send({ type: 'task.pause' })} title={live!.status === 'starting' ? 'the task is still starting' : undefined}>
+          <button className="btn" data-testid="pause" disabled={live!.status === 'starting'} onClick={() => send({ type: 'task.pause' })}>
             ❚❚ Pause
           </button>
         )}

@@ -210,6 +210,16 @@ describe('STaR-KV statistics in the KV inspector', () => {
       ticks: [...m[2]!.matchAll(/class="tick"[^>]*text-anchor="end">([^<]*)</g)].map((x) => x[1]),
     }));
 
+  it('labels a narrow range with enough decimals that its ticks differ', () => {
+    feed([started('live-1', 'stats'), {
+      type: 'telemetry.kv', sessionId: 'live-1',
+      data: { step: 1, method: 'starkv', budgetPercent: 20, capTokens: null, logicalLength: 10, textTokens: 10, frames: [], layers: [0, 1, 2].map((l) => ({ ...layer(l), starkv: { ...layer(l).starkv, temperature: 1.248 + 0.002 * l } })), kvBytes: 1, kvFullBytes: 2 },
+    }]);
+    useApp.getState().setTab('kv');
+    const temp = charts(render(), 'over-layers').find((c) => c.key === 'temperature')!;
+    expect(temp.ticks.slice(0, 3)).toEqual(['1.2520', '1.2480', '1.2500']); // max, min, middle
+  });
+
   it('gives each quantity its own chart and y axis, and shows MI per group over layers and steps', () => {
     feed([started('live-1', 'stats'), {
       type: 'telemetry.kv', sessionId: 'live-1',
@@ -227,7 +237,7 @@ describe('STaR-KV statistics in the KV inspector', () => {
     expect(by.temperature!.ticks[1]).toBe('1.20');
     expect(by.entropy!.ticks.slice(0, 2)).toEqual(['0.900', '0.870']);
     expect(by.lambda!.ticks.slice(0, 2)).toEqual(['0.030', '0.000']);
-    expect(by.mi!.ticks.slice(0, 2)).toEqual(['3.50', '0.500']); // this step's MI, not its EMA
+    expect(by.mi!.ticks.slice(0, 2)).toEqual(['3.5', '0.5']); // this step's MI, not its EMA
     expect(charts(html, 'over-steps').map((c) => c.key)).toContain('mi');
     expect(html).toContain('MI per group (this step)');
   });

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startXvfb, type Xvfb } from '../agent/helpers/xvfb.ts';
 import { TMP } from '../helpers/paths.ts';
 import { writeTinyRealVocab } from '../helpers/tiny-real-vocab.ts';
-import { launchBrowser, startServe, type Serve } from './app-helpers.ts';
+import { launchBrowser, readmeShot, startServe, type Serve } from './app-helpers.ts';
 
 const W = 1024, H = 640;
 const OUT = path.join(TMP, 'app-e2e');
@@ -140,5 +140,10 @@ describe('in-process engine from the window', () => {
     }
     await page.click('[data-testid=tab-memory]');
     await expect.poll(() => text('[data-testid=kv-vs-full]')).toMatch(/^KV cache held against a full \(uncompressed\) cache at this step[\d.]+ (KiB|MiB) of [\d.]+ (KiB|MiB) \(\d+\.\d%\)/);
+    // After six steps the compressed cache holds a fraction of what a full cache would (the README's shot).
+    const held = /\((\d+\.\d)%\)/.exec(await text('[data-testid=kv-vs-full]'));
+    expect(Number(held?.[1])).toBeGreaterThan(0);
+    expect(Number(held?.[1])).toBeLessThan(100);
+    await readmeShot(page, 'memory');
   }, 240_000);
 });

@@ -6,7 +6,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import { ROOT as REPO } from '../helpers/paths.ts';
 
 export interface Serve {
@@ -131,4 +131,28 @@ export function launchBrowser(display: string, width: number, height: number): P
       '--window-position=0,0', `--window-size=${width},${height}`, '--disable-dev-shm-usage',
     ],
   });
+}
+
+/**
+ * With STARKV_README_SHOTS=1, writes the README's screenshot `assets/screenshots/<name>.png` of the page as
+ * it is now. `width` and `fullContent` (headless pages only): shoot at that width, tall enough that the
+ * view's scrolling content shows whole; the viewport is put back after.
+ */
+export async function readmeShot(page: Page, name: string, opts: { width?: number; height?: number; fullContent?: boolean } = {}): Promise<void> {
+  if (!process.env.STARKV_README_SHOTS) return;
+  const file = path.join(REPO, 'assets', 'screenshots', `${name}.png`);
+  const vp = page.viewportSize();
+  if (!vp || (!opts.width && !opts.fullContent)) return void (await page.screenshot({ path: file }));
+  await page.setViewportSize({ width: opts.width ?? vp.width, height: opts.height ?? vp.height });
+  await page.waitForTimeout(250);
+  if (opts.fullContent) {
+    const extra = await page.evaluate(() => {
+      const c = document.querySelector('.content')!;
+      return c.scrollHeight - c.clientHeight;
+    });
+    if (extra > 0) await page.setViewportSize({ width: opts.width ?? vp.width, height: (opts.height ?? vp.height) + extra });
+    await page.waitForTimeout(250);
+  }
+  await page.screenshot({ path: file });
+  await page.setViewportSize(vp);
 }

@@ -18,6 +18,7 @@ import { decodeBits } from '../../app/protocol.ts';
 import { buildRenderer, rendererBuildState } from '../../app/server/renderer-build.ts';
 import { startServer, type RunningServer } from '../../app/server/server.ts';
 import { ROOT, TMP } from '../helpers/paths.ts';
+import { readmeShot } from './app-helpers.ts';
 import { synthLayer } from '../kv/synthetic.ts';
 
 const OUT = path.join(TMP, 'app-e2e');
@@ -150,6 +151,7 @@ describe('KV inspector', () => {
     expect(await page.locator('.chart svg path').count()).toBeGreaterThan(4);
     expect(await page.locator('[data-testid=frame-table] tbody tr').count()).toBe(LAYERS);
     await page.screenshot({ path: path.join(OUT, '10-kv-inspector.png'), fullPage: true });
+    await readmeShot(page, 'kv-inspector', { width: 1280, height: 800, fullContent: true });
   });
 
   it('the cells drawn are the ones the telemetry says were kept', async () => {

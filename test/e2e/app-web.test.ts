@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { planImage, toModel, UITARS_LIMITS } from '../../app/agent/coords.ts';
 import { startXvfb, type Xvfb } from '../agent/helpers/xvfb.ts';
 import { TMP } from '../helpers/paths.ts';
-import { launchBrowser, ScriptedModel, startServe, taskAndStep, type Serve } from './app-helpers.ts';
+import { launchBrowser, readmeShot, ScriptedModel, startServe, taskAndStep, type Serve } from './app-helpers.ts';
 
 const W = 1280, H = 800;
 const OUT = path.join(TMP, 'app-e2e');
@@ -107,6 +107,7 @@ describe('starkv serve in a browser', () => {
     expect(await page.inputValue('[data-testid=endpoint-url]')).toBe(model.endpoint);
     expect(await page.textContent('.slider b')).toBe('10%');
     await shot('02-settings');
+    await readmeShot(page, 'settings');
   });
 
   it('runs a task in dry run: steps appear with the planned action drawn where the input would go', async () => {
@@ -130,6 +131,7 @@ describe('starkv serve in a browser', () => {
     expect(fit.screenH).toBeGreaterThan(300); // the screenshot still gets most of the height
     expect(fit.screenW / fit.screenH).toBeCloseTo(W / H, 1);
     await shot('03-run-step1');
+    await readmeShot(page, 'run');
     expect(model.requests.length).toBe(3);
   });
 

@@ -9,7 +9,7 @@ export interface Series {
 const PALETTE = ['#4f8cff', '#2ecc71', '#ff9f43', '#e056fd', '#ff5c5c', '#00cec9', '#fdcb6e', '#a29bfe'];
 export const color = (i: number) => PALETTE[i % PALETTE.length]!;
 
-export function LineChart({ title, series, xLabel, xs, highlight, yMin, yMax, onPick, compact, testId }: {
+export function LineChart({ title, series, xLabel, xs, highlight, yMin, yMax, onPick, compact, height, testId }: {
   title: string;
   series: Series[];
   xLabel: string;
@@ -20,9 +20,11 @@ export function LineChart({ title, series, xLabel, xs, highlight, yMin, yMax, on
   onPick?: (x: number) => void;
   /** A small multiple: shorter, for a grid of charts. */
   compact?: boolean;
+  /** Height in the chart's own units (width 320, or 280 when compact): lower for a wide, flat chart. */
+  height?: number;
   testId?: string;
 }) {
-  const W = 320, H = compact ? 110 : 130, L = 38, R = 8, T = 8, B = 22;
+  const W = compact ? 280 : 320, H = height ?? (compact ? 120 : 130), R = 8, T = 10, B = 22;
   const all = series.flatMap((s) => s.values.filter((v): v is number => v !== null && Number.isFinite(v)));
   if (!all.length || !xs.length) {
     return (
@@ -37,11 +39,15 @@ export function LineChart({ title, series, xLabel, xs, highlight, yMin, yMax, on
   let lo = yMin ?? (single ? Math.min(0, ...all) : Math.min(...all));
   let hi = yMax ?? (single ? Math.max(0, ...all) * 1.18 : Math.max(...all));
   if (hi - lo < 1e-9) (lo -= 0.5), (hi += 0.5);
+  // Enough decimals that the ticks of a narrow range differ (1.248 / 1.250 / 1.252, not 1.25 three times).
+  const decimals = Math.min(6, Math.max(0, Math.ceil(-Math.log10(hi - lo)) + 1));
+  const fmt = (v: number) => v.toFixed(decimals);
+  const mid = (lo + hi) / 2;
+  // Room on the left for the longest tick label (about 0.6 em per character).
+  const L = Math.max(30, 8 + 6 * Math.max(fmt(hi).length, fmt(lo).length, fmt(mid).length));
   const x = (i: number) => L + (xs.length === 1 ? (W - L - R) / 2 : (i / (xs.length - 1)) * (W - L - R));
   const y = (v: number) => T + (1 - (v - lo) / (hi - lo)) * (H - T - B);
   const hi_i = highlight === undefined ? -1 : xs.indexOf(highlight);
-  const fmt = (v: number) => (Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(2) : v.toFixed(3));
-  const mid = (lo + hi) / 2;
   return (
     <figure className={compact ? 'chart compact' : 'chart'} data-testid={testId}>
       <figcaption>

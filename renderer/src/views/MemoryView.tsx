@@ -41,67 +41,72 @@ export function MemoryView() {
   const kv = kvFigures(s);
   return (
     <div className="memory" data-testid="memory-view">
-      <div className="card">
-        <div className="label">{e ? `Engine memory on ${last.device ?? 'its device'}` : 'Engine memory'}</div>
-        {e ? (
-          <table className="memtable">
-            <thead>
-              <tr>
-                <th />
-                <th>current</th>
-                <th>peak</th>
-                <th />
-              </tr>
-            </thead>
-            <tbody>
-              {CATS.map((c) => (
-                <tr key={c}>
-                  <td>{c === 'kv' ? 'KV cache (allocated)' : c}</td>
-                  <td>{fmtBytes(e[c].current)}</td>
-                  <td>{fmtBytes(e[c].peak)}</td>
-                  <td className="barcell">
-                    <div className="bar peak" style={{ width: `${(100 * e[c].peak) / max}%` }} />
-                    <div className="bar cur" style={{ width: `${(100 * e[c].current) / max}%` }} />
-                  </td>
+      <div className="memory-col">
+        <div className="card">
+          <div className="label">{e ? `Engine memory on ${last.device ?? 'its device'}` : 'Engine memory'}</div>
+          {e ? (
+            <table className="memtable">
+              <thead>
+                <tr>
+                  <th />
+                  <th>current</th>
+                  <th>peak</th>
+                  <th />
                 </tr>
-              ))}
-            </tbody>
-          </table>
-        ) : (
-          <p className="muted">
-            No engine is loaded in this process: the model runs at <b>{s.destination || 'a remote endpoint'}</b>, which does not report its memory.
-          </p>
-        )}
-      </div>
-      <div className="card">
-        <div className="label">{last.system.label}</div>
-        <div className="big">
-          {fmtBytes(last.system.used)}
-          {last.system.total !== null && <span className="muted small"> of {fmtBytes(last.system.total)}</span>}
-        </div>
-      </div>
-      {kv && (
-        <div className="card" data-testid="kv-vs-full">
-          <div className="label">KV cache held against a full (uncompressed) cache at this step</div>
-          <div className="big">
-            {fmtBytes(kv.held)} <span className="muted small">of {fmtBytes(kv.full)} ({((100 * kv.held) / kv.full).toFixed(1)}%)</span>
-          </div>
-          <div className="bar-track">
-            <div className="bar cur" style={{ width: `${Math.min(100, (100 * kv.held) / kv.full)}%` }} />
-          </div>
-          {kv.allocated !== null && kv.allocated !== kv.held && (
-            <div className="muted small" data-testid="kv-allocated">
-              allocated capacity for KV: {fmtBytes(kv.allocated)}
-            </div>
+              </thead>
+              <tbody>
+                {CATS.map((c) => (
+                  <tr key={c}>
+                    <td>{c === 'kv' ? 'KV cache (allocated)' : c}</td>
+                    <td>{fmtBytes(e[c].current)}</td>
+                    <td>{fmtBytes(e[c].peak)}</td>
+                    <td className="barcell">
+                      <div className="bar peak" style={{ width: `${(100 * e[c].peak) / max}%` }} />
+                      <div className="bar cur" style={{ width: `${(100 * e[c].current) / max}%` }} />
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          ) : (
+            <p className="muted">
+              No engine is loaded in this process: the model runs at <b>{s.destination || 'a remote endpoint'}</b>, which does not report its memory.
+            </p>
           )}
         </div>
-      )}
-      <LineChart
-        title={`${last.system.label} over steps (MiB)`}
-        xs={s.memory.map((m, i) => m.step ?? i)}
-        xLabel="step"
-        series={[{ name: 'used', color: '#4f8cff', values: s.memory.map((m) => m.data.system.used / 2 ** 20) }]}
-      />
+      </div>
+      <div className="memory-col">
+        <div className="card">
+          <div className="label">{last.system.label}</div>
+          <div className="big">
+            {fmtBytes(last.system.used)}
+            {last.system.total !== null && <span className="muted small"> of {fmtBytes(last.system.total)}</span>}
+          </div>
+        </div>
+        {kv && (
+          <div className="card" data-testid="kv-vs-full">
+            <div className="label">KV cache held against a full (uncompressed) cache at this step</div>
+            <div className="big">
+              {fmtBytes(kv.held)} <span className="muted small">of {fmtBytes(kv.full)} ({((100 * kv.held) / kv.full).toFixed(1)}%)</span>
+            </div>
+            <div className="bar-track">
+              <div className="bar cur" style={{ width: `${Math.min(100, (100 * kv.held) / kv.full)}%` }} />
+            </div>
+            {kv.allocated !== null && kv.allocated !== kv.held && (
+              <div className="muted small" data-testid="kv-allocated">
+                allocated capacity for KV: {fmtBytes(kv.allocated)}
+              </div>
+            )}
+          </div>
+        )}
+        <LineChart
+          title={`${last.system.label} over steps (MiB)`}
+          xs={s.memory.map((m, i) => m.step ?? i)}
+          xLabel="step"
+          series={[{ name: 'used', color: '#4f8cff', values: s.memory.map((m) => m.data.system.used / 2 ** 20) }]}
+          height={100}
+        />
+      </div>
     </div>
   );
 }

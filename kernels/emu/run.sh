@@ -12,7 +12,7 @@
 # Not a GPU run: device memory is host memory here, so it cannot catch host reads of device buffers,
 # and it says nothing about the memory model, occupancy, shared-memory limits, device math or speed.
 # Usage, from the repository root after `npm run build:native` (needs build/libstarkv_core.a):
-#   kernels/emu/run.sh [--models]
+#   kernels/emu/run.sh [--models [TEST ...]]   (e.g. --models episode_kv_test)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d)
@@ -46,9 +46,11 @@ g++ "${cflags[@]}" -c "$root/test/native/backend_ops_test.cpp" -o "$work/backend
 wait
 tests=(emu_check backend_ops_test)
 if [[ "${1:-}" == "--models" ]]; then
-  for t in qwen2vl_golden_test episode_test episode_kv_test; do g++ "${cflags[@]}" -c "$root/test/native/$t.cpp" -o "$work/$t.o" & done
+  models=("${@:2}")  # the model tests to run (default: all three)
+  [ ${#models[@]} -gt 0 ] || models=(qwen2vl_golden_test episode_test episode_kv_test)
+  for t in "${models[@]}"; do g++ "${cflags[@]}" -c "$root/test/native/$t.cpp" -o "$work/$t.o" & done
   wait
-  tests+=(qwen2vl_golden_test episode_test episode_kv_test)
+  tests+=("${models[@]}")
 fi
 libs=()
 if grep -q "STARKV_HAVE_DNNL" "$root/build/build.ninja" 2>/dev/null; then libs+=(-ldnnl); fi

@@ -12,7 +12,8 @@
 # Not a GPU run: device memory is host memory here, so it cannot catch host reads of device buffers,
 # and it says nothing about the memory model, occupancy, shared-memory limits, device math or speed.
 # Usage, from the repository root after `npm run build:native` (needs build/libstarkv_core.a):
-#   kernels/emu/run.sh [--models [TEST ...]]   (e.g. --models episode_kv_test)
+#   kernels/emu/run.sh [--models [TEST ...]]   (named tests run alone, e.g.
+#   STARKV_KV_TEST_METHODS=starkv,guikv STARKV_KV_TEST_MODELS=qwen2_5vl-tiny kernels/emu/run.sh --models episode_kv_test)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d)
@@ -46,8 +47,8 @@ g++ "${cflags[@]}" -c "$root/test/native/backend_ops_test.cpp" -o "$work/backend
 wait
 tests=(emu_check backend_ops_test)
 if [[ "${1:-}" == "--models" ]]; then
-  models=("${@:2}")  # the model tests to run (default: all three)
-  [ ${#models[@]} -gt 0 ] || models=(qwen2vl_golden_test episode_test episode_kv_test)
+  models=("${@:2}")  # named model tests run alone; none named: the op checks and all three
+  if [ ${#models[@]} -gt 0 ]; then tests=(); else models=(qwen2vl_golden_test episode_test episode_kv_test); fi
   for t in "${models[@]}"; do g++ "${cflags[@]}" -c "$root/test/native/$t.cpp" -o "$work/$t.o" & done
   wait
   tests+=("${models[@]}")

@@ -84,19 +84,24 @@ describe('corner abort follows the setting during a run', () => {
   });
 });
 
+/** Settings for a three-step in-process task on a tiny checkpoint whose weights answer a click every step. */
+function clickingCheckpointSettings(name: string) {
+  const s = defaultSettings(DATA);
+  s.model.source = 'checkpoint';
+  s.model.checkpointDir = writeTinyRealVocab(path.join(DATA, name), 22, "Action: click(start_box='(15,26)')");
+  s.model.device = 'cpu';
+  s.agent.maxSteps = 3;
+  s.agent.maxPixels = 200704;
+  s.safety.cornerAbort = false;
+  return s;
+}
+
 describe('a task run in-process replays with its KV telemetry and memory', () => {
   it('records one telemetry and one memory record per step, and the replay shows them', async () => {
     // A checkpoint whose weights make the engine answer a click at every step (see writeTinyRealVocab).
-    const model = writeTinyRealVocab(path.join(DATA, 'scripted'), 22, "Action: click(start_box='(15,26)')");
-    const s = defaultSettings(DATA);
-    s.model.source = 'checkpoint';
-    s.model.checkpointDir = model;
-    s.model.device = 'cpu';
-    s.agent.maxSteps = 3;
-    s.agent.maxPixels = 200704;
+    const s = clickingCheckpointSettings('scripted');
     s.agent.maxTokens = 24;
     s.safety.dryRun = true;
-    s.safety.cornerAbort = false;
     const settings = new SettingsStore(path.join(DATA, 'settings.json'), s);
     const runner = new DesktopRunner();
     const host = new Host({ settings, runner, mode: 'web', log: () => {} });
@@ -158,15 +163,8 @@ describe('Stop during the model load', () => {
   }
 
   it('stops the task while the model loads; when the load lands no step runs and no input is sent', async () => {
-    const model = writeTinyRealVocab(path.join(DATA, 'scripted-stop'), 22, "Action: click(start_box='(15,26)')");
-    const s = defaultSettings(DATA);
-    s.model.source = 'checkpoint';
-    s.model.checkpointDir = model;
-    s.model.device = 'cpu';
-    s.agent.maxSteps = 3;
-    s.agent.maxPixels = 200704;
+    const s = clickingCheckpointSettings('scripted-stop');
     s.safety.dryRun = false; // real input, if anything ran
-    s.safety.cornerAbort = false;
     s.storage.saveEpisodes = false;
     const engines = new SlowLoads();
     const host = new Host({ settings: new SettingsStore(path.join(DATA, 'settings-stop.json'), s), runner: new DesktopRunner(engines), mode: 'web', log: () => {} });

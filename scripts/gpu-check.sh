@@ -7,8 +7,14 @@
 #   qwen2vl_golden_test, episode_test, episode_kv_test
 #                      the tiny models on device "auto" (the GPU) against HF's goldens, and compressed
 #                      episodes of every method against the CPU (same kept slots, same tokens)
+# then, when .gpu-pack/starkv-gpu.tar.xz travelled with the tree (scripts/gpu-pack.sh, run where npm is),
+#   starkv devices, and starkv bench --device cuda on the Qwen2-VL-2B shape (a quarter, as BENCHMARKS.md's
+#   CPU runs) and on UI-TARS-1.5-7B's full shape (16 GB of bf16 weights), JSON reports in $OUT.
+# cuBLAS is loaded at run time: the script puts the first libcublas it finds (the CUDA toolkit's, or the
+# nvidia-cublas wheel beside PyTorch) on LD_LIBRARY_PATH and says which; without one our own GEMM runs.
 # Logs go to $OUT (or ./gpu-check-out); the last lines say what passed. Usage, from the repository root:
 #   STARKV_CUDA_ARCHS=90 scripts/gpu-check.sh        (sm_90 = H100/H200; 80, 86, 89 for A100, RTX 30, RTX 40)
+#   STARKV_GPU_CHECK_SKIP_TESTS=1 ...                  (only the build check and the pack's bench)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-gpu-check-out}
@@ -16,6 +22,14 @@ mkdir -p "$out"
 archs=${STARKV_CUDA_ARCHS:-90}
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >"$out/gpu.txt" 2>&1
 cat "$out/gpu.txt"
+for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
+  $(python3 -c 'import nvidia, os; [print(os.path.join(p, "cublas", "lib")) for p in nvidia.__path__]' 2>/dev/null); do
+  if ls "$d"/libcublas.so* >/dev/null 2>&1; then
+    export LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    echo "cuBLAS: $(ls "$d"/libcublas.so* | head -1)"
+    break
+  fi
+done
 gen=()
 command -v ninja >/dev/null && gen=(-G Ninja)
 start=$(date +%s)
@@ -34,7 +48,9 @@ fi
 echo "gpu-check: built in $(($(date +%s) - start)) s"
 passed=0
 failed=0
-for t in backend_ops_test kv_ops_test qwen2vl_golden_test episode_test episode_kv_test; do
+tests=(backend_ops_test kv_ops_test qwen2vl_golden_test episode_test episode_kv_test)
+[ -n "${STARKV_GPU_CHECK_SKIP_TESTS:-}" ] && tests=(backend_ops_test)
+for t in "${tests[@]}"; do
   t0=$(date +%s)
   if timeout 300 "build-gpu/$t" >"$out/$t.log" 2>&1; then
     passed=$((passed + 1))
@@ -49,6 +65,27 @@ done
 if ! grep -q "cases run on" "$out/backend_ops_test.log"; then  # the tests fall back to the CPU without a GPU
   echo "gpu-check: no CUDA device was used ($(grep -o "no CUDA device[^)]*" "$out/backend_ops_test.log" | head -1))"
   failed=$((failed + 1))
+fi
+if [ -f .gpu-pack/starkv-gpu.tar.xz ] && grep -q "cases run on" "$out/backend_ops_test.log"; then
+  pk=/tmp/starkv-gpu-pack
+  rm -rf "$pk" && mkdir -p "$pk"
+  tar -xJf .gpu-pack/starkv-gpu.tar.xz -C "$pk" 2>/dev/null ||
+    python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' .gpu-pack/starkv-gpu.tar.xz "$pk"
+  echo "== pack: $(cat $pk/starkv-gpu/VERSION)"
+  $pk/starkv-gpu/run devices 2>&1 | tee "$out/devices.txt"
+  for shape in 7b 2b; do  # UI-TARS-1.5-7B first: the model GPU users run
+    t0=$(date +%s)
+    if timeout 300 $pk/starkv-gpu/run bench --device cuda --shape $shape --decode-tokens 32 --out "$out/bench-$shape.json" >"$out/bench-$shape.txt" 2>&1; then
+      passed=$((passed + 1))
+      echo "== bench $shape: ok in $(($(date +%s) - t0)) s"
+    else
+      failed=$((failed + 1))
+      echo "== bench $shape: FAILED in $(($(date +%s) - t0)) s"
+    fi
+    cat "$out/bench-$shape.txt"
+  done
+else
+  echo "== bench not run: $([ -f .gpu-pack/starkv-gpu.tar.xz ] && echo 'no CUDA device was used' || echo 'no .gpu-pack/starkv-gpu.tar.xz travelled (scripts/gpu-pack.sh makes it; carry .gpu-pack)')"
 fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -18,10 +18,12 @@ export function parseIdList(s: string, what: string): number[] {
   });
 }
 
-export function parseNumberOpt(v: string | undefined, name: string, opts: { int?: boolean; min?: number } = {}): number | undefined {
+export function parseNumberOpt(v: string | undefined, name: string, opts: { int?: boolean; min?: number; max?: number } = {}): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isFinite(n) || (opts.int && !Number.isInteger(n)) || (opts.min !== undefined && n < opts.min))
-    throw new Error(`--${name} '${v}' must be ${opts.int ? 'an integer' : 'a number'}${opts.min !== undefined ? ` >= ${opts.min}` : ''}`);
+  if (!Number.isFinite(n) || (opts.int && !Number.isInteger(n)) || (opts.min !== undefined && n < opts.min) || (opts.max !== undefined && n > opts.max)) {
+    const range = [opts.min !== undefined ? `>= ${opts.min}` : '', opts.max !== undefined ? `<= ${opts.max}` : ''].filter(Boolean).join(' and ');
+    throw new Error(`--${name} '${v}' must be ${opts.int ? 'an integer' : 'a number'}${range ? ` ${range}` : ''}`);
+  }
   return n;
 }

@@ -10,6 +10,9 @@ export interface WriteOptions {
   layout?: 'old' | 'new';
   shards?: number;
   seed?: number;
+  /** Draw only this many values per tensor and repeat them (a fast fill for the large bench models,
+   * whose speed does not depend on the values; each tensor keeps its own distribution). */
+  repeatBlock?: number;
   /** Hand-set values for some tensors (by normalised name): element i of the flattened tensor. */
   values?: (name: string) => ((i: number) => number) | undefined;
 }
@@ -100,11 +103,13 @@ export function writeCheckpoint(dir: string, configJson: Record<string, unknown>
     const set = opts.values?.(name);
     const fill = (out: Uint8Array) => {
       const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
-      for (let i = 0; i < n; i++) {
+      const drawn = opts.repeatBlock && !set ? Math.min(n, opts.repeatBlock) : n;
+      for (let i = 0; i < drawn; i++) {
         const x = set ? set(i) : isBias ? (r.uniform() * 2 - 1) * 0.1 : isNorm ? 1 + (r.uniform() * 2 - 1) * 0.1 : r.normal() * std;
         if (dtype === 'F32') dv.setFloat32(i * 4, x, true);
         else dv.setUint16(i * 2, dtype === 'BF16' ? toBf16(x) : toF16(x), true);
       }
+      for (let done = drawn * bytes; done < out.byteLength; done *= 2) out.copyWithin(done, 0, Math.min(done, out.byteLength - done));
     };
     return { name: opts.layout === 'new' ? name : oldName(name), dtype, shape, fill, nbytes: n * bytes };
   });

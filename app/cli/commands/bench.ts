@@ -34,6 +34,38 @@ export function qwen2vl2bConfig(fraction: number): Record<string, unknown> {
   };
 }
 
+/** config.json of UI-TARS-1.5-7B (Qwen2.5-VL-7B shapes) with a fraction of its text layers and vision
+ * blocks (the full-attention blocks spread as in the original: every 8th, the last one included). */
+export function uitars7bConfig(fraction: number): Record<string, unknown> {
+  const depth = Math.max(1, Math.round(32 * fraction));
+  const fullatt = Array.from({ length: depth }, (_, b) => b).filter((b) => b % 8 === 7 || b === depth - 1);
+  return {
+    architectures: ['Qwen2_5_VLForConditionalGeneration'],
+    model_type: 'qwen2_5_vl',
+    hidden_size: 3584,
+    num_hidden_layers: Math.max(1, Math.round(28 * fraction)),
+    num_attention_heads: 28,
+    num_key_value_heads: 4,
+    intermediate_size: 18944,
+    vocab_size: 152064,
+    rms_norm_eps: 1e-6,
+    rope_theta: 1e6,
+    rope_scaling: { type: 'mrope', mrope_section: [16, 24, 24] },
+    tie_word_embeddings: false,
+    max_position_embeddings: 128000,
+    hidden_act: 'silu',
+    vision_start_token_id: 151652,
+    vision_end_token_id: 151653,
+    vision_config: { depth, hidden_size: 1280, intermediate_size: 3420, out_hidden_size: 3584, num_heads: 16, patch_size: 14, spatial_merge_size: 2, temporal_patch_size: 2, window_size: 112, fullatt_block_indexes: fullatt, hidden_act: 'silu', in_chans: 3 },
+  };
+}
+
+/** The model shapes `starkv bench` can write (`--shape`). */
+const SHAPES = {
+  '2b': { name: 'Qwen2-VL-2B', config: qwen2vl2bConfig, fraction: 0.25 },
+  '7b': { name: 'UI-TARS-1.5-7B', config: uitars7bConfig, fraction: 1 },
+} as const;
+
 /** Matrix-multiply FLOPs of one prefill: ViT over `patches` patches, decoder over `tokens` tokens. */
 export function prefillMatmulFlops(c: ModelConfig, patches: number, tokens: number): { vision: number; text: number } {
   const v = c.vision, m2 = v.spatialMergeSize ** 2;
@@ -64,6 +96,7 @@ export default async function bench(argv: string[]): Promise<number> {
     args: argv,
     options: {
       model: { type: 'string' },
+      shape: { type: 'string' },
       fraction: { type: 'string' },
       'decode-tokens': { type: 'string' },
       threads: { type: 'string' },
@@ -80,31 +113,36 @@ export default async function bench(argv: string[]): Promise<number> {
   });
   if (values.capture) return benchCaptureCmd(values.display, parseNumberOpt(values.runs, 'runs', { int: true, min: 1 }) ?? 30, !!values.json);
   if (values.help) {
-    process.stdout.write('usage: starkv bench [--model DIR | --fraction F (default 0.25 of Qwen2-VL-2B layers)] [--decode-tokens N] [--threads N] [--device auto|cpu|cuda[:N]] [--width 1920 --height 1080] [--out FILE.json] [--json]\n       starkv bench --capture [--display :N] [--runs 30] [--json]   screen capture latency (grab + BGRA->RGB, PNG) of the X display\n');
+    process.stdout.write('usage: starkv bench [--model DIR | --shape 2b|7b --fraction F (2b: Qwen2-VL-2B, default 0.25 of its layers; 7b: UI-TARS-1.5-7B, default all)] [--decode-tokens N] [--threads N] [--device auto|cpu|cuda[:N]] [--width 1920 --height 1080] [--out FILE.json] [--json]\n       starkv bench --capture [--display :N] [--runs 30] [--json]   screen capture latency (grab + BGRA->RGB, PNG) of the X display\n');
     return 0;
   }
-  const fraction = parseNumberOpt(values.fraction, 'fraction', { min: 0.01 }) ?? 0.25;
+  const shapeKey = values.shape ?? '2b';
+  if (!(shapeKey in SHAPES)) throw new Error(`--shape must be one of ${Object.keys(SHAPES).join(', ')} (got '${shapeKey}')`);
+  const shape = SHAPES[shapeKey as keyof typeof SHAPES];
+  const fraction = parseNumberOpt(values.fraction, 'fraction', { min: 0.01, max: 1 }) ?? shape.fraction;
   const decodeTokens = parseNumberOpt(values['decode-tokens'], 'decode-tokens', { int: true, min: 2 }) ?? 16;
   const threads = parseNumberOpt(values.threads, 'threads', { int: true, min: 1 }) ?? os.cpus().length;
   const W = parseNumberOpt(values.width, 'width', { int: true, min: 28 }) ?? 1920;
   const H = parseNumberOpt(values.height, 'height', { int: true, min: 28 }) ?? 1080;
   const log = (s: string) => process.stderr.write(s + '\n');
 
+  const addon = loadAddon();
+  const device = parseDevice(values.device ?? 'cpu');
+  // On a GPU (asked for before a checkpoint is written: no device, no 16 GB written) the limits are the GPU's: its copy bandwidth and its bf16 GEMM rate (cuBLAS or ours).
+  const gpu = device.startsWith('cuda') ? await addon.cudaBench({ device: Number(device.split(':')[1] ?? 0) }) : null;
   let dir = values.model;
   if (!dir) {
-    dir = path.join(os.tmpdir(), `starkv-bench-qwen2vl2b-f${fraction}`);
+    // 2b keeps the name (and the per-element random weights) that BENCHMARKS.md's episode runs use; the
+    // 7b checkpoint (16 GB) repeats a seeded random block per tensor so that writing it takes seconds.
+    dir = path.join(os.tmpdir(), shapeKey === '2b' ? `starkv-bench-qwen2vl2b-f${fraction}` : `starkv-bench-${shapeKey}-f${fraction}`);
     if (!existsSync(path.join(dir, 'model.safetensors'))) {
-      log(`writing a Qwen2-VL-2B-shaped bf16 checkpoint (${fraction} of the layers) to ${dir} ...`);
+      log(`writing a ${shape.name}-shaped bf16 checkpoint (${fraction} of the layers) to ${dir} ...`);
       mkdirSync(dir, { recursive: true });
-      writeCheckpoint(dir, { ...qwen2vl2bConfig(fraction), image_token_id: 151655 }, { dtype: 'BF16', seed: 42 });
+      writeCheckpoint(dir, { ...shape.config(fraction), image_token_id: 151655 }, { dtype: 'BF16', seed: 42, repeatBlock: shapeKey === '2b' ? undefined : 1 << 16 });
       writeFileSync(path.join(dir, 'preprocessor_config.json'), JSON.stringify({ min_pixels: 3136, max_pixels: 12845056, patch_size: 14, merge_size: 2, temporal_patch_size: 2 }));
       copyQwenTokenizer(dir);
     }
   }
-  const addon = loadAddon();
-  const device = parseDevice(values.device ?? 'cpu');
-  // On a GPU the limits are the GPU's: its copy bandwidth and its bf16 GEMM rate (cuBLAS or ours).
-  const gpu = device.startsWith('cuda') ? await addon.cudaBench({ device: Number(device.split(':')[1] ?? 0) }) : null;
   if (!gpu) log('measuring this machine\'s limits (fp32 GEMM peak, memory read bandwidth) ...');
   const limits = gpu
     ? { sgemmGflops: gpu.bf16GemmTflops * 1000, ownSgemmGflops: gpu.bf16GemmTflops * 1000, openblasGflops: 0, openblasCore: '', openblasNote: 'GPU run', bandwidthGBs: gpu.bandwidthGBs, engineBf16Gflops: NaN, gpu }
@@ -140,7 +178,7 @@ export default async function bench(argv: string[]): Promise<number> {
     const report = {
       machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, threads, engine: engine.info() },
       limits: { ...limits, bandwidthAfterDecodeGBs: after.bandwidthGBs, bandwidthGBs },
-      model: { dir, arch: c.arch, layers: c.numLayers, visionDepth: c.vision.depth, dtype: engine.checkpoint.dtype, weightBytes: engine.checkpoint.weightBytes, fraction: values.model ? null : fraction },
+      model: { dir, arch: c.arch, layers: c.numLayers, visionDepth: c.vision.depth, dtype: engine.checkpoint.dtype, weightBytes: engine.checkpoint.weightBytes, shape: values.model ? null : shape.name, fraction: values.model ? null : fraction },
       prefill: {
         patches: img.grid[1] * img.grid[2],
         promptTokens: ids.length,

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Packs what `starkv bench --device cuda` needs on a GPU machine that has no Node.js and no registry (the
+# H200 machines lent to sessions): this machine's node binary, the engine's CLI commands bundled by
+# esbuild into one file (scripts/gpu-pack-entry.ts), sharp with its native libvips, and an addon built
+# for the GPU's architecture without oneDNN or -march=native (nothing but glibc and libstdc++ needed).
+# Writes .gpu-pack/starkv-gpu.tar.xz (about 31 MB); scripts/gpu-check.sh unpacks and runs it when the
+# folder travels with the working tree (device tool: carry [".gpu-pack"]). Usage, from the root, after
+# `npm ci`:
+#   STARKV_CUDA_ARCHS=90 scripts/gpu-pack.sh          (90 = H100/H200; 80, 86, 89 for A100, RTX 30, RTX 40)
+# Then, to try the pack here (CPU): scripts/gpu-pack.sh --try
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pack=.gpu-pack
+stage=$pack/stage
+if [[ "${1:-}" == "--try" ]]; then
+  # The pack alone: unpacked outside the project, with an empty environment (no NODE_PATH, no DISPLAY).
+  t=$(mktemp -d)
+  trap 'rm -rf "$t"' EXIT
+  tar -xJf $pack/starkv-gpu.tar.xz -C "$t"
+  env -i PATH=/usr/bin:/bin HOME="$t" "$t/starkv-gpu/run" devices
+  env -i PATH=/usr/bin:/bin HOME="$t" TMPDIR="$t" "$t/starkv-gpu/run" bench --fraction 0.04 --width 448 --height 336 --decode-tokens 4 --json
+  exit
+fi
+archs=${STARKV_CUDA_ARCHS:-90}
+rm -rf "$stage"
+mkdir -p "$stage/starkv-gpu/node_modules"
+echo "gpu-pack: building the addon for sm_$archs (build-pack/) ..."
+STARKV_CUDA_ARCHS=$archs npx cmake-js compile --out build-pack --CDSTARKV_NATIVE_ARCH=OFF --CDSTARKV_WITH_DNNL=OFF \
+  --CDSTARKV_BUILD_TESTS=OFF --CDCMAKE_CXX_FLAGS=-march=x86-64-v3 >build-pack.log 2>&1 || { tail -30 build-pack.log; exit 1; }
+rm build-pack.log
+node -e "const c = require('./build-pack/Release/starkv.node').cudaInfo(); if (!c.compiled || c.archs.join(';') !== process.argv[1]) { console.error('gpu-pack: the addon has CUDA ' + (c.compiled ? 'for sm_' + c.archs : 'off (is nvcc on the PATH?)') + ', not sm_' + process.argv[1]); process.exit(1); }" "$archs"
+cp build-pack/Release/starkv.node "$stage/starkv-gpu/"
+npx esbuild scripts/gpu-pack-entry.ts --bundle --platform=node --format=esm --target=node20 --log-level=warning \
+  --outfile="$stage/starkv-gpu/starkv.mjs" --external:sharp '--external:@nut-tree*'
+# sharp and what it requires at run time (JavaScript packages and the prebuilt libvips for linux-x64)
+for m in sharp @img/colour detect-libc semver @img/sharp-libvips-linux-x64 @img/sharp-linux-x64; do
+  mkdir -p "$stage/starkv-gpu/node_modules/$(dirname $m)"
+  cp -r "node_modules/$m" "$stage/starkv-gpu/node_modules/$m"
+done
+cp "$(command -v node)" "$stage/starkv-gpu/node"
+cat >"$stage/starkv-gpu/run" <<'EOF'
+#!/bin/sh
+# starkv's engine commands on this machine: run bench|devices|generate|episode|inspect|kv-replay [options]
+here=$(cd "$(dirname "$0")" && pwd)
+STARKV_ADDON="$here/starkv.node" exec "$here/node" "$here/starkv.mjs" "$@"
+EOF
+chmod +x "$stage/starkv-gpu/run"
+echo "built $(date -u +%FT%TZ) from $(git rev-parse --short HEAD)$(git diff --quiet || echo '+changes'); addon sm_$archs" >"$stage/starkv-gpu/VERSION"
+tar -cf - -C "$stage" starkv-gpu | xz -T0 -6 >"$pack/starkv-gpu.tar.xz"
+rm -rf "$stage"
+echo "gpu-pack: $pack/starkv-gpu.tar.xz, $(du -h $pack/starkv-gpu.tar.xz | cut -f1) ($(cat <(tar -xJOf $pack/starkv-gpu.tar.xz starkv-gpu/VERSION)))"

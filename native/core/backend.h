@@ -84,6 +84,9 @@ class Backend {
   virtual void GatedAct(Act act, const float* gate, const float* up, int64_t n, float* out) = 0;
   virtual void Activation(Act act, float* x, int64_t n) = 0;  // in place
   virtual void Add(float* y, const float* x, int64_t n) = 0;  // y += x
+  // y[r] = sqrt(sum_i x[r][i]^2) for `rows` rows of `width` (sum in double): the row norms that the KV
+  // methods read (saliency), so that a device only sends back one float per row.
+  virtual void RowNorms(const float* x, int64_t rows, int64_t width, float* y) = 0;
   // out[i, :] = table[ids[i], :] as fp32. ids must be valid rows (checked by the caller).
   virtual void GatherRows(const Tensor& table, const int32_t* ids, int64_t n, float* out) = 0;
   // Next token from host logits[n] (modified in place): argmax when greedy, else seeded sampling.

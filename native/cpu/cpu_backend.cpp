@@ -80,6 +80,9 @@ void CpuBackend::GatedAct(Act act, const float* gate, const float* up, int64_t n
 }
 void CpuBackend::Activation(Act act, float* x, int64_t n) { cpu::Activation(pool_, act, x, n); }
 void CpuBackend::Add(float* y, const float* x, int64_t n) { cpu::Add(pool_, y, x, n); }
+void CpuBackend::RowNorms(const float* x, int64_t rows, int64_t width, float* y) {
+  cpu::RowNorms(pool_, x, rows, width, y);
+}
 void CpuBackend::GatherRows(const Tensor& table, const int32_t* ids, int64_t n, float* out) {
   cpu::GatherRows(pool_, table, ids, n, out);
 }

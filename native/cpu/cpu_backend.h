@@ -41,6 +41,7 @@ class CpuBackend final : public Backend {
   void GatedAct(Act act, const float* gate, const float* up, int64_t n, float* out) override;
   void Activation(Act act, float* x, int64_t n) override;
   void Add(float* y, const float* x, int64_t n) override;
+  void RowNorms(const float* x, int64_t rows, int64_t width, float* y) override;
   void GatherRows(const Tensor& table, const int32_t* ids, int64_t n, float* out) override;
   int32_t Sample(float* logits, int64_t n, const SampleParams& p, std::mt19937_64& rng) override;
 

@@ -45,6 +45,17 @@ inline bool VecAct(Act a, __m512 x, __m512* out) {
 
 }  // namespace
 
+void RowNorms(ThreadPool& pool, const float* x, int64_t rows, int64_t width, float* y) {
+  pool.ParallelFor(rows, 16, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const float* xr = x + r * width;
+      double ss = 0.0;
+      for (int64_t i = 0; i < width; ++i) ss += static_cast<double>(xr[i]) * xr[i];
+      y[r] = ew::L2FromSumSq(ss);
+    }
+  });
+}
+
 void RmsNorm(ThreadPool& pool, const float* x, int64_t M, int64_t D, const Tensor& w, float eps, float* y) {
   pool.ParallelFor(M, 4, [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {

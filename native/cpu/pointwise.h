@@ -8,6 +8,7 @@
 
 namespace starkv::cpu {
 
+void RowNorms(ThreadPool& pool, const float* x, int64_t rows, int64_t width, float* y);
 void RmsNorm(ThreadPool& pool, const float* x, int64_t M, int64_t D, const Tensor& w, float eps, float* y);
 void LayerNorm(ThreadPool& pool, const float* x, int64_t M, int64_t D, const Tensor& w, const Tensor& b, float eps,
                float* y);

@@ -58,7 +58,14 @@ void TextDecoder::ForwardLayers(float* h, int64_t n, const float* cosp, const fl
   Buffer u = be_.Alloc(MemCategory::Activations, n * I);
   Trace* trace = tr.trace;
   const int64_t L = tr.total;
-  std::vector<float> obs_q, obs_x;
+  // What the observer reads, copied out of the backend each layer (rows fixed for the block).
+  const LayerObserver::Rows need = observer ? observer->Needs(n, first_token) : LayerObserver::Rows{};
+  const int64_t norm_rows = need.norm_hi - need.norm_lo;
+  if (observer && (need.q_from < 0 || need.q_from > n || need.norm_lo < 0 || norm_rows < 0 || need.norm_hi > n))
+    throw Error("decoder: the layer observer asked for rows outside the block of " + std::to_string(n));
+  std::vector<float> obs_q(observer ? static_cast<size_t>((n - need.q_from) * qd) : 0);
+  std::vector<float> obs_norms(static_cast<size_t>(norm_rows));
+  Buffer norms = norm_rows > 0 ? be_.Alloc(MemCategory::Activations, norm_rows) : Buffer();
   // Head-major trace arrays [heads, L, hd] from row-major [n, heads*hd].
   auto put_heads = [&](const std::string& name, const float* src, int64_t heads) {
     std::vector<float> host(static_cast<size_t>(n * heads * hd));
@@ -83,15 +90,12 @@ void TextDecoder::ForwardLayers(float* h, int64_t n, const float* cosp, const fl
     be_.Rotary(q.f(), n, qd, static_cast<int>(H), static_cast<int>(hd), cosp, sinp);
     be_.Rotary(k.f(), n, kd, static_cast<int>(KV), static_cast<int>(hd), cosp, sinp);
     if (observer) {
-      if (be_.HostAccessible()) {
-        observer->OnLayer(l, q.f(), a.f(), n, first_token);
-      } else {  // device buffers: the observer (KV compression) reads host copies
-        obs_q.resize(static_cast<size_t>(n * qd));
-        obs_x.resize(static_cast<size_t>(n * D));
-        be_.Download(q.f(), sizeof(float) * obs_q.size(), obs_q.data());
-        be_.Download(a.f(), sizeof(float) * obs_x.size(), obs_x.data());
-        observer->OnLayer(l, obs_q.data(), obs_x.data(), n, first_token);
+      if (norm_rows > 0) {
+        be_.RowNorms(a.f() + need.norm_lo * D, norm_rows, D, norms.f());
+        be_.Download(norms.f(), sizeof(float) * obs_norms.size(), obs_norms.data());
       }
+      be_.Download(q.f() + need.q_from * qd, sizeof(float) * obs_q.size(), obs_q.data());
+      observer->OnLayer(l, obs_q.data(), obs_norms.data(), need, n, first_token);
     }
     if (trace) {
       put_heads(pre + "q_rot", q.f(), H);

@@ -20,12 +20,22 @@ struct TraceRows {
   int64_t total = 0;  // L
 };
 
-// Sees each layer's queries (post-rotary, [n][heads*hd]) and attention input (post input_layernorm,
-// [n][hidden]) for a block of n new tokens starting at sequence index first_token (KV compression).
+// Sees, for each layer, what KV compression reads of a block of n new tokens starting at sequence index
+// first_token: the rotated queries of its last rows and the L2 norms of some rows' attention inputs (post
+// input_layernorm). Only those rows leave the backend (on a GPU, a few rows and one float per row
+// instead of every row's queries and hidden state).
 class LayerObserver {
  public:
+  // Rows of the block (0 .. n-1): queries of rows [q_from, n), norms of rows [norm_lo, norm_hi).
+  struct Rows {
+    int64_t q_from = 0;
+    int64_t norm_lo = 0, norm_hi = 0;
+  };
   virtual ~LayerObserver() = default;
-  virtual void OnLayer(int layer, const float* q, const float* x, int64_t n, int64_t first_token) = 0;
+  virtual Rows Needs(int64_t n, int64_t first_token) const = 0;
+  // q: [n - rows.q_from][heads*hd] (host memory); norms: [rows.norm_hi - rows.norm_lo] (host memory).
+  virtual void OnLayer(int layer, const float* q, const float* norms, const Rows& rows, int64_t n,
+                       int64_t first_token) = 0;
 };
 
 class TextDecoder {

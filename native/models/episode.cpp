@@ -15,26 +15,31 @@
 
 namespace starkv::qwen2vl {
 
-TurnStash::TurnStash(int layers, int heads, int head_dim, int hidden, int64_t q_keep, FrameSpan frame, bool has_frame)
-    : heads_(heads), hd_(head_dim), hidden_(hidden), q_keep_(q_keep), frame_(frame), has_frame_(has_frame),
+TurnStash::TurnStash(int layers, int heads, int head_dim, int64_t q_keep, FrameSpan frame, bool has_frame)
+    : heads_(heads), hd_(head_dim), q_keep_(q_keep), frame_(frame), has_frame_(has_frame),
       q_(layers), norms_(layers) {
   for (auto& n : norms_) n.assign(has_frame ? static_cast<size_t>(frame.end - frame.start) : 0, 0.0f);
 }
 
-void TurnStash::OnLayer(int layer, const float* q, const float* x, int64_t n, int64_t first_token) {
+LayerObserver::Rows TurnStash::Needs(int64_t n, int64_t first_token) const {
+  Rows r;
+  r.q_from = std::max<int64_t>(0, n - q_keep_);
+  if (has_frame_) {  // the frame's tokens in this block
+    r.norm_lo = std::clamp<int64_t>(frame_.start - first_token, 0, n);
+    r.norm_hi = std::max(r.norm_lo, std::clamp<int64_t>(frame_.end - first_token, 0, n));
+  }
+  return r;
+}
+
+void TurnStash::OnLayer(int layer, const float* q, const float* norms, const Rows& rows, int64_t n,
+                        int64_t first_token) {
   const int64_t row = static_cast<int64_t>(heads_) * hd_;
   std::vector<float>& keep = q_[layer];
-  keep.insert(keep.end(), q + std::max<int64_t>(0, n - q_keep_) * row, q + n * row);
-  const int64_t rows = static_cast<int64_t>(keep.size()) / row;
-  if (rows > q_keep_) keep.erase(keep.begin(), keep.begin() + (rows - q_keep_) * row);
-  if (!has_frame_) return;
-  const int64_t lo = std::max(first_token, frame_.start), hi = std::min(first_token + n, frame_.end);
-  for (int64_t t = lo; t < hi; ++t) {
-    const float* r = x + (t - first_token) * hidden_;
-    double s = 0.0;
-    for (int c = 0; c < hidden_; ++c) s += static_cast<double>(r[c]) * r[c];
-    norms_[layer][t - frame_.start] = static_cast<float>(std::sqrt(s));
-  }
+  keep.insert(keep.end(), q, q + (n - rows.q_from) * row);
+  const int64_t kept = static_cast<int64_t>(keep.size()) / row;
+  if (kept > q_keep_) keep.erase(keep.begin(), keep.begin() + (kept - q_keep_) * row);
+  for (int64_t i = rows.norm_lo; i < rows.norm_hi; ++i)
+    norms_[layer][first_token + i - frame_.start] = norms[i - rows.norm_lo];
 }
 
 std::vector<float> TurnStash::Queries(int layer) const {

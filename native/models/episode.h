@@ -36,8 +36,9 @@ struct LayerReport {
 // of the turn's last `q_keep` tokens and the L2 norms of the current frame's attention inputs.
 class TurnStash : public LayerObserver {
  public:
-  TurnStash(int layers, int heads, int head_dim, int hidden, int64_t q_keep, FrameSpan frame, bool has_frame);
-  void OnLayer(int layer, const float* q, const float* x, int64_t n, int64_t first_token) override;
+  TurnStash(int layers, int heads, int head_dim, int64_t q_keep, FrameSpan frame, bool has_frame);
+  Rows Needs(int64_t n, int64_t first_token) const override;
+  void OnLayer(int layer, const float* q, const float* norms, const Rows& rows, int64_t n, int64_t first_token) override;
   int64_t QRows(int layer) const { return static_cast<int64_t>(q_[layer].size()) / (heads_ * hd_); }
   // [heads][rows][hd] of the last QRows() tokens.
   std::vector<float> Queries(int layer) const;
@@ -46,7 +47,7 @@ class TurnStash : public LayerObserver {
   const FrameSpan& frame() const { return frame_; }
 
  private:
-  int heads_, hd_, hidden_;
+  int heads_, hd_;
   int64_t q_keep_;
   FrameSpan frame_;
   bool has_frame_;

@@ -92,7 +92,7 @@ GenerateResult Model::RunTurn(Episode& ep, const GenerateRequest& req, const std
       kv.Reserve(held + L + std::min<int64_t>(req.max_new_tokens, 256));
       ep.frames.insert(ep.frames.end(), frames.begin(), frames.end());
       if (req.kv.method)
-        stash = std::make_unique<TurnStash>(c_.layers, c_.heads, c_.head_dim, c_.hidden, 64,
+        stash = std::make_unique<TurnStash>(c_.layers, c_.heads, c_.head_dim, 64,
                                             frames.empty() ? FrameSpan{} : frames.back(), !frames.empty());
       const int64_t chunk = trace ? L : std::min(prefill_chunk_, L);
       h = backend_->Alloc(MemCategory::Activations, chunk * D);

@@ -225,6 +225,29 @@ void NormCases() {
     }
 }
 
+// Row norms (what KV compression reads of a frame's attention inputs): widths of the tiny models, a 7B
+// row (3584) and odd ones; rows 1 to a screenshot's worth; a row offset into a larger buffer.
+void RowNormCases() {
+  for (auto [rows, width] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {1, 64}, {37, 33}, {300, 1536}, {2691, 3584}, {5, 4097}}) {
+    const int64_t skip = 3;  // rows before the first one read
+    const std::vector<float> x = Randn((rows + skip) * width, 2.0f);
+    std::vector<double> ref(static_cast<size_t>(rows));
+    for (int64_t r = 0; r < rows; ++r) {
+      double ss = 0;
+      for (int64_t i = 0; i < width; ++i) ss += double(x[(r + skip) * width + i]) * x[(r + skip) * width + i];
+      ref[r] = std::sqrt(ss);
+    }
+    Add(Fmt("row_norms rows=%lld width=%lld", (long long)rows, (long long)width),
+        [=](Backend& be) {
+          Mem mem(be);
+          float* y = mem.Zeros(rows);
+          be.RowNorms(mem.Put(x) + skip * width, rows, width, y);
+          return mem.Get(y, rows);
+        },
+        ref, 1e-7, 1e-7);
+  }
+}
+
 void RotaryCases() {
   for (int hd : {64, 80, 128})
     for (auto [n, heads] : std::vector<std::pair<int64_t, int>>{{1, 1}, {7, 3}, {33, 4}}) {
@@ -508,6 +531,7 @@ struct Runner {
 int main() {
   MatMulCases();
   NormCases();
+  RowNormCases();
   RotaryCases();
   AttentionCases();
   PointwiseCases();

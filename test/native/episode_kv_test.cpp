@@ -7,6 +7,9 @@
 //     (a CUDA GPU when one is usable: scoring and compaction on the device) against device "cpu": the
 //     same slots kept in every layer at every turn, the same greedy tokens. Without a GPU, "auto" is the
 //     CPU and the line says so.
+//  3. What the decoder hands KV compression (TurnStash): only the last q_keep query rows and the frame
+//     rows' norms of each prefill block, with the frame split across blocks and blocks with no frame row.
+#include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
@@ -189,10 +192,42 @@ void DeviceEpisodes(gt::Checker& ck) {
   }
 }
 
+void StashRows(gt::Checker& ck) {
+  using qwen2vl::TurnStash;
+  const int heads = 2, hd = 3, row = heads * hd;
+  TurnStash st(/*layers=*/1, heads, hd, /*q_keep=*/4, qwen2vl::FrameSpan{10, 50, 5, 8}, true);
+  // The prompt: 60 tokens in blocks of 32, 20 and 8 (a chunked prefill); the frame is tokens [10, 50).
+  const std::vector<std::pair<int64_t, int64_t>> blocks = {{0, 32}, {32, 20}, {52, 8}};
+  const std::vector<std::array<int64_t, 3>> want = {{28, 10, 32}, {16, 0, 18}, {4, 0, 0}};
+  for (size_t b = 0; b < blocks.size(); ++b) {
+    const auto [first, n] = blocks[b];
+    const auto r = st.Needs(n, first);
+    ck.Expect(r.q_from == want[b][0] && r.norm_lo == want[b][1] && r.norm_hi == want[b][2],
+              ("block " + std::to_string(b) + ": the rows asked for").c_str());
+    std::vector<float> q(static_cast<size_t>((n - r.q_from) * row)), norms(static_cast<size_t>(r.norm_hi - r.norm_lo));
+    for (size_t i = 0; i < q.size(); ++i) q[i] = static_cast<float>((first + r.q_from) * row + i);  // = token*row + col
+    for (size_t i = 0; i < norms.size(); ++i) norms[i] = static_cast<float>(first + r.norm_lo + i);  // = token
+    st.OnLayer(0, q.data(), norms.data(), r, n, first);
+  }
+  bool norms_ok = st.Norms(0).size() == 40;
+  for (int64_t t = 10; norms_ok && t < 50; ++t) norms_ok = st.Norms(0)[t - 10] == static_cast<float>(t);
+  ck.Expect(norms_ok, "every frame token's norm, from the two blocks that hold the frame");
+  const std::vector<float> qs = st.Queries(0);  // [heads][4][hd] of tokens 56..59
+  bool q_ok = st.QRows(0) == 4;
+  for (int h = 0; q_ok && h < heads; ++h)
+    for (int i = 0; i < 4; ++i)
+      for (int d = 0; d < hd; ++d) q_ok = q_ok && qs[(h * 4 + i) * hd + d] == static_cast<float>((56 + i) * row + h * hd + d);
+  ck.Expect(q_ok, "the queries of the last 4 tokens, head-major");
+  TurnStash none(1, heads, hd, 4, qwen2vl::FrameSpan{}, false);
+  const auto r = none.Needs(3, 7);
+  ck.Expect(r.q_from == 0 && r.norm_lo == 0 && r.norm_hi == 0, "no frame: no norms; a block shorter than q_keep: all its queries");
+}
+
 }  // namespace
 
 int main() {
   gt::Checker ck;
+  StashRows(ck);
   KeysFreeContract(ck);
   DeviceEpisodes(ck);
   return ck.Finish("episode_kv_test");

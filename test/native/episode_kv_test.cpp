@@ -153,30 +153,16 @@ Run RunEpisode(Model& m, const std::vector<GenerateRequest>& turns, const std::s
   return r;
 }
 
-// A comma-separated list from the environment, or `all` when it is unset (the emulated run of
-// kernels/emu/run.sh takes a subset: one emulated turn takes minutes).
-std::vector<std::string> Pick(const char* var, std::vector<std::string> all) {
-  const char* v = std::getenv(var);
-  if (!v || !*v) return all;
-  std::vector<std::string> out;
-  for (std::string s = v; !s.empty();) {
-    const size_t c = s.find(',');
-    out.push_back(s.substr(0, c));
-    s = c == std::string::npos ? "" : s.substr(c + 1);
-  }
-  return out;
-}
-
 void DeviceEpisodes(gt::Checker& ck) {
   const std::string dir = gt::GoldenDir();
   const gt::StFile in(dir + "/inputs.safetensors");
   const std::vector<GenerateRequest> turns = Turns(in);
-  for (const std::string& name : Pick("STARKV_KV_TEST_MODELS", {"qwen2vl-tiny", "qwen2_5vl-tiny"})) {
+  for (const std::string& name : gt::PickFromEnv("STARKV_KV_TEST_MODELS", {"qwen2vl-tiny", "qwen2_5vl-tiny"})) {
     const std::string mdir = dir + "/" + name;
     Model cpu(Spec(mdir, "cpu")), dev(Spec(mdir, "auto"));
     std::printf("%s: device \"auto\" is %s%s%s\n", name.c_str(), dev.device().c_str(),
                 dev.device_note().empty() ? "" : ": ", dev.device_note().c_str());
-    for (const std::string& method : Pick("STARKV_KV_TEST_METHODS", kv::MethodNames())) {
+    for (const std::string& method : gt::PickFromEnv("STARKV_KV_TEST_METHODS", kv::MethodNames())) {
       const Run want = RunEpisode(cpu, turns, method), got = RunEpisode(dev, turns, method);
       bool evicted = false;
       for (size_t t = 0; t < want.kept.size(); ++t)

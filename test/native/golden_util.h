@@ -212,6 +212,20 @@ class StFile {
 };
 
 // ---- golden location ----
+// A comma-separated list from the environment, or `all` when it is unset (the emulated runs of
+// kernels/emu/run.sh take a subset: one emulated model turn takes minutes).
+inline std::vector<std::string> PickFromEnv(const char* var, std::vector<std::string> all) {
+  const char* v = std::getenv(var);
+  if (!v || !*v) return all;
+  std::vector<std::string> out;
+  for (std::string s = v; !s.empty();) {
+    const size_t c = s.find(',');
+    out.push_back(s.substr(0, c));
+    s = c == std::string::npos ? "" : s.substr(c + 1);
+  }
+  return out;
+}
+
 inline bool IsDir(const std::string& p) {
   struct stat st {};
   return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);

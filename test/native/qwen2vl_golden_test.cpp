@@ -102,7 +102,10 @@ int main() {
       {"qwen2vl-tiny-tied", "p1_one_image", false}, {"qwen2vl-tiny-bf16", "p2_two_images", true},
       {"qwen2_5vl-tiny-bf16", "p2_two_images", true},
   };
+  // STARKV_GOLDEN_MODELS=a,b runs only those checkpoints' cases (the emulated run takes one).
+  const std::vector<std::string> pick = gt::PickFromEnv("STARKV_GOLDEN_MODELS", {});
   for (const Case& c : cases) {
+    if (!pick.empty() && std::find(pick.begin(), pick.end(), c.model) == pick.end()) continue;
     try {
       RunCase(ck, dir, c, inputs, models);
     } catch (const std::exception& e) {

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
-import { qwen2vl2bConfig, uitars7bConfig } from '../../app/cli/commands/bench.ts';
+import { assertFreeSpace, qwen2vl2bConfig, uitars7bConfig } from '../../app/cli/commands/bench.ts';
 import { parseModelConfig } from '../../app/model/config.ts';
 import { openCheckpoint, expectedTensors } from '../../app/model/checkpoint.ts';
 import { tinyConfig, writeCheckpoint } from '../../app/model/checkpoint-writer.ts';
@@ -46,6 +46,16 @@ describe('bench model shapes', () => {
       const b = file.subarray(bias.offset, bias.offset + bias.nbytes);
       const tail = bias.nbytes % 200;
       expect(b.subarray(bias.nbytes - tail).equals(b.subarray(0, tail))).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a temp folder without room for the checkpoint is refused before anything is written', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'starkv-space-'));
+    try {
+      expect(() => assertFreeSpace(dir, 1e9, 'a small checkpoint')).not.toThrow();
+      expect(() => assertFreeSpace(dir, 2 ** 60, 'the 7b checkpoint')).toThrow(/the 7b checkpoint needs .* in .*starkv-space-.*, which has .* free \(set TMPDIR/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

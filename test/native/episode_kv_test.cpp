@@ -9,6 +9,7 @@
 //     CPU and the line says so.
 //  3. What the decoder hands KV compression (TurnStash): only the last q_keep query rows and the frame
 //     rows' norms of each prefill block, with the frame split across blocks and blocks with no frame row.
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -153,6 +154,24 @@ Run RunEpisode(Model& m, const std::vector<GenerateRequest>& turns, const std::s
   return r;
 }
 
+// Where two runs first keep different slots: the turn, the layer and the slots only one of them kept.
+void PrintFirstDifference(const Run& want, const Run& got) {
+  for (size_t t = 0; t < want.kept.size() && t < got.kept.size(); ++t)
+    for (size_t l = 0; l < want.kept[t].size() && l < got.kept[t].size(); ++l) {
+      const auto& a = want.kept[t][l];
+      const auto& b = got.kept[t][l];
+      if (a == b) continue;
+      std::string only_a, only_b;
+      for (int64_t x : a)
+        if (std::find(b.begin(), b.end(), x) == b.end()) only_a += " " + std::to_string(x);
+      for (int64_t x : b)
+        if (std::find(a.begin(), a.end(), x) == a.end()) only_b += " " + std::to_string(x);
+      std::printf("    first difference: turn %zu layer %zu (%zu vs %zu slots); only on the CPU:%s; only on the device:%s\n", t, l,
+                  a.size(), b.size(), only_a.c_str(), only_b.c_str());
+      return;
+    }
+}
+
 void DeviceEpisodes(gt::Checker& ck) {
   const std::string dir = gt::GoldenDir();
   const gt::StFile in(dir + "/inputs.safetensors");
@@ -173,6 +192,7 @@ void DeviceEpisodes(gt::Checker& ck) {
       ck.Expect(got.tokens == want.tokens, (name + " " + method + ": the same greedy tokens").c_str());
       std::printf("  %s on %s: %s\n", method.c_str(), dev.device().c_str(),
                   got.kept == want.kept && got.tokens == want.tokens ? "same as the CPU" : "DIFFERS from the CPU");
+      PrintFirstDifference(want, got);
       std::fflush(stdout);
     }
   }

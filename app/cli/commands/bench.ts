@@ -1,7 +1,7 @@
 // `starkv bench`: prefill (one 1080p screenshot + text) and decode speed of the engine on a model with
 // Qwen2-VL-2B shapes (or a given checkpoint), beside this machine's limits measured in the same run:
 // the fp32 GEMM peak and the memory read bandwidth.
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,7 +10,8 @@ import { loadAddon } from '../../native.ts';
 import { Engine, parseDevice } from '../../model/engine.ts';
 import { writeCheckpoint } from '../../model/checkpoint-writer.ts';
 import { processImage, type RgbImage } from '../../model/preprocess.ts';
-import type { ModelConfig } from '../../model/config.ts';
+import { parseModelConfig, type ModelConfig } from '../../model/config.ts';
+import { expectedTensors } from '../../model/checkpoint.ts';
 import { formatBytes, parseNumberOpt } from '../format.ts';
 
 /** config.json of Qwen2-VL-2B-Instruct with a fraction of its text layers and vision blocks. */
@@ -135,13 +136,7 @@ export default async function bench(argv: string[]): Promise<number> {
     // 2b keeps the name (and the per-element random weights) that BENCHMARKS.md's episode runs use; the
     // 7b checkpoint (16 GB) repeats a seeded random block per tensor so that writing it takes seconds.
     dir = path.join(os.tmpdir(), shapeKey === '2b' ? `starkv-bench-qwen2vl2b-f${fraction}` : `starkv-bench-${shapeKey}-f${fraction}`);
-    if (!existsSync(path.join(dir, 'model.safetensors'))) {
-      log(`writing a ${shape.name}-shaped bf16 checkpoint (${fraction} of the layers) to ${dir} ...`);
-      mkdirSync(dir, { recursive: true });
-      writeCheckpoint(dir, { ...shape.config(fraction), image_token_id: 151655 }, { dtype: 'BF16', seed: 42, repeatBlock: shapeKey === '2b' ? undefined : 1 << 16 });
-      writeFileSync(path.join(dir, 'preprocessor_config.json'), JSON.stringify({ min_pixels: 3136, max_pixels: 12845056, patch_size: 14, merge_size: 2, temporal_patch_size: 2 }));
-      copyQwenTokenizer(dir);
-    }
+    if (!existsSync(path.join(dir, 'model.safetensors'))) writeBenchCheckpoint(dir, shape.name, shape.config(fraction), fraction, shapeKey !== '2b', log);
   }
   if (!gpu) log('measuring this machine\'s limits (fp32 GEMM peak, memory read bandwidth) ...');
   const limits = gpu
@@ -244,6 +239,37 @@ async function benchCaptureCmd(display: string | undefined, runs: number, json: 
     return 0;
   } finally {
     d.close();
+  }
+}
+
+/** Throws, naming the folder and both sizes, when `folder` (created if missing) has less than `bytes`
+ * (plus 256 MiB of headroom) free. */
+export function assertFreeSpace(folder: string, bytes: number, what: string): void {
+  mkdirSync(folder, { recursive: true });
+  const fs = statfsSync(folder);
+  const free = fs.bavail * fs.bsize;
+  if (free < bytes + (256 << 20))
+    throw new Error(`${what} needs ${formatBytes(bytes)} in ${folder}, which has ${formatBytes(free)} free (set TMPDIR to a larger folder, or pass --model DIR)`);
+}
+
+/** Writes the bench checkpoint into a sibling folder and renames it into place when complete, so that a
+ * run stopped half-way (or a full disk) never leaves a truncated checkpoint that later runs would load;
+ * refuses up front when the temp folder lacks the space. */
+function writeBenchCheckpoint(dir: string, name: string, config: Record<string, unknown>, fraction: number, repeat: boolean, log: (s: string) => void): void {
+  const cfg = { ...config, image_token_id: 151655 };
+  const bytes = [...expectedTensors(parseModelConfig(cfg, 'bench config')).values()].reduce((a, s) => a + 2 * s.reduce((x, y) => x * y, 1), 0);
+  assertFreeSpace(path.dirname(dir), bytes, `the ${name}-shaped bench checkpoint`);
+  log(`writing a ${name}-shaped bf16 checkpoint (${fraction} of the layers, ${formatBytes(bytes)}) to ${dir} ...`);
+  const partial = `${dir}.partial-${process.pid}`;
+  try {
+    writeCheckpoint(partial, cfg, { dtype: 'BF16', seed: 42, repeatBlock: repeat ? 1 << 16 : undefined });
+    writeFileSync(path.join(partial, 'preprocessor_config.json'), JSON.stringify({ min_pixels: 3136, max_pixels: 12845056, patch_size: 14, merge_size: 2, temporal_patch_size: 2 }));
+    copyQwenTokenizer(partial);
+    rmSync(dir, { recursive: true, force: true }); // an older folder without its weights
+    renameSync(partial, dir);
+  } catch (err) {
+    rmSync(partial, { recursive: true, force: true });
+    throw err;
   }
 }
 

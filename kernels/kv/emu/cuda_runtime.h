@@ -1,7 +1,8 @@
 // Host emulation of the CUDA subset that kernels/kv uses, for checking the kernels' LOGIC on a machine
 // without a GPU (run.sh): each block runs as one std::thread per CUDA thread, __syncthreads is a
 // std::barrier, warp shuffles/ballots go through a per-warp slot array and barrier, atomics take a
-// mutex, blocks run one after another (so __shared__ variables can be plain statics). It is NOT a GPU:
+// mutex, blocks run one after another and launches from several host threads one at a time, as on one
+// stream (so __shared__ variables can be plain statics). It is NOT a GPU:
 // it says nothing about the memory model, occupancy, shared-memory limits, the device math library or
 // speed. Never built into the engine.
 //
@@ -142,6 +143,11 @@ struct Launcher {
   dim3 g, b; size_t smem;
   Launcher(dim3 g_, dim3 b_, size_t s = 0, cudaStream_t = nullptr) : g(g_), b(b_), smem(s) {}
   template <typename K, typename... A> void run(K kernel, A... args) {
+    // One launch at a time, from whichever host thread (a GPU stream runs its kernels in order; the
+    // engine compresses layers on several host threads, and gridDim, blockDim and the __shared__
+    // statics are shared by all launches).
+    static std::mutex launch_mu;
+    std::lock_guard<std::mutex> one(launch_mu);
     DeviceAccess access;
     gridDim = g; blockDim = b;
     const unsigned nt = b.x * b.y * b.z;

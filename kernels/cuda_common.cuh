@@ -52,7 +52,7 @@ __device__ inline double BlockSumD(double v, double* buf) {
   __syncthreads();
   if (lane == 0) buf[warp] = v;
   __syncthreads();
-  double t = lane < nw ? buf[lane] : 0.0;
+  double t = warp == 0 && lane < nw ? buf[lane] : 0.0;  // warp 0 only: thread 0 overwrites buf[0] below
   if (warp == 0) t = WarpSumD(t);
   if (threadIdx.x == 0) buf[0] = t;
   __syncthreads();

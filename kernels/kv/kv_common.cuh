@@ -54,7 +54,7 @@ __device__ inline T BlockSum(T v, T* buf) {
   __syncthreads();  // buf may still be read by a previous call
   if (lane == 0) buf[warp] = v;
   __syncthreads();
-  T t = lane < nw ? buf[lane] : T(0);
+  T t = warp == 0 && lane < nw ? buf[lane] : T(0);  // warp 0 only: thread 0 overwrites buf[0] below
   if (warp == 0) t = WarpSum(t);
   if (threadIdx.x == 0) buf[0] = t;
   __syncthreads();
@@ -66,7 +66,7 @@ __device__ inline float BlockMax(float v, float* buf) {
   __syncthreads();
   if (lane == 0) buf[warp] = v;
   __syncthreads();
-  float t = lane < nw ? buf[lane] : -INFINITY;
+  float t = warp == 0 && lane < nw ? buf[lane] : -INFINITY;
   if (warp == 0) t = WarpMax(t);
   if (threadIdx.x == 0) buf[0] = t;
   __syncthreads();

@@ -1,6 +1,7 @@
 // `starkv bench`: prefill (one 1080p screenshot + text) and decode speed of the engine on a model with
-// Qwen2-VL-2B shapes (or a given checkpoint), beside this machine's limits measured in the same run:
-// the fp32 GEMM peak and the memory read bandwidth.
+// Qwen2-VL-2B or UI-TARS-1.5-7B shapes (or a given checkpoint), beside this machine's limits measured in
+// the same run: the fp32 GEMM peak and the memory read bandwidth (on a GPU: its copy bandwidth and bf16
+// GEMM rate).
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -134,7 +135,8 @@ export default async function bench(argv: string[]): Promise<number> {
   let dir = values.model;
   if (!dir) {
     // 2b keeps the name (and the per-element random weights) that BENCHMARKS.md's episode runs use; the
-    // 7b checkpoint (16 GB) repeats a seeded random block per tensor so that writing it takes seconds.
+    // 7b checkpoint (16 GB) repeats a seeded random block per tensor: writing it is bound by the disk, not
+    // by drawing 8e9 random numbers.
     dir = path.join(os.tmpdir(), shapeKey === '2b' ? `starkv-bench-qwen2vl2b-f${fraction}` : `starkv-bench-${shapeKey}-f${fraction}`);
     if (!existsSync(path.join(dir, 'model.safetensors'))) writeBenchCheckpoint(dir, shape.name, shape.config(fraction), fraction, shapeKey !== '2b', log);
   }

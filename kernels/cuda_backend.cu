@@ -378,11 +378,6 @@ void CudaBackend::Add(float* y, const float* x, int64_t n) {
   LaunchAdd(S(stream_), y, x, n);
 }
 
-void CudaBackend::RowNorms(const float* x, int64_t rows, int64_t width, float* y) {
-  Use();
-  LaunchRowNorms(S(stream_), x, rows, width, y);
-}
-
 void CudaBackend::GatherRows(const Tensor& table, const int32_t* ids, int64_t n, float* out) {
   if (n <= 0) return;
   Use();

@@ -46,6 +46,15 @@ bool CudaBackend::KvWindowSums(const float* keys, int64_t capacity, int kv_heads
   return true;
 }
 
+void CudaBackend::RowNorms(const float* x, int64_t rows, int64_t width, float* y) {
+  Use();
+  try {
+    kv::RowNorms(x, rows, static_cast<int>(width), width, y, stream_);
+  } catch (const kv::CudaKvError& e) {
+    throw Error(std::string("row norms on ") + describe_ + ": " + e.what());
+  }
+}
+
 bool CudaBackend::KvCompact(float* keys, float* values, int kv_heads, int64_t capacity, int hd,
                             const int64_t* kept_host, int lists, int64_t n_keep, int64_t past_len, int64_t window) {
   Use();

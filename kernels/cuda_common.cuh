@@ -69,7 +69,6 @@ void LaunchRotary(cudaStream_t s, float* x, int64_t n, int64_t row, int heads, i
 void LaunchGatedAct(cudaStream_t s, Act act, const float* gate, const float* up, int64_t n, float* out);
 void LaunchActivation(cudaStream_t s, Act act, float* x, int64_t n);
 void LaunchAdd(cudaStream_t s, float* y, const float* x, int64_t n);
-void LaunchRowNorms(cudaStream_t s, const float* x, int64_t rows, int64_t width, float* y);
 void LaunchGatherRows(cudaStream_t s, const void* table, DType t, int64_t D, const int32_t* ids, int64_t n, float* out);
 void LaunchCopyRows(cudaStream_t s, const float* src, int64_t ld_src, const int64_t* src_rows, float* dst,
                     int64_t ld_dst, const int64_t* dst_rows, int64_t n, int64_t width);

@@ -33,16 +33,6 @@ __global__ void RmsNormKernel(const float* __restrict__ x, int64_t D, const void
   for (int64_t i = threadIdx.x; i < D; i += blockDim.x) yr[i] = ew::RmsScale(xr[i], inv, LoadF32(w, wt, i));
 }
 
-// One block per row: y[r] = |x[r]|, the sum of squares in double (as the CPU).
-__global__ void RowNormsKernel(const float* __restrict__ x, int64_t width, float* __restrict__ y) {
-  __shared__ double buf[32];
-  const float* xr = x + blockIdx.x * width;
-  double ss = 0.0;
-  for (int64_t i = threadIdx.x; i < width; i += blockDim.x) ss += static_cast<double>(xr[i]) * xr[i];
-  ss = BlockSumD(ss, buf);
-  if (threadIdx.x == 0) y[blockIdx.x] = ew::L2FromSumSq(ss);
-}
-
 __global__ void LayerNormKernel(const float* __restrict__ x, int64_t D, const void* __restrict__ w, DType wt,
                                 const void* __restrict__ b, DType bt, float eps, float* __restrict__ y) {
   __shared__ double buf[32];
@@ -134,12 +124,6 @@ void LaunchRmsNorm(cudaStream_t s, const float* x, int64_t M, int64_t D, const v
   if (M <= 0) return;
   RmsNormKernel<<<static_cast<unsigned>(M), kThreads, 0, s>>>(x, D, w, wt, eps, y);
   CheckLaunch("RmsNorm");
-}
-
-void LaunchRowNorms(cudaStream_t s, const float* x, int64_t rows, int64_t width, float* y) {
-  if (rows <= 0) return;
-  RowNormsKernel<<<static_cast<unsigned>(rows), kThreads, 0, s>>>(x, width, y);
-  CheckLaunch("RowNorms");
 }
 
 void LaunchLayerNorm(cudaStream_t s, const float* x, int64_t M, int64_t D, const void* w, DType wt, const void* b,

@@ -8,10 +8,20 @@
 # `npm ci`:
 #   STARKV_CUDA_ARCHS=90 scripts/gpu-pack.sh          (90 = H100/H200; 80, 86, 89 for A100, RTX 30, RTX 40)
 # Then, to try the pack here (CPU): scripts/gpu-pack.sh --try
+# scripts/gpu-pack.sh --bundle FILE writes only the bundled commands (the test of the bundle uses it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pack=.gpu-pack
 stage=$pack/stage
+# The engine commands in one file; sharp (native libvips) and nut.js (desktop input, unused there) stay out.
+bundle() {
+  npx esbuild scripts/gpu-pack-entry.ts --bundle --platform=node --format=esm --target=node20 --log-level=warning \
+    --outfile="$1" --external:sharp '--external:@nut-tree*'
+}
+if [[ "${1:-}" == "--bundle" ]]; then
+  bundle "$2"
+  exit
+fi
 if [[ "${1:-}" == "--try" ]]; then
   # The pack alone: unpacked outside the project, with an empty environment (no NODE_PATH, no DISPLAY).
   t=$(mktemp -d)
@@ -30,8 +40,7 @@ STARKV_CUDA_ARCHS=$archs npx cmake-js compile --out build-pack --CDSTARKV_NATIVE
 rm build-pack.log
 node -e "const c = require('./build-pack/Release/starkv.node').cudaInfo(); if (!c.compiled || c.archs.join(';') !== process.argv[1]) { console.error('gpu-pack: the addon has CUDA ' + (c.compiled ? 'for sm_' + c.archs : 'off (is nvcc on the PATH?)') + ', not sm_' + process.argv[1]); process.exit(1); }" "$archs"
 cp build-pack/Release/starkv.node "$stage/starkv-gpu/"
-npx esbuild scripts/gpu-pack-entry.ts --bundle --platform=node --format=esm --target=node20 --log-level=warning \
-  --outfile="$stage/starkv-gpu/starkv.mjs" --external:sharp '--external:@nut-tree*'
+bundle "$stage/starkv-gpu/starkv.mjs"
 # sharp and what it requires at run time (JavaScript packages and the prebuilt libvips for linux-x64)
 for m in sharp @img/colour detect-libc semver @img/sharp-libvips-linux-x64 @img/sharp-linux-x64; do
   mkdir -p "$stage/starkv-gpu/node_modules/$(dirname $m)"

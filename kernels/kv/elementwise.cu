@@ -135,6 +135,14 @@ void ArgmaxOverGroups(const float* S, int groups, int64_t n, int* out, void* str
   CheckLaunch("ArgmaxKernel");
 }
 
+void RowNorms(const float* hidden, int64_t n, int hidden_size, int64_t ld, float* r, void* stream) {
+  Require(hidden_size > 0 && ld >= hidden_size, "RowNorms: bad row geometry");
+  Require(n < (int64_t{1} << 31), "RowNorms: too many rows");
+  if (n <= 0) return;
+  RowNormKernel<<<static_cast<unsigned>(n), 256, 0, Stream(stream)>>>(hidden, hidden_size, ld, r);
+  CheckLaunch("RowNormKernel");
+}
+
 size_t SaliencyScratchBytes(int64_t n) { return (sizeof(double) + sizeof(float)) * static_cast<size_t>(n > 0 ? n : 0); }
 
 void SaliencyBoost(const float* hidden, int64_t n, int hidden_size, int64_t ld, double alpha, double temperature,
@@ -145,10 +153,8 @@ void SaliencyBoost(const float* hidden, int64_t n, int hidden_size, int64_t ld, 
   if (n <= 0) return;
   auto* z = static_cast<double*>(scratch);
   auto* r = reinterpret_cast<float*>(z + n);
-  const cudaStream_t s = Stream(stream);
-  RowNormKernel<<<static_cast<unsigned>(n), 256, 0, s>>>(hidden, hidden_size, ld, r);
-  CheckLaunch("RowNormKernel");
-  SaliencySoftmaxKernel<<<1, kMaxBlock, 0, s>>>(r, n, alpha, temperature, z, boost);
+  RowNorms(hidden, n, hidden_size, ld, r, stream);
+  SaliencySoftmaxKernel<<<1, kMaxBlock, 0, Stream(stream)>>>(r, n, alpha, temperature, z, boost);
   CheckLaunch("SaliencySoftmaxKernel");
 }
 

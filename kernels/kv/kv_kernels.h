@@ -69,6 +69,9 @@ void ArgmaxOverGroups(const float* S, int groups, int64_t n, int* out, void* str
 
 // ---- 3. Spatial saliency ----
 
+// r[i] = ||hidden[i]|| (sum of squares in double) over n rows of `hidden_size` floats, row stride `ld`
+// (the backend's RowNorms on a device; CPU: k::SumSquares / k::NormFromSumSquares per row).
+void RowNorms(const float* hidden, int64_t n, int hidden_size, int64_t ld, float* r, void* stream);
 size_t SaliencyScratchBytes(int64_t n);
 // boost[i] = alpha * softmax_i(((r_i - mean) / (std + 1e-8)) / T), r_i = ||hidden[i]|| over n rows
 // of `hidden_size` floats with row stride `ld` (CPU: SaliencyBoost).

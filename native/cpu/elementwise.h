@@ -36,7 +36,4 @@ STARKV_HD inline float ExpShift(float x, float m) { return expf(x - m); }
 // The inverse RMS from the row's mean square (accumulated in double) and eps, as float like torch.
 STARKV_HD inline float InvRms(double mean_sq, float eps) { return 1.0f / sqrtf(static_cast<float>(mean_sq) + eps); }
 
-// The L2 norm of a row from its sum of squares (accumulated in double), as float.
-STARKV_HD inline float L2FromSumSq(double sum_sq) { return static_cast<float>(sqrt(sum_sq)); }
-
 }  // namespace starkv::ew

@@ -5,6 +5,7 @@
 
 #include "cpu/elementwise.h"
 #include "cpu/simd.h"
+#include "kv/kernels.h"  // the shared row-norm math (SumSquares, NormFromSumSquares)
 
 namespace starkv::cpu {
 namespace {
@@ -48,10 +49,7 @@ inline bool VecAct(Act a, __m512 x, __m512* out) {
 void RowNorms(ThreadPool& pool, const float* x, int64_t rows, int64_t width, float* y) {
   pool.ParallelFor(rows, 16, [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
-      const float* xr = x + r * width;
-      double ss = 0.0;
-      for (int64_t i = 0; i < width; ++i) ss += static_cast<double>(xr[i]) * xr[i];
-      y[r] = ew::L2FromSumSq(ss);
+      y[r] = kv::k::NormFromSumSquares(kv::k::SumSquares(x + r * width, 0, width, 1));
     }
   });
 }

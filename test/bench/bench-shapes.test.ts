@@ -75,7 +75,7 @@ describe('the GPU pack bundle (scripts/gpu-pack.sh)', () => {
   it('bundles the engine commands into one file that runs with the addon named by STARKV_ADDON', () => {
     const out = path.join(ROOT, 'test', '.tmp', `gpu-pack-${process.pid}`);
     try {
-      const b = spawnSync(path.join(ROOT, 'node_modules', '.bin', 'esbuild'), ['scripts/gpu-pack-entry.ts', '--bundle', '--platform=node', '--format=esm', '--target=node20', '--log-level=warning', `--outfile=${out}/starkv.mjs`, '--external:sharp', '--external:@nut-tree*'], { cwd: ROOT, encoding: 'utf8' });
+      const b = spawnSync('bash', ['scripts/gpu-pack.sh', '--bundle', `${out}/starkv.mjs`], { cwd: ROOT, encoding: 'utf8' });
       expect(b.status, b.stderr).toBe(0);
       const env = { ...process.env, STARKV_ADDON: path.join(ROOT, 'build', 'Release', 'starkv.node') };
       const d = spawnSync(process.execPath, [`${out}/starkv.mjs`, 'devices', '--json'], { cwd: out, encoding: 'utf8', env });

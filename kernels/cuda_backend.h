@@ -48,6 +48,10 @@ CudaBenchResult MeasureCuda(int device, int64_t copy_bytes, int gemm_size, int r
 
 class Gemm;  // kernels/gemm.h: cuBLAS (dlopen) or our own tensor-core kernel
 
+namespace kv {
+struct WindowArgs;  // kernels/kv/kv_kernels.h
+}
+
 class CudaBackend final : public Backend {
  public:
   // Throws starkv::Error "no CUDA device: ..." when `device` cannot be used. host_threads: what
@@ -88,6 +92,10 @@ class CudaBackend final : public Backend {
   // KV compression on the device (cuda_backend_kv.cu, kernels/kv): window sums and layer compaction.
   bool KvWindowSums(const float* keys, int64_t capacity, int kv_heads, const float* queries_host, int64_t q_rows,
                     int heads, int hd, int64_t seq_len, int64_t window, float* sums_host) override;
+  bool KvZeroCounts(const float* keys, int64_t capacity, int kv_heads, const float* queries_host, int64_t q_rows,
+                    int heads, int hd, int64_t seq_len, int64_t rows, float threshold, int64_t* zeros_host) override;
+  bool KvResiduals(const float* keys, int64_t capacity, int kv_heads, int hd, int64_t cur_start, int rank,
+                   const int64_t* positions_host, int64_t n, float* res_host) override;
   bool KvCompact(float* keys, float* values, int kv_heads, int64_t capacity, int hd, const int64_t* kept_host,
                  int lists, int64_t n_keep, int64_t past_len, int64_t window) override;
 
@@ -96,6 +104,9 @@ class CudaBackend final : public Backend {
 
  private:
   void Use() const;  // makes device_ current on this thread
+  // The kernels' arguments for the last `rows` query rows of a layer; uploads the queries into `q`.
+  kv::WindowArgs WindowInputs(const float* keys, int64_t capacity, int kv_heads, const float* queries_host,
+                              int64_t q_rows, int heads, int hd, int64_t seq_len, int64_t rows, Buffer& q);
   // Device memory for `what` (named in the out-of-memory error), from the block cache when possible.
   // Sizes are rounded up to 256 bytes; freed blocks (FreeDeviceBlock -> Recycle) are kept for reuse
   // (all work is on one stream, so reuse is ordered after what was queued on a block), up to

@@ -1,7 +1,8 @@
-// CudaBackend's KV-compression hooks (native/core/backend.h): the observation-window sums and the
-// compaction of a layer run on the device, where the episode's KV store lives, through the kernels of
-// kernels/kv. Only the window queries go up and the [heads][P] sums (or the kept slot list) move, never
-// a layer's keys or values. Scratch comes from the backend's block cache (ordered on its one stream).
+// CudaBackend's KV-compression hooks (native/core/backend.h): the observation-window sums, VL-Cache's
+// sparsity counts, GUI-KV's key residuals and the compaction of a layer run on the device, where the
+// episode's KV store lives, through the kernels of kernels/kv. Only the window queries (or the slot
+// lists) go up and the [heads][P] sums, [heads][rows] counts or [kv_heads][n] residuals come down,
+// never a layer's keys or values. Scratch comes from the backend's block cache (ordered on its one stream).
 #include <cuda_runtime.h>
 
 #include <string>
@@ -17,31 +18,74 @@ int64_t FloatsFor(size_t bytes) { return static_cast<int64_t>((bytes + sizeof(fl
 
 }  // namespace
 
+kv::WindowArgs CudaBackend::WindowInputs(const float* keys, int64_t capacity, int kv_heads, const float* queries_host,
+                                         int64_t q_rows, int heads, int hd, int64_t seq_len, int64_t rows, Buffer& q) {
+  const int64_t qf = static_cast<int64_t>(heads) * q_rows * hd;
+  q = Alloc(MemCategory::Workspace, qf);
+  Upload(queries_host, sizeof(float) * static_cast<size_t>(qf), q.data());
+  kv::WindowArgs a;
+  a.queries = q.f();
+  a.q_rows = q_rows;
+  a.keys = keys;
+  a.kv_capacity = capacity;
+  a.num_heads = heads;
+  a.num_kv_heads = kv_heads;
+  a.head_dim = hd;
+  a.seq_len = seq_len;
+  a.rows = rows;
+  return a;
+}
+
 bool CudaBackend::KvWindowSums(const float* keys, int64_t capacity, int kv_heads, const float* queries_host,
                                int64_t q_rows, int heads, int hd, int64_t seq_len, int64_t window, float* sums_host) {
   const int64_t P = seq_len - window;
   if (P <= 0) return true;  // nothing to score
   Use();
   try {
-    const int64_t qf = static_cast<int64_t>(heads) * q_rows * hd;
-    Buffer q = Alloc(MemCategory::Workspace, qf);
-    Upload(queries_host, sizeof(float) * static_cast<size_t>(qf), q.data());
-    kv::WindowArgs a;
-    a.queries = q.f();
-    a.q_rows = q_rows;
-    a.keys = keys;
-    a.kv_capacity = capacity;
-    a.num_heads = heads;
-    a.num_kv_heads = kv_heads;
-    a.head_dim = hd;
-    a.seq_len = seq_len;
-    a.rows = window;
+    Buffer q;
+    const kv::WindowArgs a = WindowInputs(keys, capacity, kv_heads, queries_host, q_rows, heads, hd, seq_len, window, q);
     Buffer scratch = Alloc(MemCategory::Workspace, FloatsFor(kv::WindowScratchBytes(a)));
     Buffer sums = Alloc(MemCategory::Workspace, static_cast<int64_t>(heads) * P);
     kv::WindowColsum(a, sums.f(), scratch.data(), stream_);
     Download(sums.data(), sizeof(float) * static_cast<size_t>(heads) * P, sums_host);  // waits for the kernels
   } catch (const kv::CudaKvError& e) {
     throw Error(std::string("KV window scores on ") + describe_ + ": " + e.what());
+  }
+  return true;
+}
+
+bool CudaBackend::KvZeroCounts(const float* keys, int64_t capacity, int kv_heads, const float* queries_host,
+                               int64_t q_rows, int heads, int hd, int64_t seq_len, int64_t rows, float threshold,
+                               int64_t* zeros_host) {
+  Use();
+  try {
+    Buffer q;
+    const kv::WindowArgs a = WindowInputs(keys, capacity, kv_heads, queries_host, q_rows, heads, hd, seq_len, rows, q);
+    Buffer scratch = Alloc(MemCategory::Workspace, FloatsFor(kv::WindowScratchBytes(a)));
+    const int64_t n = static_cast<int64_t>(heads) * rows;
+    Buffer zeros = Alloc(MemCategory::Workspace, 2 * n);  // int64 counts, two floats each
+    kv::WindowZeroCounts(a, threshold, static_cast<int64_t*>(zeros.data()), scratch.data(), stream_);
+    Download(zeros.data(), sizeof(int64_t) * static_cast<size_t>(n), zeros_host);
+  } catch (const kv::CudaKvError& e) {
+    throw Error(std::string("KV sparsity counts on ") + describe_ + ": " + e.what());
+  }
+  return true;
+}
+
+bool CudaBackend::KvResiduals(const float* keys, int64_t capacity, int kv_heads, int hd, int64_t cur_start, int rank,
+                              const int64_t* positions_host, int64_t n, float* res_host) {
+  if (n <= 0) return true;
+  Use();
+  try {
+    Buffer pos = Alloc(MemCategory::Workspace, 2 * n);  // int64 slot indices, two floats each
+    Upload(positions_host, sizeof(int64_t) * static_cast<size_t>(n), pos.data());
+    Buffer scratch = Alloc(MemCategory::Workspace, FloatsFor(kv::LowRankScratchBytes(kv_heads, rank, hd)));
+    Buffer res = Alloc(MemCategory::Workspace, static_cast<int64_t>(kv_heads) * n);
+    kv::LowRankResidual(keys, capacity, kv_heads, hd, cur_start, rank, static_cast<const int64_t*>(pos.data()), n,
+                        res.f(), scratch.data(), stream_);
+    Download(res.data(), sizeof(float) * static_cast<size_t>(kv_heads) * n, res_host);
+  } catch (const kv::CudaKvError& e) {
+    throw Error(std::string("KV key residuals on ") + describe_ + ": " + e.what());
   }
   return true;
 }

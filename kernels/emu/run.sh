@@ -16,8 +16,13 @@
 #   STARKV_KV_TEST_METHODS=starkv,guikv STARKV_KV_TEST_MODELS=qwen2_5vl-tiny kernels/emu/run.sh --models episode_kv_test)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+if [ -n "${STARKV_EMU_WORK:-}" ]; then  # keep the emulated binaries there (to rerun them)
+  work=$STARKV_EMU_WORK
+  mkdir -p "$work"
+else
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+fi
 python3 - "$root" "$work" <<'PY'
 import re, sys
 root, work = sys.argv[1], sys.argv[2]
@@ -29,7 +34,7 @@ def convert(src):
     return re.sub(r"([\w:]+(?:<[^<>]*>)?)<<<(.*?)>>>\(", r"emu::Launcher(\2).run(\1, ", s, flags=re.S)
 for name in ["attention", "pointwise", "gemm", "cuda_backend", "cuda_backend_kv"]:
     open(f"{work}/{name}.cpp", "w").write('#include "emu_extra.h"\n' + convert(f"{root}/kernels/{name}.cu"))
-os.makedirs(f"{work}/kv")  # the KV-compression kernels the backend's KV hooks call
+os.makedirs(f"{work}/kv", exist_ok=True)  # the KV-compression kernels the backend's KV hooks call
 for f in glob.glob(f"{root}/kernels/kv/*.cu") + [f"{root}/kernels/kv/kv_common.cuh"]:
     name = os.path.basename(f)
     open(f"{work}/kv/" + (name[:-3] + ".cpp" if name.endswith(".cu") else name), "w").write(convert(f))

@@ -54,9 +54,8 @@ size_t WindowScratchBytes(const WindowArgs& a);
 void WindowColsum(const WindowArgs& a, float* sums, void* scratch, void* stream);
 // VL-Cache sparsity rows (eager logits <q,k>*d^-0.5): zeros[h][i] = number of causally visible keys
 // of row i whose probability is not > threshold (CPU: VlCacheSparsity counts valid - above).
+// The layer's gamma from a host copy of the counts: kv::VlCacheGammaFromZeros (native/kv/methods.h).
 void WindowZeroCounts(const WindowArgs& a, float threshold, int64_t* zeros, void* scratch, void* stream);
-// Host: the layer's gamma from the (host copy of the) zero counts, exactly as the CPU reduces them.
-double VlCacheGammaFromZeroCounts(const int64_t* zeros_host, int num_heads, int64_t rows, int64_t seq_len);
 
 // ---- 2. Pooling and group reductions ----
 

@@ -177,19 +177,4 @@ void WindowZeroCounts(const WindowArgs& a, float threshold, int64_t* zeros, void
   CheckLaunch("ZeroCountKernel");
 }
 
-double VlCacheGammaFromZeroCounts(const int64_t* zeros, int num_heads, int64_t rows, int64_t seq_len) {
-  // CPU (VlCacheSparsity): per head above / valid over the rows, fp32 mean of the head gammas.
-  float s = 0.0f;
-  for (int h = 0; h < num_heads; ++h) {
-    int64_t above = 0, valid = 0;
-    for (int64_t i = 0; i < rows; ++i) {
-      const int64_t visible = seq_len - rows + i + 1;
-      above += visible - zeros[static_cast<int64_t>(h) * rows + i];
-      valid += visible;
-    }
-    s += static_cast<float>(::starkv::kv::k::SparsityFromCounts(above, valid));
-  }
-  return static_cast<double>(s / static_cast<float>(num_heads));
-}
-
 }  // namespace starkv::cuda::kv

@@ -111,6 +111,20 @@ class Backend {
                          int lists, int64_t n_keep, int64_t past_len, int64_t window) {
     return false;
   }
+  // VL-Cache's sparsity counts of one layer (kv::VlCacheZeroCounts): for the last `rows` query rows
+  // (queries as in KvWindowSums), zeros_host[h * rows + i] = the causally visible keys whose eager
+  // softmax probability (<q, k> * hd^-0.5) is not above `threshold`.
+  virtual bool KvZeroCounts(const float* keys, int64_t capacity, int kv_heads, const float* queries_host,
+                            int64_t q_rows, int heads, int hd, int64_t seq_len, int64_t rows, float threshold,
+                            int64_t* zeros_host) {
+    return false;
+  }
+  // GUI-KV's residuals of one layer (kv::GuiKvResiduals): res_host[g * n + i] = || k - Q Q^T k || for KV
+  // head g's key of slot positions_host[i], Q the Gram-Schmidt basis of its keys of [cur_start, cur_start + rank).
+  virtual bool KvResiduals(const float* keys, int64_t capacity, int kv_heads, int hd, int64_t cur_start, int rank,
+                           const int64_t* positions_host, int64_t n, float* res_host) {
+    return false;
+  }
 };
 
 }  // namespace starkv

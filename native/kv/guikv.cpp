@@ -5,6 +5,7 @@
 // identical) and broadcast to its query heads.
 #include <algorithm>
 #include <cmath>
+#include <string>
 
 #include "kv/kernels.h"
 #include "kv/methods.h"
@@ -43,6 +44,25 @@ int OrthoBasis(const float* keys, int64_t rows, int d, std::vector<double>& q) {
   return r;
 }
 
+}  // namespace
+
+void GuiKvResiduals(const LayerInputs& in, int64_t cur_start, int rank, const std::vector<int64_t>& positions,
+                    std::vector<float>& res) {
+  const int d = in.head_dim;
+  const int64_t n = static_cast<int64_t>(positions.size());
+  res.assign(static_cast<size_t>(in.num_kv_heads) * n, 0.0f);
+  for (int g = 0; g < in.num_kv_heads; ++g) {
+    const float* kg = HostKeys(in, "guikv residuals") + static_cast<int64_t>(g) * in.kv_capacity * d;
+    std::vector<double> basis;
+    const int nb = OrthoBasis(kg + cur_start * d, rank, d, basis);
+    std::vector<double> coef(std::max(nb, 1));
+    for (int64_t i = 0; i < n; ++i)
+      res[g * n + i] = static_cast<float>(k::ResidualNorm(kg + positions[i] * d, basis.data(), nb, d, coef.data()));
+  }
+}
+
+namespace {
+
 class GuiKv final : public KvMethod {
  public:
   const char* Name() const override { return "guikv"; }
@@ -57,6 +77,7 @@ class GuiKv final : public KvMethod {
     p.granularity = Granularity::QueryHead;
     return p;
   }
+  bool NeedsHostKeys(const MethodParams&) const override { return false; }  // window sums + key residuals
   void Compress(const LayerInputs& in, const Budget& budget, const MethodParams& p, LayerState& state,
                 Selection& out, Telemetry& tel) const override {
     ValidateLayer(in, 0);
@@ -101,14 +122,14 @@ class GuiKv final : public KvMethod {
     const int64_t nz = static_cast<int64_t>((1.0 - ratio) * static_cast<double>(n_prev));
     std::vector<float> all_res;
     std::vector<float> zero_mask;
+    std::vector<float> res_all;
+    if (in.key_residuals) in.key_residuals(cur.start, static_cast<int>(r), positions, res_all);  // where the keys live
+    else GuiKvResiduals(in, cur.start, static_cast<int>(r), positions, res_all);
+    if (static_cast<int64_t>(res_all.size()) != Hkv * n_prev)
+      throw KvError("guikv residuals: got " + std::to_string(res_all.size()) + " values for " + std::to_string(Hkv) +
+                    " KV heads x " + std::to_string(n_prev) + " previous-frame slots");
     for (int g = 0; g < Hkv; ++g) {
-      const float* kg = HostKeys(in, "guikv residuals") + static_cast<int64_t>(g) * in.kv_capacity * d;
-      std::vector<double> basis;
-      const int nb = OrthoBasis(kg + cur.start * d, r, d, basis);
-      std::vector<double> coef(std::max(nb, 1));
-      std::vector<float> res(n_prev);
-      for (int64_t i = 0; i < n_prev; ++i)
-        res[i] = static_cast<float>(k::ResidualNorm(kg + positions[i] * d, basis.data(), nb, d, coef.data()));
+      const std::vector<float> res(res_all.begin() + g * n_prev, res_all.begin() + (g + 1) * n_prev);
       if (nz > 0) {
         std::vector<float> neg(n_prev);
         for (int64_t i = 0; i < n_prev; ++i) neg[i] = -res[i];  // smallest residuals first

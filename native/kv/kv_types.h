@@ -55,6 +55,13 @@ struct LayerInputs {
   // fills sums [num_heads][seq_len - W]. When set, `keys` may be null for the methods whose
   // NeedsHostKeys() is false (they read keys only through the window sums).
   std::function<void(int64_t W, std::vector<float>& sums)> window_sums;
+  // Optional, likewise: VlCacheZeroCounts(in, rows, threshold, zeros) where the keys live (VL-Cache's
+  // sparsity pre-pass, also STaR-KV's vlcache_layer_budgets option).
+  std::function<void(int64_t rows, float threshold, std::vector<int64_t>& zeros)> zero_counts;
+  // Optional, likewise: GuiKvResiduals(in, cur_start, rank, positions, res) where the keys live (GUI-KV's
+  // temporal redundancy). With all three hooks, no method but H2O reads `keys`.
+  std::function<void(int64_t cur_start, int rank, const std::vector<int64_t>& positions, std::vector<float>& res)>
+      key_residuals;
 };
 
 // Budget semantics (papers): cap = int(ref_len * (percent / 100)) tokens per layer, window included.

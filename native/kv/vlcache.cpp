@@ -5,6 +5,7 @@
 // and the past is scored by the SnapKV core with those window queries, per query head.
 #include <algorithm>
 #include <cmath>
+#include <string>
 
 #include "kv/kernels.h"
 #include "kv/methods.h"
@@ -20,22 +21,18 @@ int64_t LastVisionIndex(const LayerInputs& in) {
 }
 }  // namespace
 
-double VlCacheSparsity(const LayerInputs& in, const MethodParams& p) {
-  ValidateLayer(in, 0);
-  const int64_t L = in.seq_len, lvi = LastVisionIndex(in), rows = L - lvi;
-  if (rows < 1) throw KvError("vlcache sparsity needs at least one query row after the last image");
-  ValidateLayer(in, rows);
+void VlCacheZeroCounts(const LayerInputs& in, int64_t rows, float threshold, std::vector<int64_t>& zeros) {
+  const int64_t L = in.seq_len;
   const int H = in.num_heads, G = H / in.num_kv_heads, d = in.head_dim;
   // eager attention: (q k^T) * d^-0.5 with a causal mask, fp32 softmax
   const float scaling = k::InvSqrtHeadDim(d);
-  const float thr = static_cast<float>(p.sparsity_threshold);
   std::vector<float> row(L);
-  std::vector<double> per_head(H);
+  zeros.assign(static_cast<size_t>(H) * rows, 0);
   for (int h = 0; h < H; ++h) {
     const float* kh = HostKeys(in, "vlcache sparsity") + static_cast<int64_t>(h / G) * in.kv_capacity * d;
-    int64_t above = 0, valid = 0;
-    for (int64_t i = lvi; i < L; ++i) {
-      const float* q = in.queries + (static_cast<int64_t>(h) * in.q_rows + (in.q_rows - (L - i))) * d;
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t i = L - rows + r;
+      const float* q = in.queries + (static_cast<int64_t>(h) * in.q_rows + (in.q_rows - rows + r)) * d;
       float m = -INFINITY;
       for (int64_t j = 0; j <= i; ++j) {
         row[j] = k::EagerLogit(q, kh + j * d, d, scaling);
@@ -44,16 +41,42 @@ double VlCacheSparsity(const LayerInputs& in, const MethodParams& p) {
       double z = 0.0;
       for (int64_t j = 0; j <= i; ++j) z += (row[j] = k::ExpShift(row[j], m));
       const float zf = static_cast<float>(z);
-      for (int64_t j = 0; j <= i; ++j) above += k::AboveThreshold(k::SoftmaxProb(row[j], zf), thr) ? 1 : 0;
-      valid += i + 1;
+      int64_t above = 0;
+      for (int64_t j = 0; j <= i; ++j) above += k::AboveThreshold(k::SoftmaxProb(row[j], zf), threshold) ? 1 : 0;
+      zeros[static_cast<int64_t>(h) * rows + r] = i + 1 - above;
     }
-    // 1.0 - (mask).float().mean().item(): fp32 mean, then a double subtraction
-    per_head[h] = k::SparsityFromCounts(above, valid);
   }
+}
+
+double VlCacheGammaFromZeros(const std::vector<int64_t>& zeros, int num_heads, int64_t rows, int64_t seq_len) {
+  if (static_cast<int64_t>(zeros.size()) != num_heads * rows)
+    throw KvError("vlcache sparsity: " + std::to_string(zeros.size()) + " zero counts for " +
+                  std::to_string(num_heads) + " heads x " + std::to_string(rows) + " rows");
+  // 1.0 - (mask).float().mean().item() per head: fp32 mean, then a double subtraction;
   // torch.tensor(gammas).mean().item(): fp32 values and mean
   float s = 0.0f;
-  for (double g : per_head) s += static_cast<float>(g);
-  return static_cast<double>(s / static_cast<float>(H));
+  for (int h = 0; h < num_heads; ++h) {
+    int64_t above = 0, valid = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t visible = seq_len - rows + r + 1;
+      above += visible - zeros[static_cast<int64_t>(h) * rows + r];
+      valid += visible;
+    }
+    s += static_cast<float>(k::SparsityFromCounts(above, valid));
+  }
+  return static_cast<double>(s / static_cast<float>(num_heads));
+}
+
+double VlCacheSparsity(const LayerInputs& in, const MethodParams& p) {
+  ValidateLayer(in, 0);
+  const int64_t L = in.seq_len, lvi = LastVisionIndex(in), rows = L - lvi;
+  if (rows < 1) throw KvError("vlcache sparsity needs at least one query row after the last image");
+  ValidateLayer(in, rows);
+  const float thr = static_cast<float>(p.sparsity_threshold);
+  std::vector<int64_t> zeros;
+  if (in.zero_counts) in.zero_counts(rows, thr, zeros);  // where the keys live
+  else VlCacheZeroCounts(in, rows, thr, zeros);
+  return VlCacheGammaFromZeros(zeros, in.num_heads, rows, L);
 }
 
 std::vector<int64_t> AllocateLayerBudgets(const std::vector<double>& gammas, int64_t seq_len, const Budget& budget,
@@ -92,6 +115,7 @@ class VlCache final : public KvMethod {
     return p;
   }
   bool NeedsPrepass(const MethodParams&) const override { return true; }
+  bool NeedsHostKeys(const MethodParams&) const override { return false; }  // window sums + zero counts
   double Prepass(const LayerInputs& in, const MethodParams& p) const override { return VlCacheSparsity(in, p); }
   void Compress(const LayerInputs& in, const Budget& budget, const MethodParams& p, LayerState& state,
                 Selection& out, Telemetry& tel) const override {

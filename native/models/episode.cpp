@@ -103,6 +103,28 @@ std::function<void(int64_t, std::vector<float>&)> DeviceWindowSums(KvStore& kv, 
   };
 }
 
+// VL-Cache's sparsity counts of layer l of a device store, on the device (the zero_counts hook).
+std::function<void(int64_t, float, std::vector<int64_t>&)> DeviceZeroCounts(KvStore& kv, int l, const kv::LayerInputs& in) {
+  return [&kv, l, &in](int64_t rows, float threshold, std::vector<int64_t>& zeros) {
+    zeros.assign(static_cast<size_t>(in.num_heads) * rows, 0);
+    if (!kv.backend()->KvZeroCounts(kv.Keys(l), kv.capacity(), in.num_kv_heads, in.queries, in.q_rows, in.num_heads,
+                                    in.head_dim, in.seq_len, rows, threshold, zeros.data()))
+      throw Error("episode: the " + kv.backend()->Name() + " backend cannot measure sparsity in its memory");
+  };
+}
+
+// GUI-KV's key residuals of layer l of a device store, on the device (the key_residuals hook).
+std::function<void(int64_t, int, const std::vector<int64_t>&, std::vector<float>&)> DeviceResiduals(
+    KvStore& kv, int l, const kv::LayerInputs& in) {
+  return [&kv, l, &in](int64_t cur_start, int rank, const std::vector<int64_t>& positions, std::vector<float>& res) {
+    const int64_t n = static_cast<int64_t>(positions.size());
+    res.assign(static_cast<size_t>(in.num_kv_heads) * n, 0.0f);
+    if (!kv.backend()->KvResiduals(kv.Keys(l), kv.capacity(), in.num_kv_heads, in.head_dim, cur_start, rank,
+                                   positions.data(), n, res.data()))
+      throw Error("episode: the " + kv.backend()->Name() + " backend cannot compute key residuals in its memory");
+  };
+}
+
 // The slots [first, last) of the layer whose source tokens fall in [start, end) (slots are in token order).
 kv::Span SlotSpan(const int64_t* tokens, int64_t len, int64_t start, int64_t end) {
   const int64_t a = std::lower_bound(tokens, tokens + len, start) - tokens;
@@ -119,8 +141,8 @@ std::vector<LayerReport> CompressTurn(Episode& ep, const KvPolicy& policy, const
   std::vector<kv::LayerInputs> inputs(static_cast<size_t>(layers));
   std::vector<std::vector<float>> queries(static_cast<size_t>(layers));
   const bool host_kv = ep.kv.backend()->HostAccessible();
-  // A device store: window sums and compaction run on the device; only methods that read keys
-  // otherwise (H2O, GUI-KV, VL-Cache) get a host copy of each layer's keys.
+  // A device store: window sums, sparsity counts, key residuals and compaction run on the device; only
+  // methods that read keys otherwise (H2O) get a host copy of each layer's keys.
   const bool host_keys = !host_kv && policy.method && policy.method->NeedsHostKeys(policy.params);
   std::vector<std::vector<float>> keys(static_cast<size_t>(host_keys ? layers : 0));
   for (int l = 0; l < layers; ++l) {
@@ -135,6 +157,8 @@ std::vector<LayerReport> CompressTurn(Episode& ep, const KvPolicy& policy, const
       in.keys = ep.kv.Keys(l);
     } else {
       in.window_sums = DeviceWindowSums(ep.kv, l, in);
+      in.zero_counts = DeviceZeroCounts(ep.kv, l, in);
+      in.key_residuals = DeviceResiduals(ep.kv, l, in);
       if (host_keys) {
         keys[l].resize(static_cast<size_t>(c.kv_heads * ep.kv.KHeadStride()));
         ep.kv.backend()->Download(ep.kv.Keys(l), sizeof(float) * keys[l].size(), keys[l].data());

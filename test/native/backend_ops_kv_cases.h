@@ -1,11 +1,12 @@
-// backend_ops_test's rows for the backend's KV-compression hooks (Backend::KvWindowSums, KvCompact):
-// what an episode's compression does to a store in backend memory. On a host-accessible backend the
-// case runs the host path the engine uses there (kv::WindowAttentionSums, kv::CompactLayer); on a
-// device backend it runs the hook. Both are compared with a double reference (CPU) and with each other.
+// backend_ops_test's rows for the backend's KV-compression hooks (Backend::KvWindowSums, KvZeroCounts,
+// KvResiduals, KvCompact): what an episode's compression does to a store in backend memory. On a
+// host-accessible backend the case runs the host path the engine uses there (kv::WindowAttentionSums,
+// kv::VlCacheZeroCounts, kv::GuiKvResiduals, kv::CompactLayer); on a device backend it runs the hook. Both are compared with a double reference (CPU) and with each other.
 // Included by backend_ops_test.cpp after its helpers (Randn, Mem, Add, Fmt, ToD).
 #pragma once
 
 #include "kv/compact.h"
+#include "kv/methods.h"
 #include "kv/snapkv_core.h"
 
 namespace {
@@ -54,6 +55,125 @@ void KvWindowSumsCase(int heads, int kv_heads, int hd, int64_t cap, int64_t L, i
         return sums;
       },
       ref, 1e-5, 1e-5);
+}
+
+kv::LayerInputs HostLayer(int heads, int kv_heads, int hd, int64_t cap, int64_t L, const std::vector<float>& keys,
+                          const std::vector<float>& q, int64_t q_rows) {
+  kv::LayerInputs in;
+  in.num_heads = heads;
+  in.num_kv_heads = kv_heads;
+  in.head_dim = hd;
+  in.seq_len = L;
+  in.keys = keys.data();
+  in.kv_capacity = cap;
+  in.queries = q.data();
+  in.q_rows = q_rows;
+  return in;
+}
+
+// VL-Cache's sparsity counts of the last `rows` query rows: per (head, row), the visible keys whose eager
+// softmax probability is not above `thr` (as floats; a borderline probability may round either way).
+void KvZeroCountsCase(int heads, int kv_heads, int hd, int64_t cap, int64_t L, int64_t q_rows, int64_t rows, float thr) {
+  const std::vector<float> keys = Randn(kv_heads * cap * hd), q = Randn(heads * q_rows * hd);
+  const int G = heads / kv_heads;
+  std::vector<double> ref;
+  for (int h = 0; h < heads; ++h)
+    for (int64_t i = 0; i < rows; ++i) {
+      const float* qi = q.data() + (h * q_rows + q_rows - rows + i) * hd;
+      const int64_t visible = L - rows + i + 1;
+      std::vector<double> lg(static_cast<size_t>(visible));
+      double m = -INFINITY, z = 0.0;
+      for (int64_t j = 0; j < visible; ++j) {
+        const float* kj = keys.data() + ((h / G) * cap + j) * hd;
+        double s = 0.0;
+        for (int c = 0; c < hd; ++c) s += static_cast<double>(qi[c]) * kj[c];
+        m = std::max(m, lg[j] = s / std::sqrt(static_cast<double>(hd)));
+      }
+      for (double& v : lg) z += (v = std::exp(v - m));
+      double zeros = 0;
+      for (double v : lg) zeros += v / z > thr ? 0 : 1;
+      ref.push_back(zeros);
+    }
+  Add(Fmt("kv_zero_counts H=%d Hkv=%d d=%d L=%lld rows=%lld thr=%g", heads, kv_heads, hd, (long long)L,
+          (long long)rows, thr),
+      [=](Backend& be) {
+        std::vector<int64_t> zeros(static_cast<size_t>(heads * rows));
+        if (be.HostAccessible()) {
+          kv::VlCacheZeroCounts(HostLayer(heads, kv_heads, hd, cap, L, keys, q, q_rows), rows, thr, zeros);
+        } else {
+          Mem mem(be);
+          if (!be.KvZeroCounts(mem.Put(keys), cap, kv_heads, q.data(), q_rows, heads, hd, L, rows, thr, zeros.data()))
+            throw Error("the backend has no KvZeroCounts");
+        }
+        return std::vector<float>(zeros.begin(), zeros.end());
+      },
+      ref, 1e-3, 1e-3);
+}
+
+// GUI-KV's residuals: per KV head, the Gram-Schmidt basis of the keys of [cur, cur + rank) and each
+// listed key's distance to its span. `dup`: the current frame's second key repeats its first (a
+// dependent key that adds no direction).
+void KvResidualsCase(int kv_heads, int hd, int64_t cap, int64_t cur, int rank, std::vector<int64_t> positions,
+                     bool dup) {
+  std::vector<float> keys = Randn(kv_heads * cap * hd);
+  if (dup)
+    for (int g = 0; g < kv_heads; ++g)
+      std::copy_n(keys.begin() + (g * cap + cur) * hd, hd, keys.begin() + (g * cap + cur + 1) * hd);
+  const int64_t n = static_cast<int64_t>(positions.size());
+  std::vector<double> ref;
+  for (int g = 0; g < kv_heads; ++g) {
+    std::vector<std::vector<double>> basis;
+    for (int r = 0; r < rank; ++r) {
+      const float* k = keys.data() + (g * cap + cur + r) * hd;
+      std::vector<double> v(k, k + hd);
+      double n0 = 0.0;
+      for (double x : v) n0 += x * x;
+      for (int pass = 0; pass < 2; ++pass)
+        for (const auto& b : basis) {
+          double c = 0.0;
+          for (int j = 0; j < hd; ++j) c += b[j] * v[j];
+          for (int j = 0; j < hd; ++j) v[j] -= c * b[j];
+        }
+      double nv = 0.0;
+      for (double x : v) nv += x * x;
+      if (std::sqrt(nv) <= 1e-10 * std::sqrt(n0)) continue;
+      for (double& x : v) x /= std::sqrt(nv);
+      basis.push_back(v);
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      const float* k = keys.data() + (g * cap + positions[i]) * hd;
+      std::vector<double> v(k, k + hd);
+      for (const auto& b : basis) {
+        double c = 0.0;
+        for (int j = 0; j < hd; ++j) c += b[j] * k[j];
+        for (int j = 0; j < hd; ++j) v[j] -= c * b[j];
+      }
+      double nv = 0.0;
+      for (double x : v) nv += x * x;
+      ref.push_back(std::sqrt(nv));
+    }
+  }
+  Add(Fmt("kv_residuals Hkv=%d d=%d rank=%d n=%lld%s", kv_heads, hd, rank, (long long)n, dup ? " (dependent key)" : ""),
+      [=](Backend& be) {
+        std::vector<float> res;
+        if (be.HostAccessible()) {
+          const std::vector<float> no_q;
+          kv::GuiKvResiduals(HostLayer(1, kv_heads, hd, cap, cap, keys, no_q, 0), cur, rank, positions, res);
+        } else {
+          Mem mem(be);
+          res.assign(static_cast<size_t>(kv_heads * n), 0.0f);
+          if (!be.KvResiduals(mem.Put(keys), cap, kv_heads, hd, cur, rank, positions.data(), n, res.data()))
+            throw Error("the backend has no KvResiduals");
+        }
+        return res;
+      },
+      ref, 1e-6, 1e-6);
+}
+
+std::vector<int64_t> Range(int64_t a, int64_t b) {
+  std::vector<int64_t> v;
+  for (int64_t s = a; s < b; ++s) v.push_back(s);
+  return v;
 }
 
 // Keeps `kept` (lists = 1 shared, or one list per KV head) then the window [past, past + window).
@@ -111,6 +231,12 @@ void KvHookCases() {
   KvWindowSumsCase(4, 2, 64, 48, 37, 8, 8);       // GQA 2, window = all stashed rows
   KvWindowSumsCase(7, 1, 128, 320, 300, 40, 32);  // GQA 7, several key tiles, more stashed rows than W
   KvWindowSumsCase(2, 2, 80, 130, 130, 3, 1);     // one window row, full capacity
+  KvZeroCountsCase(4, 2, 64, 80, 70, 8, 8, 0.01f);      // GQA 2, every stashed row
+  KvZeroCountsCase(7, 1, 128, 300, 257, 40, 33, 0.01f);  // GQA 7, key tiles with a ragged last one
+  KvZeroCountsCase(2, 2, 80, 40, 40, 5, 1, 0.001f);      // one row, full capacity
+  KvResidualsCase(2, 64, 90, 60, 16, Range(3, 57), false);          // two KV heads, one earlier frame
+  KvResidualsCase(4, 128, 400, 300, 32, Range(0, 280), true);       // 7B head_dim, a dependent key
+  KvResidualsCase(1, 80, 50, 40, 10, {1, 5, 6, 30, 39}, false);     // scattered slots, rank < frame
   KvCompactCase(2, 64, 50, 32, 8, {EveryNth(32, 3, 1)});
   KvCompactCase(4, 128, 300, 249, 8, {EveryNth(249, 5, 0), EveryNth(249, 5, 1), EveryNth(249, 5, 2),
                                       EveryNth(249, 5, 3)});

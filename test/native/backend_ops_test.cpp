@@ -571,6 +571,15 @@ int main() {
 
   Runner r;
   int dev_cases = 0;
+  // STARKV_OPS_FILTER=TEXT: only the cases whose name contains TEXT (for slow backends, e.g. the emulator).
+  const char* filter = std::getenv("STARKV_OPS_FILTER");
+  if (filter && *filter) {
+    std::vector<Case> picked;
+    for (Case& c : g_cases)
+      if (c.name.find(filter) != std::string::npos) picked.push_back(std::move(c));
+    std::printf("STARKV_OPS_FILTER=%s: %zu of %zu cases\n", filter, picked.size(), g_cases.size());
+    g_cases = std::move(picked);
+  }
   for (const Case& c : g_cases) {
     std::string line = Fmt("%-58s", c.name.c_str());
     bool ok = true;

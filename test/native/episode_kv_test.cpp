@@ -1,8 +1,9 @@
 // Compressed persistent episodes on whatever backend the build and machine give, and the contract that
 // lets a KV store in device memory be compressed without copying its keys to the host.
-//  1. Every method, keys-free: with LayerInputs::keys null and window_sums given (computed here by the
-//     host code on a copy), a method whose NeedsHostKeys() is false selects exactly what it selects with
-//     the keys; one whose NeedsHostKeys() is true refuses with an error that names what it reads.
+//  1. Every method, keys-free: with LayerInputs::keys null and the hooks given (window_sums, zero_counts,
+//     key_residuals, computed here by the host code on a copy), a method whose NeedsHostKeys() is false
+//     selects exactly what it selects with the keys and asks each hook only where it needs it; one whose
+//     NeedsHostKeys() is true (H2O) refuses with an error that names what it reads.
 //  2. Every method, three turns of a tiny model on one persistent compressed cache, with device "auto"
 //     (a CUDA GPU when one is usable: scoring and compaction on the device) against device "cpu": the
 //     same slots kept in every layer at every turn, the same greedy tokens. Without a GPU, "auto" is the
@@ -19,6 +20,7 @@
 
 #include "golden_util.h"
 #include "kv/kv_method.h"
+#include "kv/methods.h"
 #include "kv/snapkv_core.h"
 #include "models/episode.h"
 
@@ -77,16 +79,29 @@ kv::Selection Select(const kv::KvMethod& m, const kv::LayerInputs& in, const kv:
 void KeysFreeContract(gt::Checker& ck) {
   const Synth s;
   const kv::Budget b{30.0};
-  for (const std::string& name : kv::MethodNames()) {
-    const kv::KvMethod& m = kv::GetMethod(name);
-    const kv::MethodParams p = m.Defaults();
+  std::vector<std::string> cases = kv::MethodNames();
+  cases.push_back("starkv+vlcache_layer_budgets");  // STaR-KV with VL-Cache's pre-pass
+  for (const std::string& name : cases) {
+    const bool budgets = name == "starkv+vlcache_layer_budgets";
+    const kv::KvMethod& m = kv::GetMethod(budgets ? "starkv" : name);
+    kv::MethodParams p = m.Defaults();
+    p.vlcache_layer_budgets = budgets;
     const kv::LayerInputs with = s.Inputs();
     const kv::Selection want = Select(m, with, b, p);
     kv::LayerInputs without = with;
-    int calls = 0;
+    int calls = 0, zero_calls = 0, residual_calls = 0;
     without.window_sums = [&](int64_t W, std::vector<float>& sums) {
       ++calls;
       kv::WindowAttentionSums(with, W, sums);
+    };
+    without.zero_counts = [&](int64_t rows, float threshold, std::vector<int64_t>& zeros) {
+      ++zero_calls;
+      kv::VlCacheZeroCounts(with, rows, threshold, zeros);
+    };
+    without.key_residuals = [&](int64_t cur_start, int rank, const std::vector<int64_t>& positions,
+                                std::vector<float>& res) {
+      ++residual_calls;
+      kv::GuiKvResiduals(with, cur_start, rank, positions, res);
     };
     without.keys = nullptr;
     if (!m.NeedsHostKeys(p)) {
@@ -94,6 +109,10 @@ void KeysFreeContract(gt::Checker& ck) {
       ck.Expect(got.kept == want.kept && got.window == want.window && got.compressed == want.compressed,
                 (name + ": keys-free selection == selection with keys").c_str());
       ck.Expect(name == "full" || calls == 1, (name + ": window sums asked once").c_str());
+      ck.Expect(zero_calls == (name == "vlcache" || budgets ? 1 : 0), (name + ": sparsity counts asked " +
+                std::to_string(zero_calls) + " times (VL-Cache's pre-pass only)").c_str());
+      ck.Expect(residual_calls == (name == "guikv" ? 1 : 0), (name + ": key residuals asked " +
+                std::to_string(residual_calls) + " times (GUI-KV's temporal step only)").c_str());
     } else {
       std::string err;
       try {

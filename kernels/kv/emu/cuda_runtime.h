@@ -81,6 +81,13 @@ inline DeviceGuard& Guard() {
   static DeviceGuard g;
   return g;
 }
+// One emulated stream: copies, fills and launches from any host thread run one at a time, in the order
+// they are called (a GPU stream runs its work in order; the engine compresses layers on several host
+// threads, and gridDim, blockDim and the __shared__ statics are shared by all launches).
+inline std::recursive_mutex& StreamMutex() {
+  static std::recursive_mutex m;
+  return m;
+}
 // Device memory is host-accessible while one of these lives (an emulated runtime call or launch).
 struct DeviceAccess {
   DeviceAccess() {
@@ -120,11 +127,13 @@ inline cudaError_t cudaFree(void* p) {
   return 0;
 }
 inline cudaError_t cudaMemcpy(void* d, const void* s, size_t n, cudaMemcpyKind) {
+  std::lock_guard<std::recursive_mutex> one(emu::StreamMutex());
   emu::DeviceAccess a;
   std::memcpy(d, s, n);
   return 0;
 }
 inline cudaError_t cudaMemset(void* d, int v, size_t n) {
+  std::lock_guard<std::recursive_mutex> one(emu::StreamMutex());
   emu::DeviceAccess a;
   std::memset(d, v, n);
   return 0;
@@ -143,12 +152,10 @@ struct Launcher {
   dim3 g, b; size_t smem;
   Launcher(dim3 g_, dim3 b_, size_t s = 0, cudaStream_t = nullptr) : g(g_), b(b_), smem(s) {}
   template <typename K, typename... A> void run(K kernel, A... args) {
-    // One launch at a time, from whichever host thread (a GPU stream runs its kernels in order; the
-    // engine compresses layers on several host threads, and gridDim, blockDim and the __shared__
-    // statics are shared by all launches).
-    static std::mutex launch_mu;
-    std::lock_guard<std::mutex> one(launch_mu);
+    std::lock_guard<std::recursive_mutex> one(StreamMutex());
     DeviceAccess access;
+    const bool trace = TraceFile() != nullptr;
+    if (trace) before_ = RangeHashes();
     gridDim = g; blockDim = b;
     const unsigned nt = b.x * b.y * b.z;
     std::vector<unsigned char> sm(smem + 16);
@@ -167,6 +174,47 @@ struct Launcher {
         });
       for (auto& x : th) x.join();
     }
+    if (trace) Trace(reinterpret_cast<const void*>(kernel));
+  }
+  // STARKV_EMU_TRACE=FILE: after each launch, one line with the launch number, the kernel (its address
+  // relative to an inline function of this header, stable across runs of one binary), the grid, how many
+  // device allocations the launch changed and a hash of their bytes, so that two runs of one binary can
+  // be compared launch by launch (where several host threads launch, compare the lines as sets).
+  static std::FILE* TraceFile() {
+    static std::FILE* f = [] {
+      const char* path = std::getenv("STARKV_EMU_TRACE");
+      return path && *path ? std::fopen(path, "w") : nullptr;
+    }();
+    return f;
+  }
+  static std::map<void*, uint64_t> RangeHashes() {
+    auto& gd = Guard();
+    std::lock_guard<std::recursive_mutex> lk(gd.mu);
+    std::map<void*, uint64_t> out;
+    for (auto& [p, n] : gd.ranges) {
+      const auto* w = static_cast<const uint64_t*>(p);
+      uint64_t h = 1469598103934665603ull ^ n;
+      for (size_t i = 0; i < n / 8; ++i) h = (h ^ w[i]) * 1099511628211ull;
+      out[p] = h;
+    }
+    return out;
+  }
+  inline static std::map<void*, uint64_t> before_;
+  void Trace(const void* kernel) const {
+    static uint64_t seq = 0;
+    uint64_t changed = 0, hash = 0;
+    for (auto& [p, h] : RangeHashes()) {
+      auto it = before_.find(p);
+      if (it == before_.end() || it->second != h) {
+        ++changed;
+        hash += h * 0x9E3779B97F4A7C15ull;
+      }
+    }
+    const auto rel = reinterpret_cast<intptr_t>(kernel) - reinterpret_cast<intptr_t>(&Guard);
+    std::fprintf(TraceFile(), "%llu %lld %ux%ux%u/%u %llu %016llx\n", static_cast<unsigned long long>(seq++),
+                 static_cast<long long>(rel), g.x, g.y, g.z, b.x, static_cast<unsigned long long>(changed),
+                 static_cast<unsigned long long>(hash));
+    std::fflush(TraceFile());
   }
 };
 }  // namespace emu

@@ -1,7 +1,8 @@
 // backend_ops_test's rows for the backend's KV-compression hooks (Backend::KvWindowSums, KvZeroCounts,
 // KvResiduals, KvCompact): what an episode's compression does to a store in backend memory. On a
 // host-accessible backend the case runs the host path the engine uses there (kv::WindowAttentionSums,
-// kv::VlCacheZeroCounts, kv::GuiKvResiduals, kv::CompactLayer); on a device backend it runs the hook. Both are compared with a double reference (CPU) and with each other.
+// kv::VlCacheZeroCounts, kv::GuiKvResiduals, kv::CompactLayer); on a device backend it runs the hook.
+// Both are compared with a double reference (CPU) and with each other.
 // Included by backend_ops_test.cpp after its helpers (Randn, Mem, Add, Fmt, ToD).
 #pragma once
 
@@ -10,52 +11,6 @@
 #include "kv/snapkv_core.h"
 
 namespace {
-
-// keys [Hkv][cap][d], queries [H][q_rows][d] (row r = slot L - q_rows + r); window rows are the last W.
-void KvWindowSumsCase(int heads, int kv_heads, int hd, int64_t cap, int64_t L, int64_t q_rows, int64_t W) {
-  const std::vector<float> keys = Randn(kv_heads * cap * hd), q = Randn(heads * q_rows * hd);
-  const int64_t P = L - W;
-  const int G = heads / kv_heads;
-  std::vector<double> ref(static_cast<size_t>(heads * P), 0.0);
-  for (int h = 0; h < heads; ++h)
-    for (int64_t i = 0; i < W; ++i) {
-      const float* qi = q.data() + (h * q_rows + q_rows - W + i) * hd;
-      const int64_t visible = P + i + 1;
-      std::vector<double> lg(static_cast<size_t>(visible));
-      double m = -INFINITY, z = 0.0;
-      for (int64_t j = 0; j < visible; ++j) {
-        const float* kj = keys.data() + ((h / G) * cap + j) * hd;
-        double s = 0.0;
-        for (int c = 0; c < hd; ++c) s += static_cast<double>(qi[c]) * kj[c];
-        lg[j] = s / std::sqrt(static_cast<double>(hd));
-        m = std::max(m, lg[j]);
-      }
-      for (double& v : lg) z += (v = std::exp(v - m));
-      for (int64_t j = 0; j < P; ++j) ref[h * P + j] += lg[j] / z;
-    }
-  Add(Fmt("kv_window_sums H=%d Hkv=%d d=%d L=%lld W=%lld", heads, kv_heads, hd, (long long)L, (long long)W),
-      [=](Backend& be) {
-        std::vector<float> sums(static_cast<size_t>(heads * P));
-        if (be.HostAccessible()) {
-          kv::LayerInputs in;
-          in.num_heads = heads;
-          in.num_kv_heads = kv_heads;
-          in.head_dim = hd;
-          in.seq_len = L;
-          in.keys = keys.data();
-          in.kv_capacity = cap;
-          in.queries = q.data();
-          in.q_rows = q_rows;
-          kv::WindowAttentionSums(in, W, sums);
-        } else {
-          Mem mem(be);
-          if (!be.KvWindowSums(mem.Put(keys), cap, kv_heads, q.data(), q_rows, heads, hd, L, W, sums.data()))
-            throw Error("the backend has no KvWindowSums");
-        }
-        return sums;
-      },
-      ref, 1e-5, 1e-5);
-}
 
 kv::LayerInputs HostLayer(int heads, int kv_heads, int hd, int64_t cap, int64_t L, const std::vector<float>& keys,
                           const std::vector<float>& q, int64_t q_rows) {
@@ -71,6 +26,47 @@ kv::LayerInputs HostLayer(int heads, int kv_heads, int hd, int64_t cap, int64_t 
   return in;
 }
 
+// Double-precision softmax of <q, k> / sqrt(hd) over keys [0, visible) of one KV head.
+std::vector<double> RefProbs(const float* q, const float* kh, int hd, int64_t visible) {
+  std::vector<double> p(static_cast<size_t>(visible));
+  double m = -INFINITY, z = 0.0;
+  for (int64_t j = 0; j < visible; ++j) {
+    double s = 0.0;
+    for (int c = 0; c < hd; ++c) s += static_cast<double>(q[c]) * kh[j * hd + c];
+    m = std::max(m, p[j] = s / std::sqrt(static_cast<double>(hd)));
+  }
+  for (double& v : p) z += (v = std::exp(v - m));
+  for (double& v : p) v /= z;
+  return p;
+}
+
+// keys [Hkv][cap][d], queries [H][q_rows][d] (row r = slot L - q_rows + r); window rows are the last W.
+void KvWindowSumsCase(int heads, int kv_heads, int hd, int64_t cap, int64_t L, int64_t q_rows, int64_t W) {
+  const std::vector<float> keys = Randn(kv_heads * cap * hd), q = Randn(heads * q_rows * hd);
+  const int64_t P = L - W;
+  const int G = heads / kv_heads;
+  std::vector<double> ref(static_cast<size_t>(heads * P), 0.0);
+  for (int h = 0; h < heads; ++h)
+    for (int64_t i = 0; i < W; ++i) {
+      const std::vector<double> pr = RefProbs(q.data() + (h * q_rows + q_rows - W + i) * hd,
+                                              keys.data() + (h / G) * cap * hd, hd, P + i + 1);
+      for (int64_t j = 0; j < P; ++j) ref[h * P + j] += pr[j];
+    }
+  Add(Fmt("kv_window_sums H=%d Hkv=%d d=%d L=%lld W=%lld", heads, kv_heads, hd, (long long)L, (long long)W),
+      [=](Backend& be) {
+        std::vector<float> sums(static_cast<size_t>(heads * P));
+        if (be.HostAccessible()) {
+          kv::WindowAttentionSums(HostLayer(heads, kv_heads, hd, cap, L, keys, q, q_rows), W, sums);
+        } else {
+          Mem mem(be);
+          if (!be.KvWindowSums(mem.Put(keys), cap, kv_heads, q.data(), q_rows, heads, hd, L, W, sums.data()))
+            throw Error("the backend has no KvWindowSums");
+        }
+        return sums;
+      },
+      ref, 1e-5, 1e-5);
+}
+
 // VL-Cache's sparsity counts of the last `rows` query rows: per (head, row), the visible keys whose eager
 // softmax probability is not above `thr` (as floats; a borderline probability may round either way).
 void KvZeroCountsCase(int heads, int kv_heads, int hd, int64_t cap, int64_t L, int64_t q_rows, int64_t rows, float thr) {
@@ -79,19 +75,10 @@ void KvZeroCountsCase(int heads, int kv_heads, int hd, int64_t cap, int64_t L, i
   std::vector<double> ref;
   for (int h = 0; h < heads; ++h)
     for (int64_t i = 0; i < rows; ++i) {
-      const float* qi = q.data() + (h * q_rows + q_rows - rows + i) * hd;
-      const int64_t visible = L - rows + i + 1;
-      std::vector<double> lg(static_cast<size_t>(visible));
-      double m = -INFINITY, z = 0.0;
-      for (int64_t j = 0; j < visible; ++j) {
-        const float* kj = keys.data() + ((h / G) * cap + j) * hd;
-        double s = 0.0;
-        for (int c = 0; c < hd; ++c) s += static_cast<double>(qi[c]) * kj[c];
-        m = std::max(m, lg[j] = s / std::sqrt(static_cast<double>(hd)));
-      }
-      for (double& v : lg) z += (v = std::exp(v - m));
       double zeros = 0;
-      for (double v : lg) zeros += v / z > thr ? 0 : 1;
+      for (double v : RefProbs(q.data() + (h * q_rows + q_rows - rows + i) * hd, keys.data() + (h / G) * cap * hd, hd,
+                               L - rows + i + 1))
+        zeros += v > thr ? 0 : 1;
       ref.push_back(zeros);
     }
   Add(Fmt("kv_zero_counts H=%d Hkv=%d d=%d L=%lld rows=%lld thr=%g", heads, kv_heads, hd, (long long)L,

@@ -89,7 +89,8 @@ class CudaBackend final : public Backend {
   void GatherRows(const Tensor& table, const int32_t* ids, int64_t n, float* out) override;
   // Logits are host memory (the interface's contract): the CPU's sampler, the same code as CpuBackend.
   int32_t Sample(float* logits, int64_t n, const SampleParams& p, std::mt19937_64& rng) override;
-  // KV compression on the device (cuda_backend_kv.cu, kernels/kv): window sums and layer compaction.
+  // KV compression on the device (cuda_backend_kv.cu, kernels/kv): window sums, sparsity counts, key
+  // residuals and layer compaction.
   bool KvWindowSums(const float* keys, int64_t capacity, int kv_heads, const float* queries_host, int64_t q_rows,
                     int heads, int hd, int64_t seq_len, int64_t window, float* sums_host) override;
   bool KvZeroCounts(const float* keys, int64_t capacity, int kv_heads, const float* queries_host, int64_t q_rows,

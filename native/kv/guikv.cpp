@@ -129,7 +129,7 @@ class GuiKv final : public KvMethod {
       throw KvError("guikv residuals: got " + std::to_string(res_all.size()) + " values for " + std::to_string(Hkv) +
                     " KV heads x " + std::to_string(n_prev) + " previous-frame slots");
     for (int g = 0; g < Hkv; ++g) {
-      const std::vector<float> res(res_all.begin() + g * n_prev, res_all.begin() + (g + 1) * n_prev);
+      const float* res = res_all.data() + g * n_prev;
       if (nz > 0) {
         std::vector<float> neg(n_prev);
         for (int64_t i = 0; i < n_prev; ++i) neg[i] = -res[i];  // smallest residuals first
@@ -144,7 +144,7 @@ class GuiKv final : public KvMethod {
         }
       }
       if (p.debug)
-        for (int j = 0; j < G; ++j) all_res.insert(all_res.end(), res.begin(), res.end());
+        for (int j = 0; j < G; ++j) all_res.insert(all_res.end(), res, res + n_prev);
     }
     tel.branch = "spatial_temporal_qr";
     if (p.debug) {

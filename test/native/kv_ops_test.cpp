@@ -265,7 +265,7 @@ void TestWindow() {
       Dev<char> scratch(cu::WindowScratchBytes(a));
       cu::WindowZeroCounts(a, static_cast<float>(p.sparsity_threshold), dz.p, scratch.p, nullptr);
       const Vi z = dz.Get();
-      const double g = VlCacheGammaFromZeros(Vi(z.begin(), z.end()), c.H, c.rows, c.L);
+      const double g = VlCacheGammaFromZeros(z, c.H, c.rows, c.L);
       R.Line("cuda", tag, std::fabs(g - gamma) <= 1.0 / valid_all, "gamma " + Fmt("%.6f", g) + " cpu " + Fmt("%.6f", gamma));
     });
 #endif

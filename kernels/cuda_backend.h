@@ -89,10 +89,12 @@ class CudaBackend final : public Backend {
   void GatherRows(const Tensor& table, const int32_t* ids, int64_t n, float* out) override;
   // Logits are host memory (the interface's contract): the CPU's sampler, the same code as CpuBackend.
   int32_t Sample(float* logits, int64_t n, const SampleParams& p, std::mt19937_64& rng) override;
-  // KV compression on the device (cuda_backend_kv.cu, kernels/kv): window sums, sparsity counts, key
-  // residuals and layer compaction.
+  // KV compression on the device (cuda_backend_kv.cu, kernels/kv): window sums, H2O's accumulated
+  // attention, sparsity counts, key residuals and layer compaction.
   bool KvWindowSums(const float* keys, int64_t capacity, int kv_heads, const float* queries_host, int64_t q_rows,
                     int heads, int hd, int64_t seq_len, int64_t window, float* sums_host) override;
+  bool KvAccumulatedSums(const float* keys, int64_t capacity, int kv_heads, const float* queries_host, int64_t q_rows,
+                         int heads, int hd, int64_t seq_len, int64_t rows, float* sums_host) override;
   bool KvZeroCounts(const float* keys, int64_t capacity, int kv_heads, const float* queries_host, int64_t q_rows,
                     int heads, int hd, int64_t seq_len, int64_t rows, float threshold, int64_t* zeros_host) override;
   bool KvResiduals(const float* keys, int64_t capacity, int kv_heads, int hd, int64_t cur_start, int rank,
@@ -108,6 +110,10 @@ class CudaBackend final : public Backend {
   // The kernels' arguments for the last `rows` query rows of a layer; uploads the queries into `q`.
   kv::WindowArgs WindowInputs(const float* keys, int64_t capacity, int kv_heads, const float* queries_host,
                               int64_t q_rows, int heads, int hd, int64_t seq_len, int64_t rows, Buffer& q);
+  // Column sums of the last `rows` query rows over the past keys (all_keys false: KvWindowSums) or every
+  // key (KvAccumulatedSums) into sums_host [heads][cols].
+  void ColumnSums(const float* keys, int64_t capacity, int kv_heads, const float* queries_host, int64_t q_rows,
+                  int heads, int hd, int64_t seq_len, int64_t rows, bool all_keys, float* sums_host);
   // Device memory for `what` (named in the out-of-memory error), from the block cache when possible.
   // Sizes are rounded up to 256 bytes; freed blocks (FreeDeviceBlock -> Recycle) are kept for reuse
   // (all work is on one stream, so reuse is ordered after what was queued on a block), up to

@@ -1,8 +1,8 @@
-// CudaBackend's KV-compression hooks (native/core/backend.h): the observation-window sums, VL-Cache's
-// sparsity counts, GUI-KV's key residuals and the compaction of a layer run on the device, where the
-// episode's KV store lives, through the kernels of kernels/kv. Only the window queries (or the slot
-// lists) go up and the [heads][P] sums, [heads][rows] counts or [kv_heads][n] residuals come down,
-// never a layer's keys or values. Scratch comes from the backend's block cache (ordered on its one stream).
+// CudaBackend's KV-compression hooks (native/core/backend.h): the observation-window sums, H2O's
+// accumulated attention, VL-Cache's sparsity counts, GUI-KV's key residuals and the compaction of a layer
+// run on the device, where the episode's KV store lives, through the kernels of kernels/kv. Only the
+// window queries (or the slot lists) go up and the [heads][P] or [heads][L] sums, [heads][rows] counts or
+// [kv_heads][n] residuals come down, never a layer's keys or values. Scratch comes from the backend's block cache (ordered on its one stream).
 #include <cuda_runtime.h>
 
 #include <string>
@@ -36,21 +36,39 @@ kv::WindowArgs CudaBackend::WindowInputs(const float* keys, int64_t capacity, in
   return a;
 }
 
-bool CudaBackend::KvWindowSums(const float* keys, int64_t capacity, int kv_heads, const float* queries_host,
-                               int64_t q_rows, int heads, int hd, int64_t seq_len, int64_t window, float* sums_host) {
-  const int64_t P = seq_len - window;
-  if (P <= 0) return true;  // nothing to score
+void CudaBackend::ColumnSums(const float* keys, int64_t capacity, int kv_heads, const float* queries_host,
+                             int64_t q_rows, int heads, int hd, int64_t seq_len, int64_t rows, bool all_keys,
+                             float* sums_host) {
+  const int64_t cols = all_keys ? seq_len : seq_len - rows;
+  if (cols <= 0) return;  // nothing to score
   Use();
   try {
     Buffer q;
-    const kv::WindowArgs a = WindowInputs(keys, capacity, kv_heads, queries_host, q_rows, heads, hd, seq_len, window, q);
+    const kv::WindowArgs a = WindowInputs(keys, capacity, kv_heads, queries_host, q_rows, heads, hd, seq_len, rows, q);
     Buffer scratch = Alloc(MemCategory::Workspace, FloatsFor(kv::WindowScratchBytes(a)));
-    Buffer sums = Alloc(MemCategory::Workspace, static_cast<int64_t>(heads) * P);
-    kv::WindowColsum(a, sums.f(), scratch.data(), stream_);
-    Download(sums.data(), sizeof(float) * static_cast<size_t>(heads) * P, sums_host);  // waits for the kernels
+    Buffer sums = Alloc(MemCategory::Workspace, static_cast<int64_t>(heads) * cols);
+    if (all_keys) {
+      kv::AccumulatedColsum(a, sums.f(), scratch.data(), stream_);
+    } else {
+      kv::WindowColsum(a, sums.f(), scratch.data(), stream_);
+    }
+    Download(sums.data(), sizeof(float) * static_cast<size_t>(heads) * cols, sums_host);  // waits for the kernels
   } catch (const kv::CudaKvError& e) {
-    throw Error(std::string("KV window scores on ") + describe_ + ": " + e.what());
+    throw Error(std::string(all_keys ? "KV accumulated attention on " : "KV window scores on ") + describe_ + ": " +
+                e.what());
   }
+}
+
+bool CudaBackend::KvWindowSums(const float* keys, int64_t capacity, int kv_heads, const float* queries_host,
+                               int64_t q_rows, int heads, int hd, int64_t seq_len, int64_t window, float* sums_host) {
+  ColumnSums(keys, capacity, kv_heads, queries_host, q_rows, heads, hd, seq_len, window, false, sums_host);
+  return true;
+}
+
+bool CudaBackend::KvAccumulatedSums(const float* keys, int64_t capacity, int kv_heads, const float* queries_host,
+                                    int64_t q_rows, int heads, int hd, int64_t seq_len, int64_t rows,
+                                    float* sums_host) {
+  ColumnSums(keys, capacity, kv_heads, queries_host, q_rows, heads, hd, seq_len, rows, true, sums_host);
   return true;
 }
 

@@ -46,12 +46,16 @@ struct WindowArgs {
   int64_t seq_len = 0;  // L
   int64_t rows = 0;     // W: the query rows are slots [L - W, L); row i sees keys j <= L - W + i
 };
-// Scratch (device bytes) for WindowColsum / WindowZeroCounts.
+// Scratch (device bytes) for WindowColsum / AccumulatedColsum / WindowZeroCounts.
 size_t WindowScratchBytes(const WindowArgs& a);
 // sums[h][t], t < P = L - W: sum over the W rows of softmax_fp32(<q,k>/sqrt(d)) (CPU: WindowAttentionSums).
 // Two passes over key tiles held in shared memory: per-tile row max / exp-sum merged online, then
 // probabilities accumulated per column (double, rows in order).
 void WindowColsum(const WindowArgs& a, float* sums, void* scratch, void* stream);
+// H2O's accumulated attention: sums[h][t] for every slot t < L, each of the W rows adding the keys it
+// sees (causal: row i sees t <= L - W + i); the same two passes and arithmetic as WindowColsum, whose
+// values for t < P it repeats (CPU: AccumulatedAttentionSums). Scratch: WindowScratchBytes.
+void AccumulatedColsum(const WindowArgs& a, float* sums, void* scratch, void* stream);
 // VL-Cache sparsity rows (eager logits <q,k>*d^-0.5): zeros[h][i] = number of causally visible keys
 // of row i whose probability is not > threshold (CPU: VlCacheSparsity counts valid - above).
 // The layer's gamma from a host copy of the counts: kv::VlCacheGammaFromZeros (native/kv/methods.h).

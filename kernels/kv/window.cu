@@ -1,7 +1,8 @@
 // Observation-window attention scores without materialising the [W, L] attention (spec 1.5, 2.10 K1,
 // 4.2): pass 1 computes, per key tile and window row, the tile max and exp-sum; a finalize kernel
 // merges the tiles online into the row max m and the fp32 row sum z; pass 2 recomputes the logits of
-// each past key and accumulates exp(x - m) / z over the rows (double, rows in order, as the CPU).
+// each key and accumulates exp(x - m) / z over the rows that see it (double, rows in order, as the CPU):
+// past keys only (SnapKV's window scores) or every key (H2O's accumulated attention).
 // The VL-Cache variant (eager logits, all causal keys) counts probabilities not above a threshold.
 #include "kv_common.cuh"
 
@@ -69,23 +70,25 @@ __global__ void FinalizeKernel(const TileStat* part, int64_t tiles, int64_t n_ro
   out[r] = RowStat{m, static_cast<float>(z)};
 }
 
-// grid (tiles over P, H), block kTile: column sums over the W rows for past keys t < P.
-__global__ void ColsumKernel(WindowArgs a, float scale, const RowStat* stat, float* sums) {
+// grid (tiles over cols, H), block kTile: column sums over the W rows for keys t < cols, each row adding
+// only the keys it sees (cols = P: past keys, visible to every row; cols = L: H2O's accumulated attention).
+__global__ void ColsumKernel(WindowArgs a, float scale, const RowStat* stat, int64_t cols, float* sums) {
   extern __shared__ float smem[];
   const int d = a.head_dim, h = blockIdx.y, G = a.num_heads / a.num_kv_heads;
-  const int64_t L = a.seq_len, W = a.rows, P = L - W, j0 = static_cast<int64_t>(blockIdx.x) * kTile;
+  const int64_t L = a.seq_len, W = a.rows, j0 = static_cast<int64_t>(blockIdx.x) * kTile;
   const int64_t j = j0 + threadIdx.x;
   const float* kh = a.keys + static_cast<int64_t>(h / G) * a.kv_capacity * d;
-  LoadKeyTile(smem, kh, j0, P, d);
-  if (j >= P) return;
+  LoadKeyTile(smem, kh, j0, cols, d);
+  if (j >= cols) return;
   const float* kr = smem + threadIdx.x * (d + 1);
   double acc = 0.0;
-  for (int64_t i = 0; i < W; ++i) {  // past keys are visible to every window row
+  for (int64_t i = 0; i < W; ++i) {  // rows in order, as the CPU
+    if (!k::WindowVisible(j, i, L, W)) continue;
     const float* q = a.queries + (static_cast<int64_t>(h) * a.q_rows + (a.q_rows - W + i)) * d;
     const RowStat st = stat[static_cast<int64_t>(h) * W + i];
     acc += static_cast<double>(k::SoftmaxProb(k::ExpShift(k::WindowLogit(q, kr, d, scale), st.m), st.z));
   }
-  sums[static_cast<int64_t>(h) * P + j] = static_cast<float>(acc);
+  sums[static_cast<int64_t>(h) * cols + j] = static_cast<float>(acc);
 }
 
 // grid (tiles over L, H), block kTile: per row, count visible keys whose probability is not > thr.
@@ -140,6 +143,19 @@ RowStat* RowStats(const WindowArgs& a, float scale, bool eager, void* scratch, c
   return stat;
 }
 
+// Row statistics, then the column sums of keys [0, cols).
+void Colsum(const WindowArgs& a, int64_t cols, float* sums, void* scratch, void* stream) {
+  const cudaStream_t s = detail::Stream(stream);
+  const float scale = k::SqrtHeadDim(a.head_dim);
+  RowStat* stat = RowStats(a, scale, false, scratch, s);
+  if (cols <= 0) return;
+  const size_t smem = TileSmem(a.head_dim);
+  if (smem > 48 * 1024) Check(cudaFuncSetAttribute(ColsumKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                   static_cast<int>(smem)), "colsum smem");
+  ColsumKernel<<<dim3(static_cast<unsigned>(Tiles(cols)), a.num_heads), kTile, smem, s>>>(a, scale, stat, cols, sums);
+  CheckLaunch("ColsumKernel");
+}
+
 }  // namespace
 
 size_t WindowScratchBytes(const WindowArgs& a) {
@@ -150,16 +166,13 @@ size_t WindowScratchBytes(const WindowArgs& a) {
 void WindowColsum(const WindowArgs& a, float* sums, void* scratch, void* stream) {
   Validate(a);
   Require(sums && scratch, "WindowColsum: sums and scratch are required");
-  const cudaStream_t s = detail::Stream(stream);
-  const float scale = k::SqrtHeadDim(a.head_dim);
-  RowStat* stat = RowStats(a, scale, false, scratch, s);
-  const int64_t P = a.seq_len - a.rows;
-  if (P <= 0) return;
-  const size_t smem = TileSmem(a.head_dim);
-  if (smem > 48 * 1024) Check(cudaFuncSetAttribute(ColsumKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                   static_cast<int>(smem)), "colsum smem");
-  ColsumKernel<<<dim3(static_cast<unsigned>(Tiles(P)), a.num_heads), kTile, smem, s>>>(a, scale, stat, sums);
-  CheckLaunch("ColsumKernel");
+  Colsum(a, a.seq_len - a.rows, sums, scratch, stream);
+}
+
+void AccumulatedColsum(const WindowArgs& a, float* sums, void* scratch, void* stream) {
+  Validate(a);
+  Require(sums && scratch, "AccumulatedColsum: sums and scratch are required");
+  Colsum(a, a.seq_len, sums, scratch, stream);
 }
 
 void WindowZeroCounts(const WindowArgs& a, float threshold, int64_t* zeros, void* scratch, void* stream) {

@@ -104,6 +104,13 @@ class Backend {
                             int64_t q_rows, int heads, int hd, int64_t seq_len, int64_t window, float* sums_host) {
     return false;
   }
+  // H2O's accumulated attention of one layer (kv::AccumulatedAttentionSums): as KvWindowSums with the last
+  // `rows` query rows, for every slot t < seq_len (each row adding the keys it sees, causally);
+  // sums_host[h * seq_len + t].
+  virtual bool KvAccumulatedSums(const float* keys, int64_t capacity, int kv_heads, const float* queries_host,
+                                 int64_t q_rows, int heads, int hd, int64_t seq_len, int64_t rows, float* sums_host) {
+    return false;
+  }
   // Compaction of one layer in backend memory (kv::CompactLayer's row moves): per KV head, row dst <
   // n_keep + window takes the slot kept_host[list][dst] (dst < n_keep; ascending, < past_len; list 0 when
   // lists == 1, else the head) or past_len + dst - n_keep. keys and values [kv_heads][capacity][hd].

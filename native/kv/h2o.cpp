@@ -4,9 +4,7 @@
 // given). Keeps the recent window (h2o_recent_fraction of cap; reference 10 % + 10 %) and the top
 // heavy hitters of the rest, per KV head (GQA mean) by default.
 #include <algorithm>
-#include <cmath>
 
-#include "kv/kernels.h"
 #include "kv/methods.h"
 #include "kv/snapkv_core.h"
 
@@ -22,31 +20,17 @@ class H2o final : public KvMethod {
     p.granularity = Granularity::KvHead;
     return p;
   }
+  bool NeedsHostKeys(const MethodParams&) const override { return false; }  // accumulated sums
   void Compress(const LayerInputs& in, const Budget& budget, const MethodParams& p, LayerState& st,
                 Selection& out, Telemetry& tel) const override {
     ValidateLayer(in, 1);
     if (!(p.h2o_recent_fraction > 0 && p.h2o_recent_fraction < 1)) throw KvError("h2o_recent_fraction must be in (0, 1)");
     st.calls++;
     const int64_t L = in.seq_len, cap = BudgetCap(budget, L);
-    const int H = in.num_heads, Hkv = in.num_kv_heads, G = H / Hkv, d = in.head_dim;
-    // accumulated attention of every slot, per query head
-    std::vector<float> acc(static_cast<size_t>(H) * L, 0.0f);
-    const float scale = static_cast<float>(std::sqrt(static_cast<double>(d)));
-    std::vector<float> row(L);
-    for (int h = 0; h < H; ++h) {
-      const float* kh = HostKeys(in, "h2o") + static_cast<int64_t>(h / G) * in.kv_capacity * d;
-      std::vector<double> a(L, 0.0);
-      for (int64_t r = 0; r < in.q_rows; ++r) {
-        const int64_t i = L - in.q_rows + r;
-        const float* q = in.queries + (static_cast<int64_t>(h) * in.q_rows + r) * d;
-        float m = -INFINITY;
-        for (int64_t j = 0; j <= i; ++j) m = std::max(m, row[j] = k::Dot(q, kh + j * d, d) / scale);
-        double z = 0.0;
-        for (int64_t j = 0; j <= i; ++j) z += (row[j] = k::ExpShift(row[j], m));
-        for (int64_t j = 0; j <= i; ++j) a[j] += row[j] / z;
-      }
-      for (int64_t j = 0; j < L; ++j) acc[static_cast<int64_t>(h) * L + j] = static_cast<float>(a[j]);
-    }
+    const int H = in.num_heads, Hkv = in.num_kv_heads;
+    // accumulated attention of every slot, per query head (where the keys live when the hook is set)
+    std::vector<float> acc;
+    AccumulatedAttentionSums(in, acc);
     const int rows = ReduceForGranularity(acc, H, Hkv, L, p.granularity);
     // carry-over from earlier calls, matched by source position
     if (in.slot_positions && !st.h2o_positions.empty() &&

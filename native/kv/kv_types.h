@@ -59,9 +59,12 @@ struct LayerInputs {
   // sparsity pre-pass, also STaR-KV's vlcache_layer_budgets option).
   std::function<void(int64_t rows, float threshold, std::vector<int64_t>& zeros)> zero_counts;
   // Optional, likewise: GuiKvResiduals(in, cur_start, rank, positions, res) where the keys live (GUI-KV's
-  // temporal redundancy). With all three hooks, no method but H2O reads `keys`.
+  // temporal redundancy).
   std::function<void(int64_t cur_start, int rank, const std::vector<int64_t>& positions, std::vector<float>& res)>
       key_residuals;
+  // Optional, likewise: AccumulatedAttentionSums over the last `rows` query rows where the keys live (H2O):
+  // fills sums [num_heads][seq_len]. With all four hooks, no method reads `keys`.
+  std::function<void(int64_t rows, std::vector<float>& sums)> accumulated_sums;
 };
 
 // Budget semantics (papers): cap = int(ref_len * (percent / 100)) tokens per layer, window included.

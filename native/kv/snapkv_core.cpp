@@ -20,7 +20,7 @@ void ValidateLayer(const LayerInputs& in, int64_t need_q_rows) {
   if (in.num_heads % in.num_kv_heads != 0)
     throw KvError("num_heads (" + S(in.num_heads) + ") is not a multiple of num_kv_heads (" + S(in.num_kv_heads) + ")");
   if (in.seq_len < 1) throw KvError("seq_len must be >= 1 (got " + S(in.seq_len) + ")");
-  if (!in.keys && !in.window_sums) throw KvError("keys are missing");
+  if (!in.keys && !in.window_sums && !in.accumulated_sums) throw KvError("keys are missing");
   if (in.kv_capacity < in.seq_len)
     throw KvError("kv_capacity (" + S(in.kv_capacity) + ") is smaller than seq_len (" + S(in.seq_len) + ")");
   if (need_q_rows > 0) {
@@ -68,22 +68,18 @@ int64_t ClampWindow(int64_t w_cfg, int64_t cap, bool min1, int64_t seq_len) {
   return std::min(w, std::max<int64_t>(1, seq_len - 1));
 }
 
-void WindowAttentionSums(const LayerInputs& in, int64_t W, std::vector<float>& sums) {
-  const int64_t L = in.seq_len, P = L - W;
+namespace {
+
+// sums[h * cols + t] for keys t < cols: the sum over the last W query rows of the causal fp32 softmax,
+// each row adding only the keys it sees (the host side of WindowColsum / AccumulatedColsum).
+void HostColumnSums(const LayerInputs& in, int64_t W, int64_t cols, std::vector<float>& sums) {
+  const float* keys = HostKeys(in, "attention sums");
+  const int64_t L = in.seq_len;
   const int H = in.num_heads, d = in.head_dim, G = in.num_heads / in.num_kv_heads;
-  if (W < 1 || P < 0 || W > in.q_rows) throw KvError("window " + S(W) + " does not fit q_rows " + S(in.q_rows));
-  if (in.window_sums) {  // computed where the keys live
-    in.window_sums(W, sums);
-    if (sums.size() != static_cast<size_t>(H) * P)
-      throw KvError("window sums: got " + S(static_cast<int64_t>(sums.size())) + " values for " + S(H) + " heads x " +
-                    S(P) + " slots");
-    return;
-  }
-  const float* keys = HostKeys(in, "window attention");
-  sums.assign(static_cast<size_t>(H) * P, 0.0f);
+  sums.assign(static_cast<size_t>(H) * cols, 0.0f);
   const float scale = k::SqrtHeadDim(d);
   std::vector<float> logits(L);
-  std::vector<double> acc(P);
+  std::vector<double> acc(cols);
   for (int h = 0; h < H; ++h) {
     const float* kh = keys + static_cast<int64_t>(h / G) * in.kv_capacity * d;
     std::fill(acc.begin(), acc.end(), 0.0);
@@ -101,11 +97,37 @@ void WindowAttentionSums(const LayerInputs& in, int64_t W, std::vector<float>& s
         z += logits[j];
       }
       const float zf = static_cast<float>(z);
-      for (int64_t j = 0; j < P; ++j) acc[j] += static_cast<double>(k::SoftmaxProb(logits[j], zf));
+      const int64_t n = std::min(cols, visible);
+      for (int64_t j = 0; j < n; ++j) acc[j] += static_cast<double>(k::SoftmaxProb(logits[j], zf));
     }
-    float* out = sums.data() + static_cast<int64_t>(h) * P;
-    for (int64_t j = 0; j < P; ++j) out[j] = static_cast<float>(acc[j]);
+    float* out = sums.data() + static_cast<int64_t>(h) * cols;
+    for (int64_t j = 0; j < cols; ++j) out[j] = static_cast<float>(acc[j]);
   }
+}
+
+// A hook's result must have one value per head and column.
+void CheckHookSums(const char* what, const std::vector<float>& sums, int H, int64_t cols) {
+  if (sums.size() != static_cast<size_t>(H) * cols)
+    throw KvError(std::string(what) + ": got " + S(static_cast<int64_t>(sums.size())) + " values for " + S(H) +
+                  " heads x " + S(cols) + " slots");
+}
+
+}  // namespace
+
+void WindowAttentionSums(const LayerInputs& in, int64_t W, std::vector<float>& sums) {
+  const int64_t P = in.seq_len - W;
+  if (W < 1 || P < 0 || W > in.q_rows) throw KvError("window " + S(W) + " does not fit q_rows " + S(in.q_rows));
+  if (!in.window_sums) return HostColumnSums(in, W, P, sums);
+  in.window_sums(W, sums);  // computed where the keys live
+  CheckHookSums("window sums", sums, in.num_heads, P);
+}
+
+void AccumulatedAttentionSums(const LayerInputs& in, std::vector<float>& sums) {
+  const int64_t W = std::min(in.q_rows, in.seq_len);
+  if (W < 1) throw KvError("accumulated attention needs at least one query row");
+  if (!in.accumulated_sums) return HostColumnSums(in, W, in.seq_len, sums);
+  in.accumulated_sums(W, sums);  // computed where the keys live
+  CheckHookSums("accumulated attention", sums, in.num_heads, in.seq_len);
 }
 
 void PoolRows(const std::vector<float>& x, int rows, int64_t P, int kernel, Pooling pooling, std::vector<float>& out) {

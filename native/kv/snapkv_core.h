@@ -24,6 +24,10 @@ int64_t ClampWindow(int64_t w_cfg, int64_t cap, bool min1, int64_t seq_len);
 // sums[h * P + t] = sum over the last W query rows of softmax_fp32(q k^T / sqrt(d)) at past slot
 // t < P = L - W (window keys causally masked). Query head h reads KV head h / (H / Hkv).
 void WindowAttentionSums(const LayerInputs& in, int64_t W, std::vector<float>& sums);
+// H2O's accumulated attention: sums[h * L + t] for every slot t < L, the sum over all q_rows query rows
+// of the same causal softmax, each row adding the keys it sees (the window sums' arithmetic: for t < P
+// the two agree). Through the accumulated_sums hook when it is set.
+void AccumulatedAttentionSums(const LayerInputs& in, std::vector<float>& sums);
 // Per row pooling of rows x P scores (count_include_pad avg, or max).
 void PoolRows(const std::vector<float>& x, int rows, int64_t P, int kernel, Pooling pooling,
               std::vector<float>& out);

@@ -103,6 +103,16 @@ std::function<void(int64_t, std::vector<float>&)> DeviceWindowSums(KvStore& kv, 
   };
 }
 
+// H2O's accumulated attention of layer l of a device store, on the device (the accumulated_sums hook).
+std::function<void(int64_t, std::vector<float>&)> DeviceAccumulatedSums(KvStore& kv, int l, const kv::LayerInputs& in) {
+  return [&kv, l, &in](int64_t rows, std::vector<float>& sums) {
+    sums.assign(static_cast<size_t>(in.num_heads) * in.seq_len, 0.0f);
+    if (!kv.backend()->KvAccumulatedSums(kv.Keys(l), kv.capacity(), in.num_kv_heads, in.queries, in.q_rows,
+                                         in.num_heads, in.head_dim, in.seq_len, rows, sums.data()))
+      throw Error("episode: the " + kv.backend()->Name() + " backend cannot accumulate attention in its memory");
+  };
+}
+
 // VL-Cache's sparsity counts of layer l of a device store, on the device (the zero_counts hook).
 std::function<void(int64_t, float, std::vector<int64_t>&)> DeviceZeroCounts(KvStore& kv, int l, const kv::LayerInputs& in) {
   return [&kv, l, &in](int64_t rows, float threshold, std::vector<int64_t>& zeros) {
@@ -141,8 +151,9 @@ std::vector<LayerReport> CompressTurn(Episode& ep, const KvPolicy& policy, const
   std::vector<kv::LayerInputs> inputs(static_cast<size_t>(layers));
   std::vector<std::vector<float>> queries(static_cast<size_t>(layers));
   const bool host_kv = ep.kv.backend()->HostAccessible();
-  // A device store: window sums, sparsity counts, key residuals and compaction run on the device; only
-  // methods that read keys otherwise (H2O) get a host copy of each layer's keys.
+  // A device store: window sums, accumulated attention, sparsity counts, key residuals and compaction run
+  // on the device; a method that read keys otherwise (none of the built-in ones) would get a host copy of
+  // each layer's keys.
   const bool host_keys = !host_kv && policy.method && policy.method->NeedsHostKeys(policy.params);
   std::vector<std::vector<float>> keys(static_cast<size_t>(host_keys ? layers : 0));
   for (int l = 0; l < layers; ++l) {
@@ -159,6 +170,7 @@ std::vector<LayerReport> CompressTurn(Episode& ep, const KvPolicy& policy, const
       in.window_sums = DeviceWindowSums(ep.kv, l, in);
       in.zero_counts = DeviceZeroCounts(ep.kv, l, in);
       in.key_residuals = DeviceResiduals(ep.kv, l, in);
+      in.accumulated_sums = DeviceAccumulatedSums(ep.kv, l, in);
       if (host_keys) {
         keys[l].resize(static_cast<size_t>(c.kv_heads * ep.kv.KHeadStride()));
         ep.kv.backend()->Download(ep.kv.Keys(l), sizeof(float) * keys[l].size(), keys[l].data());

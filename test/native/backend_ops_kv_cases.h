@@ -1,7 +1,7 @@
-// backend_ops_test's rows for the backend's KV-compression hooks (Backend::KvWindowSums, KvZeroCounts,
-// KvResiduals, KvCompact): what an episode's compression does to a store in backend memory. On a
+// backend_ops_test's rows for the backend's KV-compression hooks (Backend::KvWindowSums, KvAccumulatedSums,
+// KvZeroCounts, KvResiduals, KvCompact): what an episode's compression does to a store in backend memory. On a
 // host-accessible backend the case runs the host path the engine uses there (kv::WindowAttentionSums,
-// kv::VlCacheZeroCounts, kv::GuiKvResiduals, kv::CompactLayer); on a device backend it runs the hook.
+// kv::AccumulatedAttentionSums, kv::VlCacheZeroCounts, kv::GuiKvResiduals, kv::CompactLayer); on a device backend it runs the hook.
 // Both are compared with a double reference (CPU) and with each other.
 // Included by backend_ops_test.cpp after its helpers (Randn, Mem, Add, Fmt, ToD).
 #pragma once
@@ -40,27 +40,42 @@ std::vector<double> RefProbs(const float* q, const float* kh, int hd, int64_t vi
   return p;
 }
 
-// keys [Hkv][cap][d], queries [H][q_rows][d] (row r = slot L - q_rows + r); window rows are the last W.
-void KvWindowSumsCase(int heads, int kv_heads, int hd, int64_t cap, int64_t L, int64_t q_rows, int64_t W) {
+// keys [Hkv][cap][d], queries [H][q_rows][d] (row r = slot L - q_rows + r); the scoring rows are the last W.
+// Window sums: the W rows' probabilities summed for the past slots t < P = L - W. Accumulated (H2O): for
+// every slot t < L, summed over the rows that see it.
+void KvColumnSumsCase(int heads, int kv_heads, int hd, int64_t cap, int64_t L, int64_t q_rows, int64_t W,
+                      bool accumulated) {
+  if (accumulated && W != q_rows) throw Error("an accumulated-attention case scores every stashed row");
   const std::vector<float> keys = Randn(kv_heads * cap * hd), q = Randn(heads * q_rows * hd);
-  const int64_t P = L - W;
+  const int64_t P = L - W, cols = accumulated ? L : P;
   const int G = heads / kv_heads;
-  std::vector<double> ref(static_cast<size_t>(heads * P), 0.0);
+  std::vector<double> ref(static_cast<size_t>(heads * cols), 0.0);
   for (int h = 0; h < heads; ++h)
     for (int64_t i = 0; i < W; ++i) {
       const std::vector<double> pr = RefProbs(q.data() + (h * q_rows + q_rows - W + i) * hd,
                                               keys.data() + (h / G) * cap * hd, hd, P + i + 1);
-      for (int64_t j = 0; j < P; ++j) ref[h * P + j] += pr[j];
+      for (int64_t j = 0; j < std::min<int64_t>(cols, P + i + 1); ++j) ref[h * cols + j] += pr[j];
     }
-  Add(Fmt("kv_window_sums H=%d Hkv=%d d=%d L=%lld W=%lld", heads, kv_heads, hd, (long long)L, (long long)W),
+  Add(Fmt(accumulated ? "kv_accumulated_sums H=%d Hkv=%d d=%d L=%lld rows=%lld"
+                      : "kv_window_sums H=%d Hkv=%d d=%d L=%lld W=%lld",
+          heads, kv_heads, hd, (long long)L, (long long)W),
       [=](Backend& be) {
-        std::vector<float> sums(static_cast<size_t>(heads * P));
+        std::vector<float> sums(static_cast<size_t>(heads * cols));
         if (be.HostAccessible()) {
-          kv::WindowAttentionSums(HostLayer(heads, kv_heads, hd, cap, L, keys, q, q_rows), W, sums);
+          const kv::LayerInputs in = HostLayer(heads, kv_heads, hd, cap, L, keys, q, q_rows);
+          if (accumulated) {
+            kv::AccumulatedAttentionSums(in, sums);  // H2O scores every stashed row
+          } else {
+            kv::WindowAttentionSums(in, W, sums);
+          }
         } else {
           Mem mem(be);
-          if (!be.KvWindowSums(mem.Put(keys), cap, kv_heads, q.data(), q_rows, heads, hd, L, W, sums.data()))
-            throw Error("the backend has no KvWindowSums");
+          const bool ok = accumulated
+                              ? be.KvAccumulatedSums(mem.Put(keys), cap, kv_heads, q.data(), q_rows, heads, hd, L, W,
+                                                     sums.data())
+                              : be.KvWindowSums(mem.Put(keys), cap, kv_heads, q.data(), q_rows, heads, hd, L, W,
+                                                sums.data());
+          if (!ok) throw Error(accumulated ? "the backend has no KvAccumulatedSums" : "the backend has no KvWindowSums");
         }
         return sums;
       },
@@ -215,9 +230,12 @@ std::vector<int64_t> EveryNth(int64_t past, int64_t step, int64_t offset) {
 }
 
 void KvHookCases() {
-  KvWindowSumsCase(4, 2, 64, 48, 37, 8, 8);       // GQA 2, window = all stashed rows
-  KvWindowSumsCase(7, 1, 128, 320, 300, 40, 32);  // GQA 7, several key tiles, more stashed rows than W
-  KvWindowSumsCase(2, 2, 80, 130, 130, 3, 1);     // one window row, full capacity
+  KvColumnSumsCase(4, 2, 64, 48, 37, 8, 8, false);       // GQA 2, window = all stashed rows
+  KvColumnSumsCase(7, 1, 128, 320, 300, 40, 32, false);  // GQA 7, several key tiles, more stashed rows than W
+  KvColumnSumsCase(2, 2, 80, 130, 130, 3, 1, false);     // one window row, full capacity
+  KvColumnSumsCase(4, 2, 64, 48, 37, 8, 8, true);        // H2O: GQA 2, window keys causally masked
+  KvColumnSumsCase(7, 1, 128, 320, 300, 64, 64, true);   // GQA 7, the episode's 64 stashed rows, key tiles
+  KvColumnSumsCase(2, 2, 80, 40, 40, 40, 40, true);      // every slot a query row (a first prefill), full capacity
   KvZeroCountsCase(4, 2, 64, 80, 70, 8, 8, 0.01f);      // GQA 2, every stashed row
   KvZeroCountsCase(7, 1, 128, 300, 257, 40, 33, 0.01f);  // GQA 7, key tiles with a ragged last one
   KvZeroCountsCase(2, 2, 80, 40, 40, 5, 1, 0.001f);      // one row, full capacity

@@ -1,9 +1,10 @@
 // Compressed persistent episodes on whatever backend the build and machine give, and the contract that
 // lets a KV store in device memory be compressed without copying its keys to the host.
-//  1. Every method, keys-free: with LayerInputs::keys null and the hooks given (window_sums, zero_counts,
-//     key_residuals, computed here by the host code on a copy), a method whose NeedsHostKeys() is false
-//     selects exactly what it selects with the keys and asks each hook only where it needs it; one whose
-//     NeedsHostKeys() is true (H2O) refuses with an error that names what it reads.
+//  1. Every method, keys-free: every built-in method says NeedsHostKeys() == false; with LayerInputs::keys
+//     null and the hooks given (window_sums, zero_counts, key_residuals, accumulated_sums, computed here
+//     by the host code on a copy), it selects exactly what it selects with the keys and asks each hook
+//     only where it needs it; a method denied the one hook it needs (and the keys) refuses with an error
+//     that names what it reads.
 //  2. Every method, three turns of a tiny model on one persistent compressed cache, with device "auto"
 //     (a CUDA GPU when one is usable: scoring and compaction on the device) against device "cpu": the
 //     same slots kept in every layer at every turn, the same greedy tokens. Without a GPU, "auto" is the
@@ -89,7 +90,7 @@ void KeysFreeContract(gt::Checker& ck) {
     const kv::LayerInputs with = s.Inputs();
     const kv::Selection want = Select(m, with, b, p);
     kv::LayerInputs without = with;
-    int calls = 0, zero_calls = 0, residual_calls = 0;
+    int calls = 0, zero_calls = 0, residual_calls = 0, acc_calls = 0;
     without.window_sums = [&](int64_t W, std::vector<float>& sums) {
       ++calls;
       kv::WindowAttentionSums(with, W, sums);
@@ -103,26 +104,38 @@ void KeysFreeContract(gt::Checker& ck) {
       ++residual_calls;
       kv::GuiKvResiduals(with, cur_start, rank, positions, res);
     };
+    without.accumulated_sums = [&](int64_t rows, std::vector<float>& sums) {
+      ++acc_calls;
+      ck.Expect(rows == with.q_rows, (name + ": accumulated attention over every query row").c_str());
+      kv::AccumulatedAttentionSums(with, sums);
+    };
     without.keys = nullptr;
-    if (!m.NeedsHostKeys(p)) {
-      const kv::Selection got = Select(m, without, b, p);
-      ck.Expect(got.kept == want.kept && got.window == want.window && got.compressed == want.compressed,
-                (name + ": keys-free selection == selection with keys").c_str());
-      ck.Expect(name == "full" || calls == 1, (name + ": window sums asked once").c_str());
-      ck.Expect(zero_calls == (name == "vlcache" || budgets ? 1 : 0), (name + ": sparsity counts asked " +
-                std::to_string(zero_calls) + " times (VL-Cache's pre-pass only)").c_str());
-      ck.Expect(residual_calls == (name == "guikv" ? 1 : 0), (name + ": key residuals asked " +
-                std::to_string(residual_calls) + " times (GUI-KV's temporal step only)").c_str());
-    } else {
-      std::string err;
-      try {
-        Select(m, without, b, p);
-      } catch (const std::exception& e) {
-        err = e.what();
-      }
-      ck.Expect(err.find("reads the keys on the host") != std::string::npos, (name + " without host keys refuses: " + err).c_str());
-    }
+    ck.Expect(!m.NeedsHostKeys(p), (name + ": reads keys only through the hooks").c_str());
+    const kv::Selection got = Select(m, without, b, p);
+    ck.Expect(got.kept == want.kept && got.window == want.window && got.compressed == want.compressed,
+              (name + ": keys-free selection == selection with keys").c_str());
+    const bool h2o = name == "h2o";
+    ck.Expect(name == "full" || h2o ? calls == 0 : calls == 1,
+              (name + ": window sums asked " + std::to_string(calls) + " times").c_str());
+    ck.Expect(zero_calls == (name == "vlcache" || budgets ? 1 : 0), (name + ": sparsity counts asked " +
+              std::to_string(zero_calls) + " times (VL-Cache's pre-pass only)").c_str());
+    ck.Expect(residual_calls == (name == "guikv" ? 1 : 0), (name + ": key residuals asked " +
+              std::to_string(residual_calls) + " times (GUI-KV's temporal step only)").c_str());
+    ck.Expect(acc_calls == (h2o ? 1 : 0), (name + ": accumulated attention asked " + std::to_string(acc_calls) +
+              " times (H2O only)").c_str());
   }
+  // Without the keys and without the one hook it reads them through, a method refuses and says why.
+  kv::LayerInputs bare = s.Inputs();
+  bare.keys = nullptr;
+  bare.window_sums = [&](int64_t W, std::vector<float>& sums) { kv::WindowAttentionSums(s.Inputs(), W, sums); };
+  std::string err;
+  try {
+    Select(kv::H2oMethod(), bare, b, kv::H2oMethod().Defaults());
+  } catch (const std::exception& e) {
+    err = e.what();
+  }
+  ck.Expect(err.find("attention sums reads the keys on the host") != std::string::npos,
+            ("h2o without host keys or accumulated_sums refuses: " + err).c_str());
 }
 
 LoadSpec Spec(const std::string& dir, const std::string& device) {

@@ -182,6 +182,23 @@ Vd RefRow(const Layer& l, int h, int64_t s) {
   return p;
 }
 
+#ifdef STARKV_HAVE_CUDA
+// The window kernels' arguments for the layer's last `rows` query rows, queries and keys on the device.
+cu::WindowArgs DeviceWindow(const Layer& l, int64_t rows, const Dev<float>& dq, const Dev<float>& dk) {
+  cu::WindowArgs a;
+  a.queries = dq.p;
+  a.q_rows = l.q_rows;
+  a.keys = dk.p;
+  a.kv_capacity = l.cap;
+  a.num_heads = l.H;
+  a.num_kv_heads = l.Hkv;
+  a.head_dim = l.d;
+  a.seq_len = l.L;
+  a.rows = rows;
+  return a;
+}
+#endif
+
 // ================================================================ 1. window colsum / VL-Cache zeros
 void TestWindow() {
   struct C { int64_t L, W; int H, Hkv, d; };
@@ -204,21 +221,46 @@ void TestWindow() {
 #ifdef STARKV_HAVE_CUDA
     OnGpu(tag, [&] {
       Dev<float> dq(l.queries), dk(l.keys), ds(std::max<int64_t>(P * c.H, 1));
-      cu::WindowArgs a;
-      a.queries = dq.p;
-      a.q_rows = l.q_rows;
-      a.keys = dk.p;
-      a.kv_capacity = l.cap;
-      a.num_heads = c.H;
-      a.num_kv_heads = c.Hkv;
-      a.head_dim = c.d;
-      a.seq_len = c.L;
-      a.rows = c.W;
+      const cu::WindowArgs a = DeviceWindow(l, c.W, dq, dk);
       Dev<char> scratch(cu::WindowScratchBytes(a));
       cu::WindowColsum(a, ds.p, scratch.p, nullptr);
       Vf g = ds.Get();
       g.resize(cpu.size());
       CheckErr("cuda", tag, P ? NormErr(g, cpu) : 0.0, 5e-6);
+    });
+#endif
+  }
+  // H2O's accumulated attention: every query row (here q_rows of them) adds to every key it sees
+  struct A { int64_t L, rows; int H, Hkv, d; };
+  const A acases[] = {{37, 37, 2, 2, 64}, {129, 64, 4, 2, 80}, {301, 64, 14, 2, 128}, {65, 1, 7, 1, 64},
+                      {200, 13, 7, 7, 80}};
+  for (const A& c : acases) {
+    Layer l(c.H, c.Hkv, c.d, c.L, c.rows);
+    const std::string tag = "accumulated_colsum L=" + Str(c.L) + " rows=" + Str(c.rows) + " H=" + Str(c.H) + "/" +
+                            Str(c.Hkv) + " d=" + Str(c.d);
+    Vf cpu;
+    AccumulatedAttentionSums(l.in, cpu);
+    Vd ref(static_cast<size_t>(c.H) * c.L, 0.0);
+    for (int h = 0; h < c.H; ++h)
+      for (int64_t i = 0; i < c.rows; ++i) {
+        const Vd p = RefRow(l, h, c.L - c.rows + i);  // keys [0, slot]
+        for (size_t t = 0; t < p.size(); ++t) ref[h * c.L + t] += p[t];
+      }
+    CheckErr("cpu", tag, NormErr(cpu, ref), 2e-6);
+    if (c.rows < c.L) {  // the past slots' sums are the window sums, bit for bit
+      Vf win, head;
+      WindowAttentionSums(l.in, c.rows, win);
+      const int64_t P = c.L - c.rows;
+      for (int h = 0; h < c.H; ++h) head.insert(head.end(), cpu.begin() + h * c.L, cpu.begin() + h * c.L + P);
+      CheckSame("cpu", tag + " past = window sums", head, win);
+    }
+#ifdef STARKV_HAVE_CUDA
+    OnGpu(tag, [&] {
+      Dev<float> dq(l.queries), dk(l.keys), ds(static_cast<size_t>(c.H) * c.L);
+      const cu::WindowArgs a = DeviceWindow(l, c.rows, dq, dk);
+      Dev<char> scratch(cu::WindowScratchBytes(a));
+      cu::AccumulatedColsum(a, ds.p, scratch.p, nullptr);
+      CheckErr("cuda", tag, NormErr(ds.Get(), cpu), 5e-6);
     });
 #endif
   }
@@ -252,16 +294,7 @@ void TestWindow() {
     OnGpu(tag, [&] {
       Dev<float> dq(l.queries), dk(l.keys);
       Dev<int64_t> dz(static_cast<size_t>(c.H) * c.rows);
-      cu::WindowArgs a;
-      a.queries = dq.p;
-      a.q_rows = l.q_rows;
-      a.keys = dk.p;
-      a.kv_capacity = l.cap;
-      a.num_heads = c.H;
-      a.num_kv_heads = c.Hkv;
-      a.head_dim = c.d;
-      a.seq_len = c.L;
-      a.rows = c.rows;
+      const cu::WindowArgs a = DeviceWindow(l, c.rows, dq, dk);
       Dev<char> scratch(cu::WindowScratchBytes(a));
       cu::WindowZeroCounts(a, static_cast<float>(p.sparsity_threshold), dz.p, scratch.p, nullptr);
       const Vi z = dz.Get();
@@ -938,16 +971,7 @@ void TestSnapKvPipeline() {
       const int rows = static_cast<int>(sel.kept.size());
       Dev<float> dq(l.queries), dk(l.keys), sums(static_cast<size_t>(c.H) * P), pooled(static_cast<size_t>(c.H) * P),
           red(static_cast<size_t>(c.Hkv) * P);
-      cu::WindowArgs a;
-      a.queries = dq.p;
-      a.q_rows = l.q_rows;
-      a.keys = dk.p;
-      a.kv_capacity = l.cap;
-      a.num_heads = c.H;
-      a.num_kv_heads = c.Hkv;
-      a.head_dim = c.d;
-      a.seq_len = c.L;
-      a.rows = W;
+      const cu::WindowArgs a = DeviceWindow(l, W, dq, dk);
       Dev<char> scratch(cu::WindowScratchBytes(a));
       cu::WindowColsum(a, sums.p, scratch.p, nullptr);
       cu::Pool1d(sums.p, c.H, P, p.kernel, p.pooling == Pooling::Max, pooled.p, nullptr);

@@ -91,6 +91,7 @@ export class Desktop {
   }
 
   close(): void {
+    this.keyboard.close(); // restores spare keycodes still bound; written out before the connection ends
     this.conn.close();
   }
 }

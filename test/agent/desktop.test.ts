@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { detectBlank } from '../../app/desktop/capture.ts';
 import { StoppedError } from '../../app/desktop/input.ts';
 import { XConnection } from '../../app/desktop/x11/connection.ts';
+import { XKeyboard } from '../../app/desktop/x11/keyboard.ts';
 import { MOTION, XTest } from '../../app/desktop/x11/xtest.ts';
 import { openScene, type Scene } from './helpers/scene.ts';
 import { startXvfb } from './helpers/xvfb.ts';
@@ -126,6 +127,57 @@ describe('input', () => {
     const e = await s.server.waitFor((x) => x.type === 'text' && x.value === HARD, 10_000, n).catch(() => null);
     expect(s.server.last('text')?.value).toBe(HARD);
     expect(e).not.toBeNull();
+  });
+
+  it('keeps spare keycodes bound while a busy client may still read them, reuses them, then restores the keymap', async () => {
+    // Characters the US map lacks (and the other tests do not type): sharp s, o slash, a ring.
+    const SS = 0xdf, OSLASH = 0xf8, ARING = 0xe5;
+    const c = await XConnection.open(s.xvfb.display);
+    const kb = await XKeyboard.open(c, { lingerMs: 700 });
+    const rowOf = async (kc: number) => {
+      const m = await kb.xtest.keyboardMapping();
+      return m.keysyms[kc - m.minKeycode]!;
+    };
+    try {
+      await inp().click(s.at('field').x, s.at('field').y);
+      await inp().hotkey('ctrl a');
+      const n = s.server.events.length;
+      await kb.type('ßø');
+      const first = new Map(kb.boundKeycodes);
+      expect([...first.keys()].sort()).toEqual([SS, OSLASH].sort());
+      // 300 ms later (a client slow to handle the MappingNotify) the keys still carry the characters
+      await new Promise((r) => setTimeout(r, 300));
+      expect((await rowOf(first.get(SS)!))[0]).toBe(SS);
+      await kb.type('øß\n'); // bound keycodes are reused, not bound again
+      expect(new Map(kb.boundKeycodes)).toEqual(first);
+      const sub = await s.server.waitFor((e) => e.type === 'submit', 5000, n);
+      expect(sub.value).toBe('ßøøß');
+      // after the linger time the keymap rows are empty again
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(kb.boundKeycodes.size).toBe(0);
+      for (const kc of first.values()) expect((await rowOf(kc)).every((x) => x === 0)).toBe(true);
+      // close() restores at once what is still bound
+      await kb.type('å');
+      const kc = kb.boundKeycodes.get(ARING)!;
+      expect((await rowOf(kc))[0]).toBe(ARING);
+      kb.close();
+      c.close();
+      const c2 = await XConnection.open(s.xvfb.display);
+      try {
+        const xt2 = await XTest.open(c2);
+        let row: number[] = [ARING];
+        for (let t = 0; t < 20 && row.some((x) => x !== 0); t++) {  // the server reads the closed connection's last requests
+          const m = await xt2.keyboardMapping();
+          row = m.keysyms[kc - m.minKeycode]!;
+          if (row.some((x) => x !== 0)) await new Promise((r) => setTimeout(r, 100));
+        }
+        expect(row.every((x) => x === 0)).toBe(true);
+      } finally {
+        c2.close();
+      }
+    } finally {
+      c.close();
+    }
   });
 
   it('follows a keymap change made after it started (QWERTZ: y and z swapped)', async () => {

@@ -92,7 +92,9 @@ export class XConnection {
 
   close(): void {
     this.fail(new Error('X connection closed'));
-    this.sock.destroy();
+    if (this.sock.destroyed || this.sock.writableEnded) return;
+    // Requests already queued (a keymap restore, say) are written out before the socket goes.
+    this.sock.end(() => this.sock.destroy());
   }
 
   private fail(e: Error): void {

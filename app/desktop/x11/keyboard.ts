@@ -18,10 +18,23 @@ export interface TypeOptions {
   before?: BeforeEvent;
   /** ms to let clients re-read the keymap after spare keycodes were bound (default 40). */
   remapSettleMs?: number;
-  /** ms to wait after the last key of a remapped run before the spare keycodes are unbound (default 150). */
+  /**
+   * ms to wait before spare keycodes are unbound while a text is still being typed (only when it needs
+   * more distinct missing characters than there are spare keycodes; default 150).
+   */
   restoreDelayMs?: number;
   /** ms between characters (default 0; a round trip to the server follows every character anyway). */
   charDelayMs?: number;
+}
+
+export interface KeyboardOptions {
+  /**
+   * ms that spare keycodes stay bound after the call that bound them (default 2000). A client re-reads
+   * the keymap when it handles the MappingNotify of a binding, which can be well after our keys were
+   * sent when the machine is busy: unbinding sooner can make it read the key back as unbound and lose
+   * the character. The next call reuses bindings still in place; close() and releaseAll() restore at once.
+   */
+  lingerMs?: number;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -33,11 +46,19 @@ export class XKeyboard {
   private spare: number[] = [];
   /** Keys this keyboard currently holds down (released on stop). */
   private readonly held = new Set<number>();
+  /** Spare keycodes we bound (keysym -> keycode) and have not unbound yet. */
+  private readonly bound = new Map<number, number>();
+  private unbindTimer: NodeJS.Timeout | null = null;
+  /** Calls run one at a time (the deferred unbinding included). */
+  private queue: Promise<unknown> = Promise.resolve();
 
-  private constructor(readonly xtest: XTest) {}
+  private constructor(
+    readonly xtest: XTest,
+    private readonly opts: KeyboardOptions,
+  ) {}
 
-  static async open(conn: XConnection): Promise<XKeyboard> {
-    const kb = new XKeyboard(await XTest.open(conn));
+  static async open(conn: XConnection, opts: KeyboardOptions = {}): Promise<XKeyboard> {
+    const kb = new XKeyboard(await XTest.open(conn), opts);
     await kb.refresh();
     return kb;
   }
@@ -66,56 +87,114 @@ export class XKeyboard {
     return shifted;
   }
 
+  /** The spare keycodes bound now, keysym -> keycode (for tests and diagnostics). */
+  get boundKeycodes(): ReadonlyMap<number, number> {
+    return this.bound;
+  }
+
   private isLetter(keysym: number): boolean {
     return (keysym >= 0x41 && keysym <= 0x5a) || (keysym >= 0x61 && keysym <= 0x7a);
   }
 
+  /** Runs `fn` after every earlier call (and deferred unbinding) has finished. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.queue.then(fn, fn);
+    this.queue = p.catch(() => undefined);
+    return p;
+  }
+
+  /** Binds each keysym (not bound by us already) to a free spare keycode, then lets clients re-read. */
+  private async bindSpare(keysyms: Iterable<number>, settleMs: number): Promise<void> {
+    let changed = false;
+    for (const s of keysyms) {
+      if (this.bound.has(s)) continue;
+      const kc = this.spare.shift();
+      if (kc === undefined) throw new Error('the keymap has no spare keycode to bind a character to');
+      this.xtest.changeMapping(kc, this.map.perKeycode, [Array(this.map.perKeycode).fill(s)]);
+      this.bound.set(s, kc);
+      changed = true;
+    }
+    if (changed) {
+      await this.xtest.conn.sync();
+      await sleep(settleMs);
+    }
+  }
+
+  /** Unbinds our spare keycodes (those a client rebound since are left alone) and re-reads the keymap. */
+  private async unbindNow(): Promise<void> {
+    if (this.unbindTimer) clearTimeout(this.unbindTimer);
+    this.unbindTimer = null;
+    if (this.bound.size === 0) return;
+    const map = await this.xtest.keyboardMapping().catch(() => null);
+    for (const [s, kc] of this.bound) {
+      if (!map || map.keysyms[kc - map.minKeycode]?.[0] === s) this.xtest.changeMapping(kc, this.map.perKeycode, [[]]);
+    }
+    this.bound.clear();
+    await this.xtest.conn.sync().catch(() => undefined);
+    await this.refresh().catch(() => undefined);
+  }
+
+  /** Unbinds our spare keycodes lingerMs after the last call that used them. */
+  private scheduleUnbind(): void {
+    if (this.unbindTimer) clearTimeout(this.unbindTimer);
+    this.unbindTimer = null;
+    if (this.bound.size === 0) return;
+    this.unbindTimer = setTimeout(() => {
+      this.unbindTimer = null;
+      void this.exclusive(() => this.unbindNow()).catch(() => undefined);
+    }, this.opts.lingerMs ?? 2000);
+    this.unbindTimer.unref(); // close() restores what is still bound
+  }
+
   /** Types `text` exactly. Newlines are Return, tabs Tab. */
-  async type(text: string, opts: TypeOptions = {}): Promise<void> {
+  type(text: string, opts: TypeOptions = {}): Promise<void> {
+    return this.exclusive(() => this.typeNow(text, opts));
+  }
+
+  private async typeNow(text: string, opts: TypeOptions): Promise<void> {
+    if (this.unbindTimer) clearTimeout(this.unbindTimer); // bindings still in place are reused
+    this.unbindTimer = null;
     const syms = [...text.replace(/\r\n/g, '\n')].map((c) => charToKeysym(c.codePointAt(0)!));
     await this.refresh(); // the user may have switched layouts since the last call
     const state = (await this.xtest.pointer()).mask;
     const capsLock = (state & LOCK_MASK) !== 0;
     // With a second layout group active, the core map's first columns are not what keys produce: bind
     // every character to a spare keycode instead (all its columns carry the character).
-    const lookup = ((state >> 13) & 3) === 0 ? (s: number) => this.lookup(s) : (s: number) => (s >= 0xff00 ? this.lookup(s) : null);
-    let i = 0;
-    while (i < syms.length) {
-      // Bind the missing keysyms of the next stretch of text to spare keycodes.
-      const bound = new Map<number, number>();
-      let j = i;
-      for (; j < syms.length; j++) {
-        const s = syms[j]!;
-        if (lookup(s) || bound.has(s)) continue;
-        if (bound.size >= this.spare.length) break;
-        bound.set(s, this.spare[bound.size]!);
-      }
-      if (j === i && bound.size === 0 && !lookup(syms[i]!)) {
-        throw new Error('the keymap has no spare keycode to bind a character to');
-      }
-      if (bound.size) {
-        for (const [s, kc] of bound) this.xtest.changeMapping(kc, this.map.perKeycode, [Array(this.map.perKeycode).fill(s)]);
-        await this.xtest.conn.sync();
-        await sleep(opts.remapSettleMs ?? 40);
-      }
-      try {
+    const group0 = ((state >> 13) & 3) === 0;
+    const inMap = (s: number) => (this.bound.has(s) ? null : group0 || s >= 0xff00 ? this.lookup(s) : null);
+    try {
+      let i = 0;
+      while (i < syms.length) {
+        // Bind the missing keysyms of the next stretch of text to spare keycodes.
+        const missing = new Set<number>();
+        let j = i;
+        for (; j < syms.length; j++) {
+          const s = syms[j]!;
+          if (inMap(s) || this.bound.has(s) || missing.has(s)) continue;
+          if (missing.size >= this.spare.length) break;
+          missing.add(s);
+        }
+        if (j === i) {
+          if (this.bound.size === 0) throw new Error('the keymap has no spare keycode to bind a character to');
+          // Every spare keycode is bound to earlier characters: let clients read them, then free them.
+          await sleep(opts.restoreDelayMs ?? 150);
+          await this.unbindNow();
+          continue;
+        }
+        await this.bindSpare(missing, opts.remapSettleMs ?? 40);
         for (; i < j; i++) {
           const s = syms[i]!;
-          const hit = lookup(s);
-          const stroke: KeyStroke = hit ?? { keycode: bound.get(s)!, shift: false };
+          const hit = inMap(s);
+          const stroke: KeyStroke = hit ?? { keycode: this.bound.get(s)!, shift: false };
           if (hit && capsLock && this.isLetter(s)) stroke.shift = !stroke.shift;
           opts.before?.();
           this.stroke(stroke);
           await this.xtest.conn.sync();
           if (opts.charDelayMs) await sleep(opts.charDelayMs);
         }
-      } finally {
-        if (bound.size) {
-          await sleep(opts.restoreDelayMs ?? 150);
-          for (const kc of bound.values()) this.xtest.changeMapping(kc, this.map.perKeycode, [[]]);
-          await this.xtest.conn.sync().catch(() => undefined);
-        }
       }
+    } finally {
+      this.scheduleUnbind();
     }
   }
 
@@ -127,26 +206,23 @@ export class XKeyboard {
   }
 
   /** Presses the keys of a chord in order and releases them in reverse (hotkey(key='ctrl shift t')). */
-  async chord(keysyms: number[], before?: BeforeEvent): Promise<void> {
-    await this.refresh();
-    const codes: number[] = [];
-    const bound: number[] = [];
-    for (const s of keysyms) {
-      let hit = this.lookup(s);
-      if (!hit && !isModifierKeysym(s) && this.spare.length > bound.length) {
-        const kc = this.spare[bound.length]!;
-        this.xtest.changeMapping(kc, this.map.perKeycode, [Array(this.map.perKeycode).fill(s)]);
-        bound.push(kc);
-        hit = { keycode: kc, shift: false };
-      }
-      if (!hit) throw new Error(`no key produces keysym 0x${s.toString(16)} in the current keymap`);
-      codes.push(hit.keycode);
-    }
-    if (bound.length) {
-      await this.xtest.conn.sync();
-      await sleep(40);
-    }
+  chord(keysyms: number[], before?: BeforeEvent): Promise<void> {
+    return this.exclusive(() => this.chordNow(keysyms, before));
+  }
+
+  private async chordNow(keysyms: number[], before?: BeforeEvent): Promise<void> {
+    if (this.unbindTimer) clearTimeout(this.unbindTimer);
+    this.unbindTimer = null;
     try {
+      await this.refresh();
+      const missing = keysyms.filter((s) => !this.lookup(s) && !this.bound.has(s) && !isModifierKeysym(s));
+      if (missing.length > this.spare.length) await this.unbindNow();
+      await this.bindSpare(missing.slice(0, this.spare.length), 40);
+      const codes = keysyms.map((s) => {
+        const kc = this.bound.get(s) ?? this.lookup(s)?.keycode;
+        if (kc === undefined) throw new Error(`no key produces keysym 0x${s.toString(16)} in the current keymap`);
+        return kc;
+      });
       before?.();
       for (const c of codes) {
         this.xtest.fake(KEY_PRESS, c);
@@ -158,18 +234,28 @@ export class XKeyboard {
       }
       await this.xtest.conn.sync();
     } finally {
-      if (bound.length) {
-        await sleep(150);
-        for (const kc of bound) this.xtest.changeMapping(kc, this.map.perKeycode, [[]]);
-        await this.xtest.conn.sync().catch(() => undefined);
-      }
+      this.scheduleUnbind();
     }
   }
 
-  /** Releases whatever this keyboard holds (used when the agent is stopped). */
+  /**
+   * Releases whatever this keyboard holds (used when the agent is stopped). Spare keycodes stay bound
+   * until their linger time is over (the text typed just before may not have been read yet).
+   */
   async releaseAll(): Promise<void> {
     for (const c of this.held) this.xtest.fake(KEY_RELEASE, c);
     this.held.clear();
     await this.xtest.conn.sync().catch(() => undefined);
+  }
+
+  /**
+   * Before the connection closes: unbinds our spare keycodes now (the requests are queued ahead of the
+   * close, which writes them out first).
+   */
+  close(): void {
+    if (this.unbindTimer) clearTimeout(this.unbindTimer);
+    this.unbindTimer = null;
+    for (const kc of this.bound.values()) this.xtest.changeMapping(kc, this.map.perKeycode, [[]]);
+    this.bound.clear();
   }
 }

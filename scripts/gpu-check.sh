@@ -4,9 +4,11 @@
 # architecture, then runs the tests that compare the CUDA backend with the CPU one:
 #   backend_ops_test   every backend op, incl. the KV hooks (CUDA vs CPU, cuBLAS and our own GEMM)
 #   kv_ops_test        the KV-compression kernels of kernels/kv (CUDA vs CPU)
-#   qwen2vl_golden_test, episode_test, episode_kv_test
-#                      the tiny models on device "auto" (the GPU) against HF's goldens, and compressed
-#                      episodes of every method against the CPU (same kept slots, same tokens)
+#   qwen2vl_golden_test, episode_test, episode_kv_test, errors_test
+#                      the tiny models on device "auto" (the GPU) against HF's goldens, compressed
+#                      episodes of every method against the CPU (same kept slots, same tokens), and bad
+#                      inputs plus a full GPU (the test fills it: load and prefill must fail with "out of
+#                      memory" naming what did not fit, and the model must answer as before afterwards)
 # then, when .gpu-pack/starkv-gpu.tar.xz travelled with the tree (scripts/gpu-pack.sh, run where npm is),
 #   starkv devices, and starkv bench --device cuda on the Qwen2-VL-2B shape (a quarter, as BENCHMARKS.md's
 #   CPU runs) and on UI-TARS-1.5-7B's full shape (16 GB of bf16 weights), JSON reports in $OUT.
@@ -48,7 +50,7 @@ fi
 echo "gpu-check: built in $(($(date +%s) - start)) s"
 passed=0
 failed=0
-tests=(backend_ops_test kv_ops_test qwen2vl_golden_test episode_test episode_kv_test)
+tests=(backend_ops_test kv_ops_test qwen2vl_golden_test episode_test episode_kv_test errors_test)
 [ -n "${STARKV_GPU_CHECK_SKIP_TESTS:-}" ] && tests=(backend_ops_test)
 for t in "${tests[@]}"; do
   t0=$(date +%s)
@@ -60,7 +62,7 @@ for t in "${tests[@]}"; do
     status=FAILED
     grep -E "FAIL|threw|error" "$out/$t.log" | head -20
   fi
-  echo "== $t: $status in $(($(date +%s) - t0)) s; $(grep -E "CUDA:|device \"auto\"|checks," "$out/$t.log" | tr '\n' ' ')"
+  echo "== $t: $status in $(($(date +%s) - t0)) s; $(grep -E "CUDA:|device \"auto\"|checks,|full device" "$out/$t.log" | tr '\n' ' ')"
 done
 if ! grep -q "cases run on" "$out/backend_ops_test.log"; then  # the tests fall back to the CPU without a GPU
   echo "gpu-check: no CUDA device was used ($(grep -o "no CUDA device[^)]*" "$out/backend_ops_test.log" | head -1))"

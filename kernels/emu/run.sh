@@ -6,8 +6,9 @@
 # (kernels/kv/*.cu are compiled in too: the backend's KV hooks, KvWindowSums and KvCompact, call them)
 #   2. test/native/backend_ops_test with the emulated CudaBackend as its "CUDA" column (cuBLAS does not
 #      load here, so MatMul runs our wmma kernel, emulated);
-#   3. (--models) test/native/qwen2vl_golden_test, episode_test and episode_kv_test (compressed episodes,
-#      every method, against the CPU): the tiny models loaded with
+#   3. (--models) test/native/qwen2vl_golden_test, episode_test, episode_kv_test (compressed episodes,
+#      every method, against the CPU) and errors_test (bad inputs, and a full device: the emulated one
+#      gets 64 MiB, STARKV_EMU_DEVICE_BYTES): the tiny models loaded with
 #      device "auto", i.e. on the emulated CudaBackend, against their goldens (slow: minutes).
 # Not a GPU run: device memory is host memory here, so it cannot catch host reads of device buffers,
 # and it says nothing about the memory model, occupancy, shared-memory limits, device math or speed.
@@ -53,7 +54,7 @@ wait
 tests=(emu_check backend_ops_test)
 if [[ "${1:-}" == "--models" ]]; then
   models=("${@:2}")  # named model tests run alone; none named: the op checks and all three
-  if [ ${#models[@]} -gt 0 ]; then tests=(); else models=(qwen2vl_golden_test episode_test episode_kv_test); fi
+  if [ ${#models[@]} -gt 0 ]; then tests=(); else models=(qwen2vl_golden_test episode_test episode_kv_test errors_test); fi
   for t in "${models[@]}"; do g++ "${cflags[@]}" -c "$root/test/native/$t.cpp" -o "$work/$t.o" & done
   wait
   tests+=("${models[@]}")
@@ -64,6 +65,8 @@ status=0
 for t in "${tests[@]}"; do
   g++ -o "$work/$t" "$work/$t.o" "$work"/k_*.o "$work/model.o" "$root/build/libstarkv_core.a" "${libs[@]}" -lpthread -ldl
   echo "== $t (emulated CUDA)"
-  (cd "$root" && "$work/$t") || status=1
+  emu_env=()  # errors_test fills the device: give the emulated one a size (64 MiB)
+  [ "$t" = errors_test ] && emu_env=(STARKV_EMU_DEVICE_BYTES=$((64 << 20)))
+  (cd "$root" && env "${emu_env[@]}" "$work/$t") || status=1
 done
 exit $status

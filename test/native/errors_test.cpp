@@ -1,5 +1,7 @@
 // Bad checkpoints and bad requests become starkv::Error with a message naming what is wrong (never a
-// crash); cancellation; streaming callback; memory accounting; two models side by side.
+// crash); cancellation; streaming callback; memory accounting; two models side by side; and, where a CUDA
+// device is usable (a GPU, or kernels/emu/run.sh's emulator with an emulated device size), a full device:
+// loading and prefill fail with "out of memory" naming what did not fit, and nothing is lost after.
 #include <unistd.h>
 
 #include <atomic>
@@ -10,6 +12,11 @@
 
 #include "core/error.h"
 #include "golden_util.h"
+
+#ifdef STARKV_HAVE_CUDA
+#include "../../kernels/kv/kv_kernels.h"
+#include "cuda_backend.h"  // kernels/
+#endif
 
 using starkv::qwen2vl::GenerateRequest;
 using starkv::qwen2vl::LoadSpec;
@@ -39,6 +46,72 @@ void ExpectError(gt::Checker& ck, const std::string& what, const std::string& ne
     ck.Expect(false, what + ": wrong exception type: " + e.what());
   }
 }
+
+#ifdef STARKV_HAVE_CUDA
+// Takes every byte of device 0 that can be had (large blocks while they fit, then 64 KiB ones) and gives
+// it back when it goes: what the engine meets beside another process that filled the GPU.
+struct Ballast {
+  std::vector<void*> blocks;
+  size_t bytes = 0;
+  static size_t FreeBytes() {
+    const auto info = starkv::cuda::QueryCudaInfo();
+    return info.devices.empty() ? 0 : static_cast<size_t>(info.devices[0].free_bytes);
+  }
+  bool Take(size_t n) {
+    try {
+      blocks.push_back(starkv::cuda::kv::DeviceAlloc(n));
+      bytes += n;
+      return true;
+    } catch (const std::exception&) {
+      return false;
+    }
+  }
+  Ballast() {
+    for (size_t n = FreeBytes(); n >= (size_t(1) << 20);)
+      if (!Take(n)) n /= 2;
+      else n = FreeBytes();
+    for (int i = 0; i < 1 << 14 && Take(size_t(64) << 10); ++i) {
+    }
+  }
+  ~Ballast() {
+    for (void* p : blocks) starkv::cuda::kv::DeviceFree(p);
+  }
+};
+
+void FullDevice(gt::Checker& ck, const std::string& mdir, const GenerateRequest& r) {
+  std::string reason;
+  if (starkv::cuda::CountDevices(&reason) == 0) {
+    std::printf("full device: not run (%s)\n", reason.c_str());
+    return;
+  }
+  const std::string name = starkv::cuda::kv::DeviceName(0);
+  if (name.find("emulator") != std::string::npos && !std::getenv("STARKV_EMU_DEVICE_BYTES")) {
+    ck.Expect(false, "full device: the emulator needs STARKV_EMU_DEVICE_BYTES (kernels/emu/run.sh sets it)");
+    return;
+  }
+  LoadSpec s = Spec(mdir);
+  s.device = "cuda";
+  {
+    Ballast full;
+    std::printf("full device on %s: %.1f MiB taken\n", name.c_str(), full.bytes / 1048576.0);
+    ExpectError(ck, "loading onto a full device", "out of memory", [&] { Model m(s); });
+    ExpectError(ck, "loading onto a full device", "weights (", [&] { Model m(s); });
+  }
+  Model m(s);  // room again: it loads
+  {
+    Ballast full;
+    ExpectError(ck, "prefill on a full device", "out of memory", [&] { m.Generate(r, nullptr, nullptr); });
+  }
+  const auto& acc = m.memory();
+  ck.Expect(acc.Get(starkv::MemCategory::Activations).current == 0 && acc.Get(starkv::MemCategory::Kv).current == 0,
+            "full device: the failed call left no activations or KV allocated");
+  const auto after = m.Generate(r, nullptr, nullptr);  // room again: the same model answers as a fresh one
+  Model fresh(s);
+  const auto want = fresh.Generate(r, nullptr, nullptr);
+  ck.Expect(after.tokens == want.tokens && after.prompt_logits_last == want.prompt_logits_last,
+            "full device: after the failure the model answers exactly as a freshly loaded one");
+}
+#endif
 
 }  // namespace
 
@@ -185,7 +258,14 @@ int main() {
   ck.Expect(acc.Get(starkv::MemCategory::Activations).current == 0 && acc.Get(starkv::MemCategory::Activations).peak > 0,
             "activations freed after a call, peak kept");
   ck.Expect(acc.Get(starkv::MemCategory::Kv).current == 0 && acc.Get(starkv::MemCategory::Kv).peak > 0, "kv accounted");
-  ck.Expect(acc.Get(starkv::MemCategory::Weights).current >= 883176, "weights = mapped bytes");
+  if (m.device().rfind("cuda", 0) == 0) {  // on a device the account holds the device copies of the tensors
+    int64_t tensor_bytes = 0;
+    for (const auto& e : Spec(mdir).tensors) tensor_bytes += static_cast<int64_t>(e.nbytes);
+    ck.Expect(acc.Get(starkv::MemCategory::Weights).current >= tensor_bytes,
+              "weights = device copies of every tensor (" + std::to_string(tensor_bytes) + " bytes)");
+  } else {
+    ck.Expect(acc.Get(starkv::MemCategory::Weights).current >= 883176, "weights = mapped bytes");
+  }
   // Seeded sampling: reproducible, and differs across seeds.
   auto sr = req(p1, true);
   sr.max_new_tokens = 16;
@@ -204,5 +284,10 @@ int main() {
   auto g3 = m.Generate(req({10, 20, 30}, false), nullptr, nullptr);
   ck.Expect(g1.tokens == g3.tokens && g1.prompt_logits_last == g3.prompt_logits_last && g1.tokens != g2.tokens,
             "two models side by side");
+#ifdef STARKV_HAVE_CUDA
+  FullDevice(ck, mdir, req(p1, true));
+#else
+  std::printf("full device: not run (built without CUDA)\n");
+#endif
   return ck.Finish("errors_test");
 }

@@ -16,7 +16,13 @@ inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned) { *s = n
 inline cudaError_t cudaStreamDestroy(cudaStream_t) { return 0; }
 inline cudaError_t cudaGetDevice(int* d) { *d = 0; return 0; }
 inline cudaError_t cudaSetDevice(int) { return 0; }
-inline cudaError_t cudaMemGetInfo(size_t* f, size_t* t) { *f = size_t(1) << 34; *t = size_t(1) << 35; return 0; }
+inline cudaError_t cudaMemGetInfo(size_t* f, size_t* t) {  // the emulated device size when one is set
+  auto& g = emu::Guard();
+  std::lock_guard<std::recursive_mutex> lk(g.mu);
+  *t = g.cap ? g.cap : size_t(1) << 35;
+  *f = g.cap ? g.cap - g.used : size_t(1) << 34;
+  return 0;
+}
 typedef struct CUevent_st* cudaEvent_t;
 inline cudaError_t cudaEventCreate(cudaEvent_t* e) { *e = nullptr; return 0; }
 inline cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return 0; }
@@ -28,7 +34,7 @@ inline cudaError_t EmuGetDeviceProperties(EmuDeviceProp* p, int) {
   std::strcpy(p->name, "host emulator of CUDA blocks/threads, not a GPU");
   p->major = 8;  // what the backend needs to accept it
   p->minor = 0;
-  p->totalGlobalMem = size_t(1) << 35;
+  p->totalGlobalMem = emu::Guard().cap ? emu::Guard().cap : size_t(1) << 35;
   return 0;
 }
 #define cudaDeviceProp EmuDeviceProp

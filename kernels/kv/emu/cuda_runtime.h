@@ -54,6 +54,13 @@ struct DeviceGuard {
   std::recursive_mutex mu;
   std::map<void*, size_t> ranges;  // mapped device allocations (page-rounded)
   int open = 0;
+  // Emulated device size: STARKV_EMU_DEVICE_BYTES (0 or unset: no limit, reported as 16 GiB free of 32);
+  // cudaMalloc beyond it fails as a full GPU would (cudaErrorMemoryAllocation).
+  size_t used = 0;
+  size_t cap = [] {
+    const char* v = std::getenv("STARKV_EMU_DEVICE_BYTES");
+    return v ? static_cast<size_t>(std::strtoull(v, nullptr, 10)) : size_t(0);
+  }();
   static size_t Round(size_t n) {
     const size_t pg = static_cast<size_t>(sysconf(_SC_PAGESIZE));
     return (std::max<size_t>(n, 1) + pg - 1) / pg * pg;
@@ -108,11 +115,13 @@ inline cudaError_t cudaMalloc(void** p, size_t n) {
   emu::DeviceAccess a;
   auto& g = emu::Guard();
   const size_t m = emu::DeviceGuard::Round(n);
-  void* q = mmap(nullptr, m, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (q == MAP_FAILED) return 2;  // cudaErrorMemoryAllocation
-  std::memset(q, 0xCD, m);
   std::lock_guard<std::recursive_mutex> lk(g.mu);
+  if (g.cap && (m > g.cap || g.used > g.cap - m)) return 2;  // cudaErrorMemoryAllocation: the device is full
+  void* q = mmap(nullptr, m, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (q == MAP_FAILED) return 2;
+  std::memset(q, 0xCD, m);
   g.ranges[q] = m;
+  g.used += m;
   *p = q;
   return 0;
 }
@@ -123,6 +132,7 @@ inline cudaError_t cudaFree(void* p) {
   auto it = g.ranges.find(p);
   if (it == g.ranges.end()) std::abort();  // not a device pointer of ours
   munmap(it->first, it->second);
+  g.used -= it->second;
   g.ranges.erase(it);
   return 0;
 }

@@ -32,7 +32,7 @@ export interface KeyboardOptions {
    * ms that spare keycodes stay bound after the call that bound them (default 2000). A client re-reads
    * the keymap when it handles the MappingNotify of a binding, which can be well after our keys were
    * sent when the machine is busy: unbinding sooner can make it read the key back as unbound and lose
-   * the character. The next call reuses bindings still in place; close() and releaseAll() restore at once.
+   * the character. The next call reuses bindings still in place; close() restores at once.
    */
   lingerMs?: number;
 }

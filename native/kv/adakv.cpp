@@ -15,7 +15,6 @@ namespace {
 class AdaKv final : public KvMethod {
  public:
   const char* Name() const override { return "adakv"; }
-  bool NeedsHostKeys(const MethodParams&) const override { return false; }
   MethodParams Defaults() const override {
     MethodParams p;
     p.window = 32;

@@ -8,7 +8,6 @@ namespace {
 class Full final : public KvMethod {
  public:
   const char* Name() const override { return "full"; }
-  bool NeedsHostKeys(const MethodParams&) const override { return false; }
   MethodParams Defaults() const override { return MethodParams(); }
   void Compress(const LayerInputs& in, const Budget&, const MethodParams&, LayerState& state, Selection& out,
                 Telemetry& tel) const override {

@@ -77,7 +77,6 @@ class GuiKv final : public KvMethod {
     p.granularity = Granularity::QueryHead;
     return p;
   }
-  bool NeedsHostKeys(const MethodParams&) const override { return false; }  // window sums + key residuals
   void Compress(const LayerInputs& in, const Budget& budget, const MethodParams& p, LayerState& state,
                 Selection& out, Telemetry& tel) const override {
     ValidateLayer(in, 0);

@@ -20,7 +20,6 @@ class H2o final : public KvMethod {
     p.granularity = Granularity::KvHead;
     return p;
   }
-  bool NeedsHostKeys(const MethodParams&) const override { return false; }  // accumulated sums
   void Compress(const LayerInputs& in, const Budget& budget, const MethodParams& p, LayerState& st,
                 Selection& out, Telemetry& tel) const override {
     ValidateLayer(in, 1);

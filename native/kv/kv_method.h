@@ -27,10 +27,6 @@ class KvMethod {
   // The method's reference defaults.
   virtual MethodParams Defaults() const = 0;
   virtual bool NeedsPrepass(const MethodParams&) const { return false; }
-  // Whether the method reads LayerInputs::keys other than through its hooks (window_sums, zero_counts,
-  // key_residuals, accumulated_sums; true unless a method says otherwise; every built-in method says false). A KV store in device memory hands such methods
-  // a host copy of the keys; the others get only the hooks, computed on the device.
-  virtual bool NeedsHostKeys(const MethodParams&) const { return true; }
   // Per-layer statistic for budget allocation (VL-Cache: post-vision attention sparsity gamma).
   virtual double Prepass(const LayerInputs& in, const MethodParams& p) const;
   // Scores the layer and selects the slots to keep; updates `state` (per-layer, per-episode).

@@ -52,8 +52,8 @@ struct LayerInputs {
   // VL-Cache: first slot after the last image (<|vision_end|> index). -1 = spans.back().end.
   int64_t last_vision_index = -1;
   // Optional: computes WindowAttentionSums(in, W) where the keys live (a KV store in device memory):
-  // fills sums [num_heads][seq_len - W]. When set (with the two hooks below), `keys` may be null for the
-  // methods whose NeedsHostKeys() is false (they read keys only through the hooks).
+  // fills sums [num_heads][seq_len - W]. When set (with the three hooks below), `keys` may be null:
+  // the methods read keys only through the hooks (episode_kv_test holds every method to that).
   std::function<void(int64_t W, std::vector<float>& sums)> window_sums;
   // Optional, likewise: VlCacheZeroCounts(in, rows, threshold, zeros) where the keys live (VL-Cache's
   // sparsity pre-pass, also STaR-KV's vlcache_layer_budgets option).

@@ -17,7 +17,6 @@ int64_t FloorDiv(int64_t a, int64_t b) {
 class PyramidKv final : public KvMethod {
  public:
   const char* Name() const override { return "pyramidkv"; }
-  bool NeedsHostKeys(const MethodParams&) const override { return false; }
   MethodParams Defaults() const override {
     MethodParams p;
     p.window = 8;

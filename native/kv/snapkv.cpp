@@ -9,7 +9,6 @@ namespace {
 class SnapKv final : public KvMethod {
  public:
   const char* Name() const override { return "snapkv"; }
-  bool NeedsHostKeys(const MethodParams&) const override { return false; }
   MethodParams Defaults() const override {
     MethodParams p;
     p.window = 8;

@@ -13,7 +13,7 @@ namespace starkv::kv {
 // Checks shapes, pointers and spans; `need_q_rows` = how many trailing query rows the method reads.
 void ValidateLayer(const LayerInputs& in, int64_t need_q_rows);
 // The host keys, for code that reads them directly (throws KvError naming `who` when there are only
-// device-side window sums, i.e. the method's NeedsHostKeys() was wrong).
+// device-side hooks, i.e. a method read keys other than through the hooks).
 const float* HostKeys(const LayerInputs& in, const char* who);
 // cap = int(ref_len * (percent / 100)) in double precision, or the absolute cap.
 int64_t BudgetCap(const Budget& b, int64_t seq_len);

@@ -44,7 +44,6 @@ class StarKv final : public KvMethod {
     return p;
   }
   bool NeedsPrepass(const MethodParams& p) const override { return p.vlcache_layer_budgets; }
-  bool NeedsHostKeys(const MethodParams&) const override { return false; }  // window sums (+ zero counts)
   double Prepass(const LayerInputs& in, const MethodParams& p) const override {
     if (!p.vlcache_layer_budgets) return KvMethod::Prepass(in, p);  // throws: no pre-pass
     return VlCacheSparsity(in, p);

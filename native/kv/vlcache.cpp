@@ -115,7 +115,6 @@ class VlCache final : public KvMethod {
     return p;
   }
   bool NeedsPrepass(const MethodParams&) const override { return true; }
-  bool NeedsHostKeys(const MethodParams&) const override { return false; }  // window sums + zero counts
   double Prepass(const LayerInputs& in, const MethodParams& p) const override { return VlCacheSparsity(in, p); }
   void Compress(const LayerInputs& in, const Budget& budget, const MethodParams& p, LayerState& state,
                 Selection& out, Telemetry& tel) const override {

@@ -152,10 +152,7 @@ std::vector<LayerReport> CompressTurn(Episode& ep, const KvPolicy& policy, const
   std::vector<std::vector<float>> queries(static_cast<size_t>(layers));
   const bool host_kv = ep.kv.backend()->HostAccessible();
   // A device store: window sums, accumulated attention, sparsity counts, key residuals and compaction run
-  // on the device; a method that read keys otherwise (none of the built-in ones) would get a host copy of
-  // each layer's keys.
-  const bool host_keys = !host_kv && policy.method && policy.method->NeedsHostKeys(policy.params);
-  std::vector<std::vector<float>> keys(static_cast<size_t>(host_keys ? layers : 0));
+  // on the device; the methods read keys only through those hooks (LayerInputs::keys stays null).
   for (int l = 0; l < layers; ++l) {
     kv::LayerInputs& in = inputs[l];
     const int64_t L = ep.kv.Length(l);
@@ -171,11 +168,6 @@ std::vector<LayerReport> CompressTurn(Episode& ep, const KvPolicy& policy, const
       in.zero_counts = DeviceZeroCounts(ep.kv, l, in);
       in.key_residuals = DeviceResiduals(ep.kv, l, in);
       in.accumulated_sums = DeviceAccumulatedSums(ep.kv, l, in);
-      if (host_keys) {
-        keys[l].resize(static_cast<size_t>(c.kv_heads * ep.kv.KHeadStride()));
-        ep.kv.backend()->Download(ep.kv.Keys(l), sizeof(float) * keys[l].size(), keys[l].data());
-        in.keys = keys[l].data();
-      }
     }
     in.kv_capacity = ep.kv.capacity();
     queries[l] = stash.Queries(l);

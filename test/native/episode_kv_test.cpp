@@ -1,6 +1,6 @@
 // Compressed persistent episodes on whatever backend the build and machine give, and the contract that
 // lets a KV store in device memory be compressed without copying its keys to the host.
-//  1. Every method, keys-free: every built-in method says NeedsHostKeys() == false; with LayerInputs::keys
+//  1. Every method, keys-free (how a KV store in device memory is compressed): with LayerInputs::keys
 //     null and the hooks given (window_sums, zero_counts, key_residuals, accumulated_sums, computed here
 //     by the host code on a copy), it selects exactly what it selects with the keys and asks each hook
 //     only where it needs it; a method denied the one hook it needs (and the keys) refuses with an error
@@ -110,7 +110,6 @@ void KeysFreeContract(gt::Checker& ck) {
       kv::AccumulatedAttentionSums(with, sums);
     };
     without.keys = nullptr;
-    ck.Expect(!m.NeedsHostKeys(p), (name + ": reads keys only through the hooks").c_str());
     const kv::Selection got = Select(m, without, b, p);
     ck.Expect(got.kept == want.kept && got.window == want.window && got.compressed == want.compressed,
               (name + ": keys-free selection == selection with keys").c_str());

@@ -2,7 +2,8 @@
 // accumulated attention, VL-Cache's sparsity counts, GUI-KV's key residuals and the compaction of a layer
 // run on the device, where the episode's KV store lives, through the kernels of kernels/kv. Only the
 // window queries (or the slot lists) go up and the [heads][P] or [heads][L] sums, [heads][rows] counts or
-// [kv_heads][n] residuals come down, never a layer's keys or values. Scratch comes from the backend's block cache (ordered on its one stream).
+// [kv_heads][n] residuals come down, never a layer's keys or values. Scratch comes from the backend's
+// block cache (ordered on its one stream).
 #include <cuda_runtime.h>
 
 #include <string>

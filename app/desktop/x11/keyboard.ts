@@ -122,8 +122,7 @@ export class XKeyboard {
 
   /** Unbinds our spare keycodes (those a client rebound since are left alone) and re-reads the keymap. */
   private async unbindNow(): Promise<void> {
-    if (this.unbindTimer) clearTimeout(this.unbindTimer);
-    this.unbindTimer = null;
+    this.cancelUnbind();
     if (this.bound.size === 0) return;
     const map = await this.xtest.keyboardMapping().catch(() => null);
     for (const [s, kc] of this.bound) {
@@ -134,10 +133,14 @@ export class XKeyboard {
     await this.refresh().catch(() => undefined);
   }
 
-  /** Unbinds our spare keycodes lingerMs after the last call that used them. */
-  private scheduleUnbind(): void {
+  private cancelUnbind(): void {
     if (this.unbindTimer) clearTimeout(this.unbindTimer);
     this.unbindTimer = null;
+  }
+
+  /** Unbinds our spare keycodes lingerMs after the last call that used them. */
+  private scheduleUnbind(): void {
+    this.cancelUnbind();
     if (this.bound.size === 0) return;
     this.unbindTimer = setTimeout(() => {
       this.unbindTimer = null;
@@ -152,8 +155,7 @@ export class XKeyboard {
   }
 
   private async typeNow(text: string, opts: TypeOptions): Promise<void> {
-    if (this.unbindTimer) clearTimeout(this.unbindTimer); // bindings still in place are reused
-    this.unbindTimer = null;
+    this.cancelUnbind(); // bindings still in place are reused
     const syms = [...text.replace(/\r\n/g, '\n')].map((c) => charToKeysym(c.codePointAt(0)!));
     await this.refresh(); // the user may have switched layouts since the last call
     const state = (await this.xtest.pointer()).mask;
@@ -211,8 +213,7 @@ export class XKeyboard {
   }
 
   private async chordNow(keysyms: number[], before?: BeforeEvent): Promise<void> {
-    if (this.unbindTimer) clearTimeout(this.unbindTimer);
-    this.unbindTimer = null;
+    this.cancelUnbind();
     try {
       await this.refresh();
       const missing = keysyms.filter((s) => !this.lookup(s) && !this.bound.has(s) && !isModifierKeysym(s));
@@ -253,8 +254,7 @@ export class XKeyboard {
    * close, which writes them out first).
    */
   close(): void {
-    if (this.unbindTimer) clearTimeout(this.unbindTimer);
-    this.unbindTimer = null;
+    this.cancelUnbind();
     for (const kc of this.bound.values()) this.xtest.changeMapping(kc, this.map.perKeycode, [[]]);
     this.bound.clear();
   }

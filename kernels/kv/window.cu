@@ -82,8 +82,8 @@ __global__ void ColsumKernel(WindowArgs a, float scale, const RowStat* stat, int
   if (j >= cols) return;
   const float* kr = smem + threadIdx.x * (d + 1);
   double acc = 0.0;
-  for (int64_t i = 0; i < W; ++i) {  // rows in order, as the CPU
-    if (!k::WindowVisible(j, i, L, W)) continue;
+  // rows in order, as the CPU, from the first that sees key j (WindowVisible: j <= L - W + i)
+  for (int64_t i = j > L - W ? j - (L - W) : 0; i < W; ++i) {
     const float* q = a.queries + (static_cast<int64_t>(h) * a.q_rows + (a.q_rows - W + i)) * d;
     const RowStat st = stat[static_cast<int64_t>(h) * W + i];
     acc += static_cast<double>(k::SoftmaxProb(k::ExpShift(k::WindowLogit(q, kr, d, scale), st.m), st.z));

@@ -19,16 +19,18 @@ function seriesOf(cells: Cell[], f: (c: Cell) => number): Series[] {
 
 export function markdownTable(cells: Cell[]): string {
   const groupNames = [...new Set(cells.flatMap((c) => Object.entries(c.groups).flatMap(([g, vs]) => Object.keys(vs).map((v) => `${g}=${v}`))))].sort();
-  const head = ['method', 'budget %', 'n', 'accuracy', ...groupNames, 'ms/sample', 'KV bytes', 'KV vs full'];
+  const scored = cells.some((c) => c.score !== undefined); // AgentNetBench: its score beside the accuracy
+  const head = ['method', 'budget %', 'n', 'accuracy', ...(scored ? ['AgentNetBench score'] : []), ...groupNames, 'ms/sample', 'KV bytes', 'KV vs full'];
   const rows = cells.map((c) => [
     c.method,
     String(c.budget),
     String(c.n),
     pct(c.accuracy),
+    ...(scored ? [c.score !== undefined ? pct(c.score) : ''] : []),
     ...groupNames.map((gv) => {
       const [g, v] = gv.split('=') as [string, string];
       const e = c.groups[g]?.[v];
-      return e ? `${pct(e.accuracy)} (${e.n})` : '';
+      return e ? `${pct(e.accuracy)}${e.score !== undefined ? `, score ${pct(e.score)}` : ''} (${e.n})` : '';
     }),
     c.msPerSample.toFixed(0),
     mib(c.kvBytes),
@@ -59,6 +61,8 @@ export async function writeReport(outDir: string, title?: string): Promise<Repor
     ['time.png', lineChartSvg('Time per sample against budget', 'KV budget (%)', 'ms per sample', seriesOf(cells, (c) => c.msPerSample), { yMin: 0, yFormat: (v) => v.toFixed(0) })],
     ['kv-bytes.png', lineChartSvg('KV cache bytes against budget', 'KV budget (%)', 'KV bytes', seriesOf(cells, (c) => c.kvBytes), { yMin: 0, yFormat: mib })],
   ];
+  if (cells.some((c) => c.score !== undefined))
+    charts.splice(1, 0, ['score.png', lineChartSvg('AgentNetBench score against budget', 'KV budget (%)', 'score', seriesOf(cells.filter((c) => c.score !== undefined), (c) => c.score!), { yMin: 0, yMax: 1, yFormat: pct })]);
   const plots: string[] = [];
   for (const [name, svg] of charts) {
     await svgToPng(svg, path.join(outDir, name));

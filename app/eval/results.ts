@@ -7,6 +7,7 @@ export interface ResultRow {
   method: string;
   budget: number;
   hit: boolean;
+  score?: number; // AgentNetBench steps: the benchmark's score (0-1)
   ms: number;
   kvBytes: number;
   fullKvBytes: number;
@@ -56,13 +57,20 @@ export interface Cell {
   budget: number;
   n: number;
   accuracy: number;
+  score?: number; // the mean AgentNetBench score, where the rows have one
   msPerSample: number;
   kvBytes: number;
   fullKvBytes: number;
-  groups: Record<string, Record<string, { n: number; accuracy: number }>>;
+  groups: Record<string, Record<string, { n: number; accuracy: number; score?: number }>>;
 }
 
-/** Accuracy (overall and per annotation group), time and KV bytes per method x budget. */
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+const scoreOf = (rs: ResultRow[]) => {
+  const s = rs.filter((r) => typeof r.score === 'number').map((r) => r.score!);
+  return s.length ? { score: mean(s) } : {};
+};
+
+/** Accuracy (overall and per annotation group), AgentNetBench score, time and KV bytes per method x budget. */
 export function summarise(rows: ResultRow[]): Cell[] {
   const byCell = new Map<string, ResultRow[]>();
   for (const r of rows) {
@@ -70,22 +78,24 @@ export function summarise(rows: ResultRow[]): Cell[] {
     if (!byCell.has(k)) byCell.set(k, []);
     byCell.get(k)!.push(r);
   }
-  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
   const cells: Cell[] = [];
   for (const rs of byCell.values()) {
-    const groups: Cell['groups'] = {};
+    const byGroup = new Map<string, Map<string, ResultRow[]>>();
     for (const r of rs)
       for (const [g, v] of Object.entries(r.groups ?? {})) {
-        groups[g] ??= {};
-        const e = (groups[g][v] ??= { n: 0, accuracy: 0 });
-        e.accuracy = (e.accuracy * e.n + (r.hit ? 1 : 0)) / (e.n + 1);
-        e.n++;
+        if (!byGroup.has(g)) byGroup.set(g, new Map());
+        const m = byGroup.get(g)!;
+        if (!m.has(v)) m.set(v, []);
+        m.get(v)!.push(r);
       }
+    const groups: Cell['groups'] = {};
+    for (const [g, m] of byGroup) groups[g] = Object.fromEntries([...m].map(([v, xs]) => [v, { n: xs.length, accuracy: mean(xs.map((r) => (r.hit ? 1 : 0))), ...scoreOf(xs) }]));
     cells.push({
       method: rs[0]!.method,
       budget: rs[0]!.budget,
       n: rs.length,
       accuracy: mean(rs.map((r) => (r.hit ? 1 : 0))),
+      ...scoreOf(rs),
       msPerSample: mean(rs.map((r) => r.ms)),
       kvBytes: mean(rs.map((r) => r.kvBytes)),
       fullKvBytes: mean(rs.map((r) => r.fullKvBytes)),

@@ -8,7 +8,7 @@ import { NativeBackend } from '../model/backends/native.ts';
 import type { Protocol } from '../model/chat-episode.ts';
 import { Progress } from './progress.ts';
 import { readResults, resultKey, ResultWriter } from './results.ts';
-import { loadScreenshot, loadTrajectories, predictedAction, stepMatches, stepMessages } from './trajectory.ts';
+import { loadScreenshot, loadTrajectories, scoreStep, stepMessages } from './trajectory.ts';
 
 export interface TrajectoryRunOptions {
   data: string;
@@ -51,13 +51,11 @@ export async function runTrajectories(engine: Engine, o: TrajectoryRunOptions): 
           const r = (await backend.generate({ messages: stepMessages(ep, shots, k, o.historyImages ?? 5), maxTokens: o.maxNewTokens ?? 128, temperature: 0, episode: episodeId })) as Awaited<ReturnType<NativeBackend['generate']>> & { kvTurn?: { kvBytes: number; fullKvBytes: number } };
           if (have.has(key(method, budget, ep.id, k))) continue;
           const gt = ep.steps[k]!.action;
-          const pred = predictedAction(r.text, shots[k]!);
           w.append({
             id: `${ep.id}#${k}`,
             method,
             budget,
-            hit: stepMatches(pred, gt, shots[k]!),
-            predicted: pred,
+            ...scoreStep(ep, k, r.text, shots[k]!),
             reply: r.text,
             ms: performance.now() - t0,
             kvBytes: r.kvTurn?.kvBytes ?? 0,

@@ -12,6 +12,7 @@ import { buildMessages, type HistoryTurn } from '../agent/prompt.ts';
 import { parseReply, ReplyParseError } from '../agent/parse.ts';
 import type { ModelImage } from '../model/backends/types.ts';
 import { smartResize } from '../model/preprocess.ts';
+import { agentNetStepScore, fromAgentNetTask, isAgentNetTask, toAgentNetPredictions, type AnbStep } from './agentnet.ts';
 
 const point = z.object({ x: z.number(), y: z.number() });
 const actionSchema = z.discriminatedUnion('type', [
@@ -32,9 +33,20 @@ const episodeSchema = z.object({
   platform: z.string().optional(),
   steps: z.array(z.object({ screenshot: z.string(), action: actionSchema })).min(1),
 });
-export type TrajectoryEpisode = z.infer<typeof episodeSchema> & { dir: string };
+/**
+ * An episode: ours (points in screenshot pixels), or an AgentNetBench task (`relative`: points are
+ * fractions of the screenshot; each step keeps its recorded actions for the benchmark's score).
+ */
+export type TrajectoryEpisode = Omit<z.infer<typeof episodeSchema>, 'steps'> & {
+  dir: string;
+  relative?: boolean;
+  steps: Array<{ screenshot: string; action: GtAction; agentnet?: AnbStep }>;
+};
 
-/** Reads every *.json (one episode, or an array of episodes) and *.jsonl (one per line) in `dir`. */
+/**
+ * Reads every *.json (one episode, an array of episodes, or an AgentNetBench task file with its
+ * screenshots in images/) and *.jsonl (one episode per line) in `dir`.
+ */
 export function loadTrajectories(dir: string): TrajectoryEpisode[] {
   const root = path.resolve(dir);
   if (!existsSync(root)) throw new Error(`${root}: no such trajectory folder`);
@@ -52,6 +64,7 @@ export function loadTrajectories(dir: string): TrajectoryEpisode[] {
       throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
     }
     items.forEach((it, i) => {
+      if (isAgentNetTask(it)) return void out.push({ ...fromAgentNetTask(it, file, root), dir: root, relative: true });
       const p = episodeSchema.safeParse(it);
       if (!p.success) {
         const is = p.error.issues[0]!;
@@ -65,17 +78,19 @@ export function loadTrajectories(dir: string): TrajectoryEpisode[] {
   return out;
 }
 
-const toAction = (a: GtAction): Action<Point> => {
+/** A recorded action in screen pixels; `scale` multiplies its coordinates (relative ones: the screenshot's size). */
+const toAction = (a: GtAction, scale = { width: 1, height: 1 }): Action<Point> => {
+  const at = (x: number, y: number): Point => ({ x: x * scale.width, y: y * scale.height });
   switch (a.type) {
     case 'click':
     case 'left_double':
     case 'right_single':
     case 'hover':
-      return { type: a.type, point: { x: a.x, y: a.y } };
+      return { type: a.type, point: at(a.x, a.y) };
     case 'drag':
-      return { type: 'drag', from: a.from, to: a.to };
+      return { type: 'drag', from: at(a.from.x, a.from.y), to: at(a.to.x, a.to.y) };
     case 'scroll':
-      return { type: 'scroll', direction: a.direction, point: a.x !== undefined && a.y !== undefined ? { x: a.x, y: a.y } : null };
+      return { type: 'scroll', direction: a.direction, point: a.x !== undefined && a.y !== undefined ? at(a.x, a.y) : null };
     case 'hotkey':
       return { type: 'hotkey', keys: a.keys };
     case 'type':
@@ -135,7 +150,7 @@ export function geometry(img: ModelImage): ImageGeometry {
 export function stepMessages(ep: TrajectoryEpisode, shots: ModelImage[], k: number, historyImages: number) {
   const turns: HistoryTurn[] = shots.slice(0, k + 1).map((s, i) => {
     if (i === k) return { screenshot: s };
-    const a = toAction(ep.steps[i]!.action); // screen pixels
+    const a = toAction(ep.steps[i]!.action, ep.relative ? s : undefined); // screen pixels
     const m = (p: Point) => toModel(p, geometry(s)); // -> pixels of the image the model saw
     const model: Action<Point> =
       'point' in a && a.point ? { ...a, point: m(a.point) } : a.type === 'drag' ? { ...a, from: m(a.from), to: m(a.to) } : a;
@@ -144,13 +159,29 @@ export function stepMessages(ep: TrajectoryEpisode, shots: ModelImage[], k: numb
   return buildMessages(turns, { instruction: ep.task, historyImages });
 }
 
-/** The first action of a reply, in screen pixels of `img`, or null when the reply does not parse. */
-export function predictedAction(reply: string, img: ModelImage): Action<Point> | null {
+/** The actions of a reply, in screen pixels of `img`; none when the reply does not parse. */
+export function predictedActions(reply: string, img: ModelImage): Array<Action<Point>> {
   try {
-    const a = parseReply(reply).actions[0];
-    return a ? mapAction(a, geometry(img)).action : null;
+    return parseReply(reply).actions.map((a) => mapAction(a, geometry(img)).action);
   } catch (e) {
-    if (e instanceof ReplyParseError) return null;
+    if (e instanceof ReplyParseError) return [];
     throw e;
   }
+}
+
+/** The first action of a reply, in screen pixels of `img`, or null when the reply does not parse. */
+export const predictedAction = (reply: string, img: ModelImage): Action<Point> | null => predictedActions(reply, img)[0] ?? null;
+
+/**
+ * One step's result for a reply: the first predicted action, whether it counts, and for AgentNetBench
+ * steps the benchmark's score (0-1; the step counts when it is full) and whether an alternative option
+ * gave it.
+ */
+export function scoreStep(ep: TrajectoryEpisode, k: number, reply: string, shot: ModelImage): { hit: boolean; predicted: Action<Point> | null; score?: number; alternative?: boolean } {
+  const actions = predictedActions(reply, shot);
+  const predicted = actions[0] ?? null;
+  const step = ep.steps[k]!;
+  if (!step.agentnet) return { hit: stepMatches(predicted, step.action, shot), predicted };
+  const { score, alternative } = agentNetStepScore(step.agentnet, toAgentNetPredictions(actions, shot));
+  return { hit: score >= 1 - 1e-9, predicted, score, alternative };
 }

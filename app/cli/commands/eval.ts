@@ -18,7 +18,10 @@ Grounding data is in the ScreenSpot / ScreenSpot-v2 / ScreenSpot-Pro layout. Tra
 episodes {id, task, platform?, steps: [{screenshot, action: {type: click|left_double|right_single|drag|scroll|
 hotkey|type|wait|finished|call_user, ...}}]} with screenshots relative to the folder; a step counts when the
 model's action has the recorded type and, for points, lands in the recorded box (or within 14 % of the
-screenshot's longer side). Runs are resumable:
+screenshot's longer side). AgentNetBench folders (OpenCUA's task files *.json with screenshots in images/)
+are read as they are: the prompt gets high_level_task_description, and each step also gets the benchmark's
+own score (0-1, its evaluator's rules, alternative options included), reported as "AgentNetBench score";
+such a step counts in the accuracy when its score is full. Runs are resumable:
 rerun the same command and it continues where it stopped (results.jsonl in --out).`;
 
 export default async function evalCmd(argv: string[]): Promise<number> {

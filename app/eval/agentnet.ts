@@ -90,7 +90,7 @@ export type RelativeAction =
   | { type: 'finished'; content?: string }
   | { type: 'call_user'; content?: string };
 
-const POINTED = new Set(['click', 'doubleclick', 'rightclick', 'tripleclick', 'moveto', 'dragto']);
+export const POINTED = new Set(['click', 'doubleclick', 'rightclick', 'tripleclick', 'moveto', 'dragto']);
 const pos = (a: AnbAction) => a.params.position as Point;
 const textOf = (a: AnbAction) => (typeof a.params.content === 'string' && a.params.content) || (typeof a.params.text === 'string' ? a.params.text : '');
 
@@ -258,7 +258,7 @@ export function editDistance(a: string, b: string): number {
 
 const RADIUS = 0.01 * Math.SQRT2;
 
-function pointScore(p: unknown, gt: AnbAction): number {
+export function pointScore(p: unknown, gt: AnbAction): number {
   if (!Array.isArray(p) || p.length !== 2) return 0;
   const [px, py] = p as [number, number];
   for (const b of gt.metadata?.bboxes ?? []) {
@@ -280,7 +280,7 @@ function textScore(p: unknown, gt: AnbAction): number {
   return sim >= 0.8 ? 1 : sim / 0.8;
 }
 
-function keysScore(p: unknown, gt: AnbAction): number {
+export function keysScore(p: unknown, gt: AnbAction): number {
   const g = gt.params.keys;
   if (Array.isArray(p) && Array.isArray(g)) {
     const a = new Set(p.map((k) => String(k).toLowerCase())), b = new Set(g.map((k) => String(k).toLowerCase()));

@@ -19,14 +19,16 @@ function seriesOf(cells: Cell[], f: (c: Cell) => number): Series[] {
 
 export function markdownTable(cells: Cell[]): string {
   const groupNames = [...new Set(cells.flatMap((c) => Object.entries(c.groups).flatMap(([g, vs]) => Object.keys(vs).map((v) => `${g}=${v}`))))].sort();
-  const scored = cells.some((c) => c.score !== undefined); // AgentNetBench: its score beside the accuracy
-  const head = ['method', 'budget %', 'n', 'accuracy', ...(scored ? ['AgentNetBench score'] : []), ...groupNames, 'ms/sample', 'KV bytes', 'KV vs full'];
+  // AgentNetBench: its scores beside the accuracy (OpenCUA's evaluator, and the papers' driver)
+  const scored = cells.some((c) => c.score !== undefined);
+  const optional = (v: number | undefined) => (v !== undefined ? pct(v) : '');
+  const head = ['method', 'budget %', 'n', 'accuracy', ...(scored ? ['AgentNetBench score', 'papers\' driver score'] : []), ...groupNames, 'ms/sample', 'KV bytes', 'KV vs full'];
   const rows = cells.map((c) => [
     c.method,
     String(c.budget),
     String(c.n),
     pct(c.accuracy),
-    ...(scored ? [c.score !== undefined ? pct(c.score) : ''] : []),
+    ...(scored ? [optional(c.score), optional(c.driverScore)] : []),
     ...groupNames.map((gv) => {
       const [g, v] = gv.split('=') as [string, string];
       const e = c.groups[g]?.[v];
@@ -62,7 +64,7 @@ export async function writeReport(outDir: string, title?: string): Promise<Repor
     ['kv-bytes.png', lineChartSvg('KV cache bytes against budget', 'KV budget (%)', 'KV bytes', seriesOf(cells, (c) => c.kvBytes), { yMin: 0, yFormat: mib })],
   ];
   if (cells.some((c) => c.score !== undefined))
-    charts.splice(1, 0, ['score.png', lineChartSvg('AgentNetBench score against budget', 'KV budget (%)', 'score', seriesOf(cells.filter((c) => c.score !== undefined), (c) => c.score!), { yMin: 0, yMax: 1, yFormat: pct })]);
+    charts.splice(1, 0, ['score.png', lineChartSvg('AgentNetBench score (OpenCUA evaluator) against budget', 'KV budget (%)', 'score', seriesOf(cells.filter((c) => c.score !== undefined), (c) => c.score!), { yMin: 0, yMax: 1, yFormat: pct })]);
   const plots: string[] = [];
   for (const [name, svg] of charts) {
     await svgToPng(svg, path.join(outDir, name));

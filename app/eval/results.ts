@@ -7,7 +7,8 @@ export interface ResultRow {
   method: string;
   budget: number;
   hit: boolean;
-  score?: number; // AgentNetBench steps: the benchmark's score (0-1)
+  score?: number; // AgentNetBench steps: the benchmark's score by OpenCUA's evaluator (0-1)
+  driverScore?: number; // and by the papers' driver
   ms: number;
   kvBytes: number;
   fullKvBytes: number;
@@ -57,17 +58,22 @@ export interface Cell {
   budget: number;
   n: number;
   accuracy: number;
-  score?: number; // the mean AgentNetBench score, where the rows have one
+  score?: number; // the mean AgentNetBench score (OpenCUA's evaluator), where the rows have one
+  driverScore?: number; // the mean AgentNetBench score by the papers' driver
   msPerSample: number;
   kvBytes: number;
   fullKvBytes: number;
-  groups: Record<string, Record<string, { n: number; accuracy: number; score?: number }>>;
+  groups: Record<string, Record<string, { n: number; accuracy: number; score?: number; driverScore?: number }>>;
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 const scoreOf = (rs: ResultRow[]) => {
-  const s = rs.filter((r) => typeof r.score === 'number').map((r) => r.score!);
-  return s.length ? { score: mean(s) } : {};
+  const out: { score?: number; driverScore?: number } = {};
+  for (const f of ['score', 'driverScore'] as const) {
+    const s = rs.filter((r) => typeof r[f] === 'number').map((r) => r[f]!);
+    if (s.length) out[f] = mean(s);
+  }
+  return out;
 };
 
 /** Accuracy (overall and per annotation group), AgentNetBench score, time and KV bytes per method x budget. */

@@ -9,6 +9,7 @@ import type { Protocol } from '../model/chat-episode.ts';
 import { Progress } from './progress.ts';
 import { readResults, resultKey, ResultWriter } from './results.ts';
 import { loadScreenshot, loadTrajectories, scoreStep, stepMessages } from './trajectory.ts';
+import { driverMessages } from './agentnet-driver.ts';
 
 export interface TrajectoryRunOptions {
   data: string;
@@ -17,6 +18,8 @@ export interface TrajectoryRunOptions {
   budgets: number[];
   protocol?: Protocol;
   historyImages?: number; // the papers' window (UI-TARS: 5)
+  /** standard: our UI-TARS prompt with the recorded history; papers: the papers' AgentNetBench driver's prompt and closed-loop history. */
+  prompt?: 'standard' | 'papers';
   limit?: number; // episodes
   maxNewTokens?: number;
   signal?: AbortSignal;
@@ -25,6 +28,9 @@ export interface TrajectoryRunOptions {
 
 export async function runTrajectories(engine: Engine, o: TrajectoryRunOptions): Promise<{ done: number; skipped: number; stopped: boolean }> {
   const episodes = loadTrajectories(o.data).slice(0, o.limit ?? Infinity);
+  const papers = o.prompt === 'papers';
+  const notAnb = episodes.find((e) => !e.steps[0]!.agentnet);
+  if (papers && notAnb) throw new Error(`--prompt papers is the AgentNetBench driver's prompt; episode ${notAnb.id} is not an AgentNetBench task`);
   mkdirSync(o.out, { recursive: true });
   const file = path.join(o.out, 'results.jsonl');
   const have = new Set(readResults(file).map(resultKey));
@@ -44,11 +50,15 @@ export async function runTrajectories(engine: Engine, o: TrajectoryRunOptions): 
         if (ep.steps.every((_, k) => have.has(key(method, budget, ep.id, k)))) continue;
         const shots = await Promise.all(ep.steps.map((s, k) => loadScreenshot(path.resolve(ep.dir, s.screenshot), `step-${k}`, limits)));
         const episodeId = `${method}|${budget}|${ep.id}|${Date.now()}`;
-        // The persistent cache needs every earlier step, so a resumed episode is replayed from its start.
+        // The persistent cache (and the papers' closed-loop history) needs every earlier step, so a resumed
+        // episode is replayed from its start.
+        const replies: string[] = [];
         for (let k = 0; k < ep.steps.length; k++) {
           if (o.signal?.aborted) return { done, skipped: done0, stopped: true };
           const t0 = performance.now();
-          const r = (await backend.generate({ messages: stepMessages(ep, shots, k, o.historyImages ?? 5), maxTokens: o.maxNewTokens ?? 128, temperature: 0, episode: episodeId })) as Awaited<ReturnType<NativeBackend['generate']>> & { kvTurn?: { kvBytes: number; fullKvBytes: number } };
+          const messages = papers ? driverMessages(ep.task, shots, k, o.historyImages ?? 5, replies) : stepMessages(ep, shots, k, o.historyImages ?? 5);
+          const r = (await backend.generate({ messages, maxTokens: o.maxNewTokens ?? 128, temperature: 0, episode: episodeId })) as Awaited<ReturnType<NativeBackend['generate']>> & { kvTurn?: { kvBytes: number; fullKvBytes: number } };
+          replies.push(r.text);
           if (have.has(key(method, budget, ep.id, k))) continue;
           const gt = ep.steps[k]!.action;
           w.append({

@@ -13,6 +13,7 @@ import { parseReply, ReplyParseError } from '../agent/parse.ts';
 import type { ModelImage } from '../model/backends/types.ts';
 import { smartResize } from '../model/preprocess.ts';
 import { agentNetStepScore, fromAgentNetTask, isAgentNetTask, toAgentNetPredictions, type AnbStep } from './agentnet.ts';
+import { driverStepScore, toDriverPrediction } from './agentnet-driver.ts';
 
 const point = z.object({ x: z.number(), y: z.number() });
 const actionSchema = z.discriminatedUnion('type', [
@@ -173,15 +174,21 @@ export function predictedActions(reply: string, img: ModelImage): Array<Action<P
 export const predictedAction = (reply: string, img: ModelImage): Action<Point> | null => predictedActions(reply, img)[0] ?? null;
 
 /**
- * One step's result for a reply: the first predicted action, whether it counts, and for AgentNetBench
- * steps the benchmark's score (0-1; the step counts when it is full) and whether an alternative option
- * gave it.
+ * One step's result for a reply: the first predicted action and whether it counts; for AgentNetBench
+ * steps also the benchmark's score by OpenCUA's evaluator (`score`, 0-1; the step counts when it is
+ * full) and by the papers' driver (`driverScore`), each with whether an alternative option gave it.
  */
-export function scoreStep(ep: TrajectoryEpisode, k: number, reply: string, shot: ModelImage): { hit: boolean; predicted: Action<Point> | null; score?: number; alternative?: boolean } {
+export function scoreStep(
+  ep: TrajectoryEpisode,
+  k: number,
+  reply: string,
+  shot: ModelImage,
+): { hit: boolean; predicted: Action<Point> | null; score?: number; alternative?: boolean; driverScore?: number; driverAlternative?: boolean } {
   const actions = predictedActions(reply, shot);
   const predicted = actions[0] ?? null;
   const step = ep.steps[k]!;
   if (!step.agentnet) return { hit: stepMatches(predicted, step.action, shot), predicted };
   const { score, alternative } = agentNetStepScore(step.agentnet, toAgentNetPredictions(actions, shot));
-  return { hit: score >= 1 - 1e-9, predicted, score, alternative };
+  const driver = driverStepScore(step.agentnet, toDriverPrediction(actions, shot));
+  return { hit: score >= 1 - 1e-9, predicted, score, alternative, driverScore: driver.score, driverAlternative: driver.alternative };
 }

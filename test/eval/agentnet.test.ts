@@ -4,6 +4,9 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import path from 'node:path';
 import sharp from 'sharp';
 import { agentNetScore, agentNetStepScore, editDistance, toAgentNetPredictions, type AnbAction, type AnbPrediction } from '../../app/eval/agentnet.ts';
+import { driverMessages, driverStepScore, toDriverPrediction, DRIVER_PROMPT_UI_TARS } from '../../app/eval/agentnet-driver.ts';
+import type { Action, Point } from '../../app/agent/actions.ts';
+import type { ModelImage } from '../../app/model/backends/types.ts';
 import { loadTrajectories, stepMessages } from '../../app/eval/trajectory.ts';
 import { readResults } from '../../app/eval/results.ts';
 import { ROOT, TMP } from '../helpers/paths.ts';
@@ -45,6 +48,40 @@ describe("AgentNetBench score against the authors' evaluator", () => {
     expect(agentNetStepScore(step, [{ type: 'click', value: [0.5, 0.5] }])).toEqual({ score: 1, alternative: true });
     expect(agentNetStepScore(step, [{ type: 'click', value: [0.2, 0.2] }])).toEqual({ score: 1, alternative: false });
     expect(agentNetStepScore(step, [{ type: 'write', value: 'x' }])).toEqual({ score: 0, alternative: false });
+  });
+});
+
+interface DriverData {
+  cases: Array<{ name: string; gt: AnbAction[]; alternatives: AnbAction[][]; pred: AnbPrediction[]; score: number; alternative: boolean }>;
+  conversions: Array<{ action: Action<Point>; predictions: AnbPrediction[] }>;
+}
+const driver: DriverData = JSON.parse(readFileSync(path.join(ROOT, 'test/golden-data/agentnet/driver-cases.json'), 'utf8'));
+
+describe("the papers' AgentNetBench driver (GUI-KV / STaR-KV evaluation) against its own outputs", () => {
+  it.each(driver.cases.map((c) => [c.name, c] as const))('%s', (_, c) => {
+    const r = driverStepScore({ actions: c.gt, alternatives: c.alternatives }, c.pred[0] ?? null);
+    expect(r.score).toBeCloseTo(c.score, 12);
+    expect(r.alternative).toBe(c.alternative);
+  });
+  it.each(driver.conversions.map((c, i) => [`${i}: ${c.action.type}`, c] as const))('converts %s as the driver does (its first prediction)', (_, c) => {
+    expect(toDriverPrediction([c.action], { width: 1000, height: 500 })).toEqual(c.predictions[0] ?? null);
+  });
+  it('builds the conversation as the driver: last 4 screenshots, last 10 replies, the prompt with the task last', () => {
+    const img = (i: number): ModelImage => ({ id: `s${i}`, png: Buffer.alloc(0), width: 8, height: 8, rgb: new Uint8Array(0), resized: { width: 28, height: 28 } });
+    const shots = Array.from({ length: 13 }, (_, i) => img(i));
+    const replies = shots.map((_, i) => `Action: click(point='<point>${i} ${i}</point>')`);
+    const m = driverMessages('Book a flight', shots, 12, 5, replies);
+    const roles = m.map((x) => (x.role === 'user' ? `u${(x.content as Array<{ image?: ModelImage }>)[0]!.image!.id}` : 'a'));
+    // steps 1-12 before step 13: replies of steps 3-12 (the last 10), screenshots of steps 9-12 (5 slots - 1)
+    expect(roles).toEqual(['a', 'a', 'a', 'a', 'a', 'a', 'us8', 'a', 'us9', 'a', 'us10', 'a', 'us11', 'a', 'us12']);
+    expect(m[0]!.content).toBe("# Step 3:\nStep 3:\nAction: click(point='<point>2 2</point>')");
+    const last = m.at(-1)!.content as Array<{ type: string; text?: string }>;
+    expect(last.map((p) => p.type)).toEqual(['image', 'text']);
+    expect(last[1]!.text).toBe(DRIVER_PROMPT_UI_TARS.replace('{instruction}', 'Book a flight'));
+    expect(last[1]!.text).toContain('## User Instruction\nBook a flight\n\nPlease generate the next move');
+    expect(m.some((x) => x.role === 'system')).toBe(false);
+    expect(driverMessages('t', shots, 0, 5, [])).toHaveLength(1);
+    expect(() => driverMessages('t', shots, 2, 5, ['only one'])).toThrow(/step 3 needs the reply of step 2/);
   });
 });
 
@@ -179,5 +216,32 @@ describe('AgentNetBench task files as trajectories', () => {
     expect(md).toContain('| AgentNetBench score |');
     expect(md).toMatch(new RegExp(`\\| starkv \\| 20 \\| 4 \\| 50\\.0% \\| ${score.toFixed(1).replace('.', '\\.')}% \\|`));
     expect(existsSync(path.join(out, 'score.png'))).toBe(true);
+    // The papers' driver: a write step takes the first alternative of the predicted type, without
+    // counting it as an alternative match; a terminate step gets 0 for a click.
+    expect(rows.map((x) => x.driverScore)).toEqual([1, expect.closeTo(near, 9), 1, 0]);
+    expect(rows.map((x) => x.driverAlternative)).toEqual([false, false, false, false]);
+    expect(md).toContain("| papers' driver score |");
+
+    // The papers' protocol: the driver's prompt and closed-loop history, re-prefilled every step.
+    const out2 = path.join(dir, 'run-papers');
+    const args2 = [...args.slice(0, args.indexOf('--out')), '--prompt', 'papers', '--protocol', 'reference', '--out', out2, '--threads', '1'];
+    const r2 = spawnSync(process.execPath, args2, { cwd: ROOT, encoding: 'utf8' });
+    expect(r2.status, r2.stderr).toBe(0);
+    const rows2 = readResults(path.join(out2, 'results.jsonl'));
+    expect(rows2).toHaveLength(4);
+    for (const x of rows2) expect(typeof x.driverScore).toBe('number');
+    const bad = spawnSync(process.execPath, [...args.slice(0, args.indexOf('--out')), '--prompt', 'paper', '--out', out2], { cwd: ROOT, encoding: 'utf8' });
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/--prompt must be standard or papers, not 'paper'/);
+  });
+  it("refuses the papers' prompt for data that is not AgentNetBench", async () => {
+    const model = writeTinyRealVocab(path.join(dir, 'scripted'), 22, "Action: click(start_box='(15,26)')");
+    const data = path.join(dir, 'ours');
+    mkdirSync(data, { recursive: true });
+    writeFileSync(path.join(data, 'a.png'), await sharp({ create: { width: 56, height: 56, channels: 3, background: '#fff' } }).png().toBuffer());
+    writeFileSync(path.join(data, 'e.jsonl'), JSON.stringify({ id: 'e1', task: 'x', steps: [{ screenshot: 'a.png', action: { type: 'wait' } }] }) + '\n');
+    const r = spawnSync(process.execPath, ['bin/starkv.js', 'eval', 'trajectory', '--model', model, '--data', data, '--methods', 'full', '--prompt', 'papers', '--out', path.join(dir, 'run-ours')], { cwd: ROOT, encoding: 'utf8' });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/--prompt papers is the AgentNetBench driver's prompt; episode e1 is not an AgentNetBench task/);
   });
 });

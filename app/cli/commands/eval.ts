@@ -11,7 +11,7 @@ const USAGE = `usage:
   starkv eval grounding --model <dir> --data <folder> [--methods starkv,guikv,snapkv,full] [--budgets 5,10,20,40]
                         [--limit N] [--max-new-tokens N] [--threads N] [--device auto|cpu|cuda[:N]] --out <dir>
   starkv eval trajectory --model <dir> --data <folder> [--methods ...] [--budgets ...] [--protocol persistent|reference]
-                        [--history 5] [--limit N] --out <dir>
+                        [--history 5] [--prompt standard|papers] [--limit N] --out <dir>
   starkv eval report <out>          rebuild report.html, report.md, summary.json and the PNG plots from results.jsonl
   starkv eval fixture <dir> [--n N] [--trajectories] write a tiny synthetic ScreenSpot-v2 dataset (or trajectories)
 Grounding data is in the ScreenSpot / ScreenSpot-v2 / ScreenSpot-Pro layout. Trajectory data: *.jsonl / *.json
@@ -21,7 +21,10 @@ model's action has the recorded type and, for points, lands in the recorded box 
 screenshot's longer side). AgentNetBench folders (OpenCUA's task files *.json with screenshots in images/)
 are read as they are: the prompt gets high_level_task_description, and each step also gets the benchmark's
 own score (0-1, its evaluator's rules, alternative options included), reported as "AgentNetBench score";
-such a step counts in the accuracy when its score is full. Runs are resumable:
+such a step counts in the accuracy when its score is full. The score of the papers' AgentNetBench driver (the
+GUI-KV / STaR-KV evaluation, which the papers report) is reported beside it; --prompt papers also prompts
+as that driver does (its UI-TARS-1.5 prompt, the model's own earlier replies as the history; with
+--protocol reference that is the papers' protocol). Runs are resumable:
 rerun the same command and it continues where it stopped (results.jsonl in --out).`;
 
 export default async function evalCmd(argv: string[]): Promise<number> {
@@ -42,6 +45,7 @@ export default async function evalCmd(argv: string[]): Promise<number> {
       n: { type: 'string' },
       protocol: { type: 'string' },
       history: { type: 'string' },
+      prompt: { type: 'string' },
       trajectories: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -75,10 +79,14 @@ export default async function evalCmd(argv: string[]): Promise<number> {
   }
   const methods = (values.methods ?? 'starkv,guikv,snapkv,full').split(',').map((s) => s.trim()).filter(Boolean);
   const budgets = (values.budgets ?? '5,10,20,40').split(',').map((b) => parseNumberOpt(b.trim(), 'budgets', { min: 0.01 })!);
-  const engine = await Engine.load(values.model, { threads: parseNumberOpt(values.threads, 'threads', { int: true, min: 1 }), device: values.device });
-  if (!engine.text) throw new Error(`${values.model}: the UI-TARS prompts need the checkpoint's tokenizer.json`);
+  // Checked before the model loads (a 7B checkpoint takes a while).
   const protocol = values.protocol ?? 'persistent';
   if (protocol !== 'persistent' && protocol !== 'reference') throw new Error(`--protocol must be persistent or reference, not '${protocol}'`);
+  const prompt = values.prompt ?? 'standard';
+  if (prompt !== 'standard' && prompt !== 'papers') throw new Error(`--prompt must be standard or papers, not '${prompt}'`);
+  if (values.prompt && sub !== 'trajectory') throw new Error('--prompt is an option of starkv eval trajectory');
+  const engine = await Engine.load(values.model, { threads: parseNumberOpt(values.threads, 'threads', { int: true, min: 1 }), device: values.device });
+  if (!engine.text) throw new Error(`${values.model}: the UI-TARS prompts need the checkpoint's tokenizer.json`);
   const ac = new AbortController();
   const onSigint = () => {
     process.stderr.write('\nstopping after the current sample; rerun the same command to continue\n');
@@ -98,7 +106,7 @@ export default async function evalCmd(argv: string[]): Promise<number> {
     const r =
       sub === 'grounding'
         ? await runGrounding(engine, common)
-        : await runTrajectories(engine, { ...common, protocol, historyImages: parseNumberOpt(values.history, 'history', { int: true, min: 1 }) });
+        : await runTrajectories(engine, { ...common, protocol, prompt, historyImages: parseNumberOpt(values.history, 'history', { int: true, min: 1 }) });
     if (r.stopped) return 130;
     const f = await writeReport(values.out, sub === 'grounding' ? 'starkv eval: grounding accuracy against KV budget' : 'starkv eval: step accuracy against KV budget');
     process.stdout.write(`${r.done} new results (${r.skipped} from an earlier run); report: ${f.html}\n`);

@@ -29,7 +29,10 @@ export class BlankFrameError extends Error {
     super(
       `the screen capture (${width}x${height}) is completely ${kind === 'uniform' ? 'one colour' : kind}: ` +
         'the screen may be locked or blanked, the display may be wrong (see --display), or a remote-desktop/' +
-        'content-protection layer may hide it',
+        'content-protection layer may hide it' +
+        (process.env.WAYLAND_DISPLAY || process.env.XDG_SESSION_TYPE === 'wayland'
+          ? '; this is a Wayland session, where an X11 capture through XWayland sees only X11 windows (log in to an Xorg session, or run the agent on a virtual X display with xvfb-run)'
+          : ''),
     );
     this.name = 'BlankFrameError';
   }

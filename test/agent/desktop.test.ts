@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { detectBlank } from '../../app/desktop/capture.ts';
+import { BlankFrameError, detectBlank } from '../../app/desktop/capture.ts';
 import { StoppedError } from '../../app/desktop/input.ts';
 import { XConnection } from '../../app/desktop/x11/connection.ts';
 import { XKeyboard } from '../../app/desktop/x11/keyboard.ts';
@@ -70,6 +70,21 @@ describe('displays and capture', () => {
     const img = Buffer.alloc(w * h * 3);
     for (let y = 20; y < 30; y++) for (let x = 30; x < 40; x++) img[(y * w + x) * 3] = 200;
     expect(detectBlank(img, w, h)).toBeNull();
+  });
+
+  it('a blank frame in a Wayland session says that X11 capture sees only XWayland windows', () => {
+    const saved = process.env.WAYLAND_DISPLAY, session = process.env.XDG_SESSION_TYPE;
+    try {
+      delete process.env.WAYLAND_DISPLAY;
+      delete process.env.XDG_SESSION_TYPE;
+      expect(new BlankFrameError('black', 8, 8).message).not.toMatch(/Wayland/);
+      process.env.WAYLAND_DISPLAY = 'wayland-0';
+      expect(new BlankFrameError('black', 8, 8).message).toMatch(/completely black: .*Wayland session, where an X11 capture through XWayland sees only X11 windows/);
+    } finally {
+      if (saved === undefined) delete process.env.WAYLAND_DISPLAY;
+      else process.env.WAYLAND_DISPLAY = saved;
+      if (session !== undefined) process.env.XDG_SESSION_TYPE = session;
+    }
   });
 
   it('a bare X screen is reported as a black frame, not returned silently', async () => {

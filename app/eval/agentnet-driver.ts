@@ -10,7 +10,7 @@
 // below (the driver's UI-TARS-1.5 prompt, verbatim, with the task's high_level_task_description).
 import type { Action, Point } from '../agent/actions.ts';
 import type { ChatMessage, ModelImage } from '../model/backends/types.ts';
-import { editDistance, keysScore, pointScore, POINTED, type AnbAction, type AnbPrediction, type AnbStep } from './agentnet.ts';
+import { keysScore, pointScore, POINTED, textSimilarity, type AnbAction, type AnbPrediction, type AnbStep } from './agentnet.ts';
 
 /** The driver's UI-TARS-1.5 AgentNetBench prompt ({instruction}: the task). */
 export const DRIVER_PROMPT_UI_TARS = `You are a GUI agent. You are given a task and your action history, with screenshots. You need to perform the next action to complete the task.
@@ -123,11 +123,7 @@ function driverEvaluate(pred: AnbPrediction, gt: AnbAction, alternatives?: AnbAc
     const q = String(pred.value).toLowerCase().trim();
     const raw = typeof gt.params.text === 'string' ? gt.params.text : typeof gt.params.content === 'string' ? gt.params.content : '';
     const g = raw.toLowerCase().trim();
-    if (q === g) return 1;
-    const n = Math.max(Array.from(q).length, Array.from(g).length);
-    if (n === 0) return 1;
-    const sim = 1 - editDistance(q, g) / n;
-    return sim >= 0.8 ? 1 : sim / 0.8;
+    return q === g ? 1 : textSimilarity(q, g);
   }
   if (t === 'press' || t === 'hotkey') return Array.isArray(pred.value) && Array.isArray(gt.params.keys) ? keysScore(pred.value, gt) : 0;
   if (t === 'scroll') return 1;

@@ -270,15 +270,16 @@ export function pointScore(p: unknown, gt: AnbAction): number {
   return d <= RADIUS ? 1 : Math.exp(-120 * (d - RADIUS));
 }
 
-function textScore(p: unknown, gt: AnbAction): number {
-  // Trimming takes a trailing newline too, so the evaluator's newline penalty never applies.
-  const g = textOf(gt).toLowerCase().trim();
-  const q = String(p).toLowerCase().trim();
+/** Edit-distance similarity of two (lower-cased, trimmed) texts: 1 from 0.8 up, else similarity / 0.8. */
+export function textSimilarity(q: string, g: string): number {
   const n = Math.max(Array.from(g).length, Array.from(q).length);
   if (n === 0) return 1;
   const sim = 1 - editDistance(q, g) / n;
   return sim >= 0.8 ? 1 : sim / 0.8;
 }
+
+// Trimming takes a trailing newline too, so the evaluator's newline penalty never applies.
+const textScore = (p: unknown, gt: AnbAction) => textSimilarity(String(p).toLowerCase().trim(), textOf(gt).toLowerCase().trim());
 
 export function keysScore(p: unknown, gt: AnbAction): number {
   const g = gt.params.keys;

@@ -55,13 +55,17 @@ Action: click(point='<point>100 200</point>')
 Please generate the next move according to the screenshot and task instruction.
 `;
 
-/** The conversation of step `k` as the driver builds it; `replies[h]` is the model's reply at step h. */
-export function driverMessages(task: string, shots: ModelImage[], k: number, imageSlots: number, replies: string[]): ChatMessage[] {
+/**
+ * The conversation of step `k` as the driver builds it; `replies[h]` is the model's reply at step h.
+ * `maxReplies` is the driver's 10; a persistent cache passes Infinity, so that each step's conversation
+ * extends the previous one (the cache holds every earlier reply anyway).
+ */
+export function driverMessages(task: string, shots: ModelImage[], k: number, imageSlots: number, replies: string[], maxReplies = 10): ChatMessage[] {
   const msgs: ChatMessage[] = [];
   const withImages = Math.min(imageSlots - 1, k);
   for (let h = 0; h < k; h++) {
     if (h >= k - withImages) msgs.push({ role: 'user', content: [{ type: 'image', image: shots[h]! }] });
-    if (h >= k - 10) {
+    if (h >= k - maxReplies) {
       if (replies[h] === undefined) throw new Error(`the papers' AgentNetBench prompt at step ${k + 1} needs the reply of step ${h + 1}`);
       msgs.push({ role: 'assistant', content: `# Step ${h + 1}:\nStep ${h + 1}:\n${replies[h]}` });
     }

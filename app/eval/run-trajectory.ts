@@ -56,7 +56,9 @@ export async function runTrajectories(engine: Engine, o: TrajectoryRunOptions): 
         for (let k = 0; k < ep.steps.length; k++) {
           if (o.signal?.aborted) return { done, skipped: done0, stopped: true };
           const t0 = performance.now();
-          const messages = papers ? driverMessages(ep.task, shots, k, o.historyImages ?? 5, replies) : stepMessages(ep, shots, k, o.historyImages ?? 5);
+          const messages = papers
+            ? driverMessages(ep.task, shots, k, o.historyImages ?? 5, replies, o.protocol === 'reference' ? 10 : Infinity)
+            : stepMessages(ep, shots, k, o.historyImages ?? 5);
           const r = (await backend.generate({ messages, maxTokens: o.maxNewTokens ?? 128, temperature: 0, episode: episodeId })) as Awaited<ReturnType<NativeBackend['generate']>> & { kvTurn?: { kvBytes: number; fullKvBytes: number } };
           replies.push(r.text);
           if (have.has(key(method, budget, ep.id, k))) continue;

@@ -81,6 +81,8 @@ describe("the papers' AgentNetBench driver (GUI-KV / STaR-KV evaluation) against
     expect(last[1]!.text).toContain('## User Instruction\nBook a flight\n\nPlease generate the next move');
     expect(m.some((x) => x.role === 'system')).toBe(false);
     expect(driverMessages('t', shots, 0, 5, [])).toHaveLength(1);
+    // A persistent cache: every earlier reply, so that each step extends the previous conversation.
+    expect(driverMessages('t', shots, 12, 5, replies, Infinity).filter((x) => x.role === 'assistant')).toHaveLength(12);
     expect(() => driverMessages('t', shots, 2, 5, ['only one'])).toThrow(/step 3 needs the reply of step 2/);
   });
 });

@@ -93,8 +93,14 @@ export class XConnection {
   close(): void {
     this.fail(new Error('X connection closed'));
     if (this.sock.destroyed || this.sock.writableEnded) return;
-    // Requests already queued (a keymap restore, say) are written out before the socket goes.
-    this.sock.end(() => this.sock.destroy());
+    // Requests already queued (a keymap restore, say) must reach the server: only our sending side is
+    // shut; the server reads them, then closes its end, and the socket goes. Closing both sides at once
+    // lets the server see a hang-up before it has read them, and it then drops them unprocessed (seen
+    // with Xvfb: a keymap restore lost in about half the runs).
+    this.sock.end();
+    const t = setTimeout(() => this.sock.destroy(), 3000);
+    t.unref();
+    this.sock.once('close', () => clearTimeout(t));
   }
 
   private fail(e: Error): void {

@@ -2,7 +2,8 @@
 // would send it (older screenshots may have been dropped from it); only the messages after the last
 // assistant reply are new: they are rendered as a continuation of what the cache holds, prefilled, the
 // cache is compressed to the budget (b % of the tokens this call's own prompt has: the papers' protocol
-// prompt), and the reply is decoded. The `reference` protocol re-prefills the whole prompt every call.
+// prompt), and the reply is decoded. The `reference` protocol re-prefills the whole prompt every call
+// (the method state, such as STaR-KV's EMAs, carries over the episode's calls, as in the papers' runs).
 import type { Engine, EngineMemory, NativeEpisodeHandle } from './engine.ts';
 import type { ProcessedImage } from './preprocess.ts';
 import { kvBytesPerToken } from './checkpoint.ts';
@@ -81,8 +82,9 @@ export class ChatEpisode {
     return this.settings.protocol ?? 'persistent';
   }
 
-  async reset(): Promise<void> {
-    await this.native.reset();
+  /** Back to a new episode; `keepState`: the method state (STaR-KV's EMAs) stays, only the cache goes. */
+  async reset(keepState = false): Promise<void> {
+    await (keepState ? this.native.clearCache() : this.native.reset());
     this.layout = new TokenLayout();
     this.assistants = -1;
     this.seen = 0;
@@ -98,7 +100,10 @@ export class ChatEpisode {
     const lastAssistant = messages.map((m) => m.role).lastIndexOf('assistant');
     const extends_ = this.protocol === 'persistent' && this.assistants >= 0 && countAssistant(messages) === this.assistants + 1 && lastAssistant >= 0;
     if (!extends_) {
-      if (this.assistants >= 0 || this.protocol === 'reference') await this.reset();
+      // The reference protocol re-prefills each step but, as the papers' drivers do, keeps the method
+      // state across the steps of an episode (reset per episode, not per step).
+      if (this.protocol === 'reference') await this.reset(true);
+      else if (this.assistants >= 0) await this.reset();
       ids = refIds;
       newImages = images;
       if (this.protocol === 'reference') this.seen = 0;

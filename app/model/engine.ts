@@ -69,6 +69,8 @@ export interface GenerateResult {
 export interface NativeEpisodeHandle {
   id: number;
   reset(): Promise<void>;
+  /** Empties the cache but keeps the method state (STaR-KV's EMAs): the reference protocol's re-prefill. */
+  clearCache(): Promise<void>;
   dispose(): Promise<void>;
 }
 
@@ -213,6 +215,7 @@ export class Engine {
     return {
       id,
       reset: () => this.native.episodeReset(id),
+      clearCache: () => this.native.episodeReset(id, true),
       dispose: () => this.native.episodeDispose(id),
     };
   }

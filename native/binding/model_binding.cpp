@@ -222,18 +222,23 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   // episodeAppend(id, req, onToken?) -> { promise, cancel }: one turn (see Model::RunTurn).
   Napi::Value EpisodeAppend(const Napi::CallbackInfo& info) { return Run(info, 1, EpisodeId(info, Live(info.Env()))); }
 
-  // episodeReset(id) / episodeDispose(id) -> Promise: queued behind running turns.
-  Napi::Value EpisodeReset(const Napi::CallbackInfo& info) { return EpisodeOp(info, false); }
-  Napi::Value EpisodeDispose(const Napi::CallbackInfo& info) { return EpisodeOp(info, true); }
-  Napi::Value EpisodeOp(const Napi::CallbackInfo& info, bool erase) {
+  // episodeReset(id, keepState?) / episodeDispose(id) -> Promise: queued behind running turns.
+  // keepState: empty the cache but keep the method state (the reference protocol's re-prefill).
+  Napi::Value EpisodeReset(const Napi::CallbackInfo& info) {
+    const bool keep = info.Length() > 1 && info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
+    return EpisodeOp(info, false, keep);
+  }
+  Napi::Value EpisodeDispose(const Napi::CallbackInfo& info) { return EpisodeOp(info, true, false); }
+  Napi::Value EpisodeOp(const Napi::CallbackInfo& info, bool erase, bool keep_state) {
     Napi::Env env = info.Env();
     EngineState* st = &Live(env);
     const int64_t id = EpisodeId(info, *st);
     auto cancel = std::make_shared<std::atomic<bool>>(false);
-    return Queue(env, cancel, std::make_shared<Channel>(env), [st, id, erase]() -> Finisher {
+    return Queue(env, cancel, std::make_shared<Channel>(env), [st, id, erase, keep_state]() -> Finisher {
       auto it = st->episodes.find(id);
       if (it != st->episodes.end()) {
         if (erase) st->episodes.erase(it);
+        else if (keep_state) it->second->ClearCache();
         else it->second->Reset();
       }
       return [](Napi::Env e) -> Napi::Value { return e.Undefined(); };

@@ -54,11 +54,15 @@ std::vector<float> TurnStash::Queries(int layer) const {
 Episode::Episode(Backend* backend, const Config& c)
     : kv(backend, c.layers, c.kv_heads, c.head_dim), states(static_cast<size_t>(c.layers)) {}
 
-void Episode::Reset() {
+void Episode::ClearCache() {
   kv.Clear();
-  for (auto& s : states) s.Reset();
   frames.clear();
   turns = 0;
+}
+
+void Episode::Reset() {
+  ClearCache();
+  for (auto& s : states) s.Reset();
 }
 
 int64_t Episode::HeldBytes() const {

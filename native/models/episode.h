@@ -62,7 +62,11 @@ class Episode {
   std::vector<kv::LayerState> states;
   std::vector<FrameSpan> frames;
   int64_t turns = 0;
-  void Reset();
+  // Empties the cache and forgets the frames; the per-layer method state (STaR-KV's EMAs and step
+  // counts) stays: the papers' protocol re-prefills each step but keeps that state for the episode.
+  void ClearCache();
+  void Reset();  // ClearCache() and the method state back to a new episode's
+
   // Bytes of keys + values the layers hold now, and what they would hold without eviction.
   int64_t HeldBytes() const;
 };

@@ -173,6 +173,16 @@ describe('Episode (chat turns, real tokenizer)', () => {
     // the oldest screenshot left the prompt at step 3 (N = 2)
     expect(r3.layers[0]!.keep.frames.length).toBe(2);
     expect(r1.layers[0]!.cap).toBe(Math.floor((r1.refLen * 20) / 100));
+    // STaR-KV's state carries over the steps, as in the papers' runs (reset per episode, not per step):
+    // its MI EMA starts at the first step's MI and then mixes in each step's, and its temporal stability
+    // compares the current frame with the pattern EMA of the earlier steps.
+    const mi = (r: typeof r1) => r.layers.map((l) => [l.miCur, l.miGroups]);
+    for (const [cur, ema] of mi(r1)) expect(ema).toEqual(cur);
+    expect(mi(r3).some(([cur, ema]) => ema!.some((v, g) => Math.abs(v - cur![g]!) > 1e-6))).toBe(true);
+    const fresh = new Episode(e, { method: 'starkv', budget: 20, historyImages: 2, protocol: 'reference' });
+    const f1 = await fresh.step({ text: 'Open the settings.', image: imgs[0], maxNewTokens: 4, temperature: 0 });
+    expect(mi(f1)).toEqual(mi(r1)); // a new episode starts from a new state
+    await fresh.dispose();
     await ep.dispose();
   });
 

@@ -21,7 +21,7 @@ export interface TrajectoryRunOptions {
   /** standard: our UI-TARS prompt with the recorded history; papers: the papers' AgentNetBench driver's prompt and closed-loop history. */
   prompt?: 'standard' | 'papers';
   limit?: number; // episodes
-  maxNewTokens?: number;
+  maxNewTokens?: number; // default 128; 1000 (the driver's) with the papers' prompt, whose replies think first
   signal?: AbortSignal;
   quiet?: boolean;
 }
@@ -59,7 +59,7 @@ export async function runTrajectories(engine: Engine, o: TrajectoryRunOptions): 
           const messages = papers
             ? driverMessages(ep.task, shots, k, o.historyImages ?? 5, replies, o.protocol === 'reference' ? 10 : Infinity)
             : stepMessages(ep, shots, k, o.historyImages ?? 5);
-          const r = (await backend.generate({ messages, maxTokens: o.maxNewTokens ?? 128, temperature: 0, episode: episodeId })) as Awaited<ReturnType<NativeBackend['generate']>> & { kvTurn?: { kvBytes: number; fullKvBytes: number } };
+          const r = (await backend.generate({ messages, maxTokens: o.maxNewTokens ?? (papers ? 1000 : 128), temperature: 0, episode: episodeId })) as Awaited<ReturnType<NativeBackend['generate']>> & { kvTurn?: { kvBytes: number; fullKvBytes: number } };
           replies.push(r.text);
           if (have.has(key(method, budget, ep.id, k))) continue;
           const gt = ep.steps[k]!.action;

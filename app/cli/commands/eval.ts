@@ -24,7 +24,8 @@ own score (0-1, its evaluator's rules, alternative options included), reported a
 such a step counts in the accuracy when its score is full. The score of the papers' AgentNetBench driver (the
 GUI-KV / STaR-KV evaluation, which the papers report) is reported beside it; --prompt papers also prompts
 as that driver does (its UI-TARS-1.5 prompt, the model's own earlier replies as the history; with
---protocol reference that is the papers' protocol). Runs are resumable:
+--protocol reference that is the papers' protocol; --max-new-tokens defaults to the driver's 1000 there, 128
+otherwise). Runs are resumable:
 rerun the same command and it continues where it stopped (results.jsonl in --out).`;
 
 export default async function evalCmd(argv: string[]): Promise<number> {

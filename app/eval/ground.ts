@@ -12,7 +12,24 @@ import { parseReply, ReplyParseError } from '../agent/parse.ts';
 const PROMPT = readFileSync(path.join(repoRoot, 'assets', 'prompts', 'grounding.txt'), 'utf8');
 
 export function groundingPrompt(instruction: string): string {
-  return PROMPT.replace('{instruction}', instruction).trimEnd();
+  return PROMPT.replace('{instruction}', () => instruction).trimEnd();
+}
+
+/**
+ * The papers' ScreenSpot prompt: the grounding prompt of the GUI-KV authors' ScreenSpot-v2 / -Pro
+ * drivers for UI-TARS-1.5 (eval/screenspot*_eval.py, GROUNDING_DOUBAO; the STaR-KV evaluation follows
+ * them), verbatim, its stray quote included. Their message puts the screenshot before this text.
+ */
+export const PAPERS_GROUNDING_PROMPT =
+  "You are a GUI agent. You are given a task and your action history, with screenshots. You need to perform the next action to complete the task. \n\n## Output Format\n\nAction: ...\n\n\n## Action Space\nclick(point='<point>x1 y1</point>'')\n\n## User Instruction\n{instruction}";
+
+export type GroundingPromptStyle = 'standard' | 'papers';
+
+/** The one user message of a grounding sample: ours (prompt, then screenshot) or the papers' (screenshot, then prompt). */
+export function groundingMessage(instruction: string, style: GroundingPromptStyle = 'standard') {
+  return style === 'papers'
+    ? { role: 'user' as const, content: [{ type: 'image' as const }, { type: 'text' as const, text: PAPERS_GROUNDING_PROMPT.replace('{instruction}', () => instruction) }] }
+    : { role: 'user' as const, content: [{ type: 'text' as const, text: groundingPrompt(instruction) }, { type: 'image' as const }] };
 }
 
 /** The click point of a grounding reply in model-image pixels (the agent's UI-TARS parser), or null. */
@@ -40,11 +57,11 @@ export interface GroundingResult {
   groups: Record<string, string>;
 }
 
-export async function groundOne(engine: Engine, s: GroundingSample, method: string, budget: number, maxNewTokens = 64): Promise<GroundingResult> {
+export async function groundOne(engine: Engine, s: GroundingSample, method: string, budget: number, maxNewTokens = 64, style: GroundingPromptStyle = 'standard'): Promise<GroundingResult> {
   const t0 = performance.now();
   const img = processImage(await decodeImage(s.image), engine.preprocessor);
   const r = await engine.generate({
-    messages: [{ role: 'user', content: [{ type: 'text', text: groundingPrompt(s.instruction) }, { type: 'image' }] }],
+    messages: [groundingMessage(s.instruction, style)],
     images: [img],
     maxNewTokens,
     kv: method === 'full' ? undefined : { method, budget },

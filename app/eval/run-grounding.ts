@@ -4,7 +4,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Engine } from '../model/engine.ts';
 import { loadGroundingDataset } from './dataset.ts';
-import { groundOne } from './ground.ts';
+import { groundOne, type GroundingPromptStyle } from './ground.ts';
 import { Progress } from './progress.ts';
 import { readResults, resultKey, ResultWriter } from './results.ts';
 
@@ -15,6 +15,7 @@ export interface GroundingRunOptions {
   budgets: number[];
   limit?: number;
   maxNewTokens?: number;
+  prompt?: GroundingPromptStyle; // standard: UI-TARS's grounding prompt; papers: the papers' ScreenSpot drivers'
   signal?: AbortSignal;
   quiet?: boolean;
 }
@@ -32,7 +33,7 @@ export async function runGrounding(engine: Engine, o: GroundingRunOptions): Prom
   try {
     for (const j of todo) {
       if (o.signal?.aborted) return { done, skipped: jobs.length - todo.length, stopped: true };
-      const r = await groundOne(engine, j.s, j.method, j.budget, o.maxNewTokens);
+      const r = await groundOne(engine, j.s, j.method, j.budget, o.maxNewTokens, o.prompt);
       w.append({ ...r });
       done++;
       progress.tick(`${j.method}@${j.budget}%`);

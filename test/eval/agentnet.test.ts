@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -8,6 +9,7 @@ import { driverMessages, driverStepScore, toDriverPrediction, DRIVER_PROMPT_UI_T
 import type { Action, Point } from '../../app/agent/actions.ts';
 import type { ModelImage } from '../../app/model/backends/types.ts';
 import { loadTrajectories, stepMessages } from '../../app/eval/trajectory.ts';
+import { PAPERS_GROUNDING_PROMPT } from '../../app/eval/ground.ts';
 import { readResults } from '../../app/eval/results.ts';
 import { ROOT, TMP } from '../helpers/paths.ts';
 import { writeTinyRealVocab } from '../helpers/tiny-real-vocab.ts';
@@ -52,6 +54,7 @@ describe("AgentNetBench score against the authors' evaluator", () => {
 });
 
 interface DriverData {
+  prompt_sha256: { agentnetbench_ui_tars: string; screenspot_ui_tars: string };
   cases: Array<{ name: string; gt: AnbAction[]; alternatives: AnbAction[][]; pred: AnbPrediction[]; score: number; alternative: boolean }>;
   conversions: Array<{ action: Action<Point>; predictions: AnbPrediction[] }>;
 }
@@ -65,6 +68,11 @@ describe("the papers' AgentNetBench driver (GUI-KV / STaR-KV evaluation) against
   });
   it.each(driver.conversions.map((c, i) => [`${i}: ${c.action.type}`, c] as const))('converts %s as the driver does (its first prediction)', (_, c) => {
     expect(toDriverPrediction([c.action], { width: 1000, height: 500 })).toEqual(c.predictions[0] ?? null);
+  });
+  it("our copies of the drivers' prompts are their text byte for byte", () => {
+    const sha = (t: string) => createHash('sha256').update(t, 'utf8').digest('hex');
+    expect(sha(DRIVER_PROMPT_UI_TARS)).toBe(driver.prompt_sha256.agentnetbench_ui_tars);
+    expect(sha(PAPERS_GROUNDING_PROMPT)).toBe(driver.prompt_sha256.screenspot_ui_tars);
   });
   it('builds the conversation as the driver: last 4 screenshots, last 10 replies, the prompt with the task last', () => {
     const img = (i: number): ModelImage => ({ id: `s${i}`, png: Buffer.alloc(0), width: 8, height: 8, rgb: new Uint8Array(0), resized: { width: 28, height: 28 } });

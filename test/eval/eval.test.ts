@@ -3,7 +3,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { hitTest, loadGroundingDataset } from '../../app/eval/dataset.ts';
-import { parseClickPoint } from '../../app/eval/ground.ts';
+import { groundingMessage, groundingPrompt, parseClickPoint, PAPERS_GROUNDING_PROMPT } from '../../app/eval/ground.ts';
+import sharp from 'sharp';
 import { readResults, ResultWriter, summarise } from '../../app/eval/results.ts';
 import { writeReport } from '../../app/eval/report.ts';
 import { writeGroundingFixture } from '../../app/eval/fixture.ts';
@@ -129,5 +130,37 @@ describe('starkv eval grounding end to end on a tiny checkpoint', () => {
     const rb = spawnSync(process.execPath, ['bin/starkv.js', 'eval', 'report', out], { cwd: ROOT, encoding: 'utf8' });
     expect(rb.status, rb.stderr).toBe(0);
     expect(readFileSync(path.join(out, 'report.html'))).toEqual(html);
+  });
+});
+
+describe("the papers' ScreenSpot prompt (--prompt papers)", () => {
+  it('puts the screenshot first and asks for click(point=...), as their drivers do', () => {
+    expect(groundingMessage('the OK button', 'papers')).toEqual({
+      role: 'user',
+      content: [{ type: 'image' }, { type: 'text', text: PAPERS_GROUNDING_PROMPT.replace('{instruction}', 'the OK button') }],
+    });
+    expect(PAPERS_GROUNDING_PROMPT).toContain("click(point='<point>x1 y1</point>'')\n\n## User Instruction\n{instruction}");
+    expect(groundingMessage('the OK button')).toEqual({ role: 'user', content: [{ type: 'text', text: groundingPrompt('the OK button') }, { type: 'image' }] });
+  });
+  it('runs end to end and scores the clicks (point replies are read as in the parsing test above)', async () => {
+    // A checkpoint that always clicks (15, 26) of the 336x224 screenshot (a bigram chain cannot say the
+    // <point> form, whose tag repeats a token).
+    const model = writeTinyRealVocab(path.join(dir, 'point-model'), 22, "Action: click(start_box='(15,26)')");
+    const data = path.join(dir, 'point-data');
+    mkdirSync(path.join(data, 'screenspotv2_image'), { recursive: true });
+    const png = await sharp({ create: { width: 336, height: 224, channels: 3, background: '#eee' } }).png().toBuffer();
+    for (const f of ['a.png', 'b.png']) writeFileSync(path.join(data, 'screenspotv2_image', f), png);
+    const items = [
+      { img_filename: 'a.png', bbox: [10, 20, 10, 10], instruction: 'the icon at the top left', data_type: 'icon', data_source: 'test' },
+      { img_filename: 'b.png', bbox: [200, 100, 20, 20], instruction: 'the button in the middle', data_type: 'text', data_source: 'test' },
+    ];
+    writeFileSync(path.join(data, 'screenspot_desktop_v2.json'), JSON.stringify(items));
+    const out = path.join(dir, 'point-run');
+    const r = spawnSync(process.execPath, ['bin/starkv.js', 'eval', 'grounding', '--model', model, '--data', data, '--methods', 'full', '--prompt', 'papers', '--max-new-tokens', '24', '--out', out, '--threads', '1'], { cwd: ROOT, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const rows = readResults(path.join(out, 'results.jsonl')).sort((a, b) => a.id.localeCompare(b.id));
+    expect(rows.map((x) => x.reply)).toEqual(Array(2).fill("Action: click(start_box='(15,26)')"));
+    expect(rows.map((x) => x.click)).toEqual([[15, 26], [15, 26]]);
+    expect(rows.map((x) => x.hit)).toEqual([true, false]);
   });
 });

@@ -9,12 +9,15 @@ import { parseNumberOpt } from '../format.ts';
 
 const USAGE = `usage:
   starkv eval grounding --model <dir> --data <folder> [--methods starkv,guikv,snapkv,full] [--budgets 5,10,20,40]
-                        [--limit N] [--max-new-tokens N] [--threads N] [--device auto|cpu|cuda[:N]] --out <dir>
+                        [--prompt standard|papers] [--limit N] [--max-new-tokens N] [--threads N]
+                        [--device auto|cpu|cuda[:N]] --out <dir>
   starkv eval trajectory --model <dir> --data <folder> [--methods ...] [--budgets ...] [--protocol persistent|reference]
                         [--history 5] [--prompt standard|papers] [--limit N] --out <dir>
   starkv eval report <out>          rebuild report.html, report.md, summary.json and the PNG plots from results.jsonl
   starkv eval fixture <dir> [--n N] [--trajectories] write a tiny synthetic ScreenSpot-v2 dataset (or trajectories)
-Grounding data is in the ScreenSpot / ScreenSpot-v2 / ScreenSpot-Pro layout. Trajectory data: *.jsonl / *.json
+Grounding data is in the ScreenSpot / ScreenSpot-v2 / ScreenSpot-Pro layout; --prompt papers asks with the
+papers' ScreenSpot prompt (the GUI-KV / STaR-KV drivers': screenshot first, click(point=...)) instead of
+UI-TARS-1.5's grounding prompt. Trajectory data: *.jsonl / *.json
 episodes {id, task, platform?, steps: [{screenshot, action: {type: click|left_double|right_single|drag|scroll|
 hotkey|type|wait|finished|call_user, ...}}]} with screenshots relative to the folder; a step counts when the
 model's action has the recorded type and, for points, lands in the recorded box (or within 14 % of the
@@ -85,7 +88,6 @@ export default async function evalCmd(argv: string[]): Promise<number> {
   if (protocol !== 'persistent' && protocol !== 'reference') throw new Error(`--protocol must be persistent or reference, not '${protocol}'`);
   const prompt = values.prompt ?? 'standard';
   if (prompt !== 'standard' && prompt !== 'papers') throw new Error(`--prompt must be standard or papers, not '${prompt}'`);
-  if (values.prompt && sub !== 'trajectory') throw new Error('--prompt is an option of starkv eval trajectory');
   const engine = await Engine.load(values.model, { threads: parseNumberOpt(values.threads, 'threads', { int: true, min: 1 }), device: values.device });
   if (!engine.text) throw new Error(`${values.model}: the UI-TARS prompts need the checkpoint's tokenizer.json`);
   const ac = new AbortController();
@@ -106,7 +108,7 @@ export default async function evalCmd(argv: string[]): Promise<number> {
     };
     const r =
       sub === 'grounding'
-        ? await runGrounding(engine, common)
+        ? await runGrounding(engine, { ...common, prompt })
         : await runTrajectories(engine, { ...common, protocol, prompt, historyImages: parseNumberOpt(values.history, 'history', { int: true, min: 1 }) });
     if (r.stopped) return 130;
     const f = await writeReport(values.out, sub === 'grounding' ? 'starkv eval: grounding accuracy against KV budget' : 'starkv eval: step accuracy against KV budget');

@@ -106,7 +106,8 @@ export function toRelativeAction(actions: AnbAction[]): RelativeAction {
     const amount = typeof s.params.amount === 'number' ? s.params.amount : -1;
     const horizontal = s.type.toLowerCase() === 'hscroll';
     const direction = horizontal ? (amount > 0 ? 'right' : 'left') : amount > 0 ? 'up' : 'down';
-    const at = scrollAt === 1 ? pos(first) : (s.params.position as Point | undefined);
+    const own = position.safeParse(s.params.position);
+    const at = scrollAt === 1 ? pos(first) : own.success ? own.data : undefined;
     return at ? { type: 'scroll', direction, x: at.x, y: at.y } : { type: 'scroll', direction };
   }
   switch (t(0)) {

@@ -32,7 +32,7 @@ export function markdownTable(cells: Cell[]): string {
     ...groupNames.map((gv) => {
       const [g, v] = gv.split('=') as [string, string];
       const e = c.groups[g]?.[v];
-      return e ? `${pct(e.accuracy)}${e.score !== undefined ? `, score ${pct(e.score)}` : ''} (${e.n})` : '';
+      return e ? `${pct(e.score ?? e.accuracy)} (${e.n})` : ''; // AgentNetBench groups: their score
     }),
     c.msPerSample.toFixed(0),
     mib(c.kvBytes),
@@ -48,12 +48,18 @@ export interface ReportFiles {
   plots: string[];
 }
 
-/** Writes the report for `outDir/results.jsonl` into `outDir`. Deterministic for the same JSONL. */
-export async function writeReport(outDir: string, title?: string): Promise<ReportFiles> {
-  // The run names its report once (title.txt), so that `starkv eval report` rebuilds the same page.
+/**
+ * Writes the report for `outDir/results.jsonl` into `outDir`. Deterministic for the same JSONL.
+ * `model` describes the checkpoint the run used (kept in model.txt, as the title in title.txt, so that
+ * `starkv eval report` rebuilds the same page).
+ */
+export async function writeReport(outDir: string, title?: string, model?: string): Promise<ReportFiles> {
   const titleFile = path.join(outDir, 'title.txt');
   if (title) writeFileSync(titleFile, title);
   else title = existsSync(titleFile) ? readFileSync(titleFile, 'utf8') : 'starkv eval: accuracy against KV budget';
+  const modelFile = path.join(outDir, 'model.txt');
+  if (model) writeFileSync(modelFile, model);
+  else model = existsSync(modelFile) ? readFileSync(modelFile, 'utf8') : undefined;
   const rows = readResults(path.join(outDir, 'results.jsonl'));
   if (rows.length === 0) throw new Error(`${outDir}/results.jsonl: no results to report`);
   const cells = summarise(rows);
@@ -64,13 +70,18 @@ export async function writeReport(outDir: string, title?: string): Promise<Repor
     ['kv-bytes.png', lineChartSvg('KV cache bytes against budget', 'KV budget (%)', 'KV bytes', seriesOf(cells, (c) => c.kvBytes), { yMin: 0, yFormat: mib })],
   ];
   if (cells.some((c) => c.score !== undefined))
-    charts.splice(1, 0, ['score.png', lineChartSvg('AgentNetBench score (OpenCUA evaluator) against budget', 'KV budget (%)', 'score', seriesOf(cells.filter((c) => c.score !== undefined), (c) => c.score!), { yMin: 0, yMax: 1, yFormat: pct })]);
+    charts.splice(1, 0, ['score.png', lineChartSvg('AgentNetBench score against budget', 'KV budget (%)', 'score', seriesOf(cells.filter((c) => c.score !== undefined), (c) => c.score!), { yMin: 0, yMax: 1, yFormat: pct })]);
   const plots: string[] = [];
   for (const [name, svg] of charts) {
     await svgToPng(svg, path.join(outDir, name));
     plots.push(path.join(outDir, name));
   }
-  const md = `# ${title}\n\n${rows.length} results.\n\n${markdownTable(cells)}`;
+  const scored = cells.some((c) => c.score !== undefined);
+  const about = [
+    `${rows.length} results${model ? ` of ${model}` : ''}.`,
+    ...(scored ? ["AgentNetBench score: the benchmark's own (OpenCUA's evaluator); papers' driver score: the GUI-KV / STaR-KV driver's, which the papers report; per-group columns: the AgentNetBench score; accuracy: steps with a full score."] : []),
+  ].join(' ');
+  const md = `# ${title}\n\n${about}\n\n${markdownTable(cells)}`;
   const esc = (s: string) => s.replace(/[&<>]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c]!);
   const tableHtml = md
     .split('\n')
@@ -79,7 +90,7 @@ export async function writeReport(outDir: string, title?: string): Promise<Repor
     .join('\n');
   const html = `<!doctype html><html><head><meta charset="utf-8"><title>${esc(title)}</title>
 <style>body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f4f4f4}.charts{display:flex;flex-wrap:wrap;gap:12px}</style>
-</head><body><h1>${esc(title)}</h1><p>${rows.length} results. The figures on a tiny test checkpoint only prove the pipeline; see the README for reproducing the papers' tables.</p>
+</head><body><h1>${esc(title)}</h1><p>${esc(about)}</p>
 <table>${tableHtml}</table><div class="charts">${charts.map(([, svg]) => svg).join('\n')}</div></body></html>\n`;
   const files = { summary: path.join(outDir, 'summary.json'), markdown: path.join(outDir, 'report.md'), html: path.join(outDir, 'report.html'), plots };
   writeFileSync(files.summary, JSON.stringify(cells, null, 2) + '\n');

@@ -224,6 +224,9 @@ describe('AgentNetBench task files as trajectories', () => {
     const md = readFileSync(path.join(out, 'report.md'), 'utf8');
     const score = (100 * (2 + near)) / 4;
     expect(md).toContain('| AgentNetBench score |');
+    expect(md).toMatch(/^4 results of scripted \(qwen2_5_vl, \d+ layers, [\d.]+B parameters, BF16; device cpu\)\./m);
+    // per-group columns hold the group's AgentNetBench score: click steps 1 and e^-0.70
+    expect(md).toContain(`| ${(50 * (1 + near)).toFixed(1)}% (2) |`);
     expect(md).toMatch(new RegExp(`\\| starkv \\| 20 \\| 4 \\| 50\\.0% \\| ${score.toFixed(1).replace('.', '\\.')}% \\|`));
     expect(existsSync(path.join(out, 'score.png'))).toBe(true);
     // The papers' driver: a write step takes the first alternative of the predicted type, without

@@ -69,3 +69,47 @@ export async function writeTrajectoryFixture(dir: string, episodes = 2, steps = 
   writeFileSync(path.join(dir, 'episodes.jsonl'), lines.join('\n') + '\n');
   return episodes;
 }
+
+/**
+ * Writes `tasks` AgentNetBench task files of `steps` steps (<dir>/<task_id>.json, screenshots in
+ * <dir>/images/), in the layout of OpenCUA's AgentNetBench: relative coordinates, a box per click, and
+ * the benchmark's action types (click with an alternative option, write + press enter, hotkey,
+ * moveTo + scroll, moveTo + dragTo, ..., terminate).
+ */
+export async function writeAgentNetFixture(dir: string, tasks = 2, steps = 4, seed = 5): Promise<number> {
+  const r = rng(seed);
+  const [W, H] = [448, 280];
+  mkdirSync(path.join(dir, 'images'), { recursive: true });
+  for (let t = 0; t < tasks; t++) {
+    const id = `fixture_${t}`;
+    const st: unknown[] = [];
+    for (let k = 0; k < steps; k++) {
+      const [name, rgb] = COLOURS[(t + k) % COLOURS.length]!;
+      const bw = 56, bh = 28;
+      const x = Math.floor(r.uniform() * (W - bw)), y = Math.floor(r.uniform() * (H - bh));
+      const data = Buffer.alloc(W * H * 3, 236);
+      for (let yy = y; yy < y + bh; yy++) for (let xx = x; xx < x + bw; xx++) data.set(rgb, (yy * W + xx) * 3);
+      const image = `${id}_${k}.png`;
+      await sharp(data, { raw: { width: W, height: H, channels: 3 } }).png().toFile(path.join(dir, 'images', image));
+      const cx = +((x + bw / 2) / W).toFixed(4), cy = +((y + bh / 2) / H).toFixed(4);
+      const at = (type: string) => ({ type, params: { position: { x: cx, y: cy } }, metadata: { bboxes: [{ category_id: 1, rel_bbox: [x / W, y / H, bw / W, bh / H] }] } });
+      const kind = k === steps - 1 ? 'terminate' : ['click', 'write', 'hotkey', 'scroll', 'drag'][k % 5]!;
+      const actions =
+        kind === 'click'
+          ? [at('click')]
+          : kind === 'write'
+            ? [{ type: 'write', params: { text: `${name} ${k}` } }, { type: 'press', params: { keys: ['enter'] } }]
+            : kind === 'hotkey'
+              ? [{ type: 'hotkey', params: { keys: ['ctrl', 'c'] } }]
+              : kind === 'scroll'
+                ? [at('moveTo'), { type: 'scroll', params: { position: { x: cx, y: cy }, amount: -5 } }]
+                : kind === 'drag'
+                  ? [at('moveTo'), { type: 'dragTo', params: { position: { x: 0.5, y: 0.5 } } }]
+                  : [{ type: 'terminate', params: { status: 'success' } }];
+      st.push({ step_num: k, image, ground_truth_actions: actions, alternative_options: kind === 'click' ? [[at('doubleClick')]] : [] });
+    }
+    const task = { task_id: id, high_level_task_description: `Work through the coloured buttons of fixture task ${t}.`, meta_info: { system: t % 2 ? 'Darwin' : 'Windows' }, steps: st };
+    writeFileSync(path.join(dir, `${id}.json`), JSON.stringify(task, null, 1));
+  }
+  return tasks;
+}

@@ -148,10 +148,14 @@ export function geometry(img: ModelImage): ImageGeometry {
 }
 
 /** The messages of step `k`: the task, steps < k with their recorded actions as replies, screenshot k. */
+/** Step k's recorded action in screen pixels of its screenshot `shot`. */
+export const recordedAction = (ep: TrajectoryEpisode, k: number, shot: { width: number; height: number }): Action<Point> =>
+  toAction(ep.steps[k]!.action, ep.relative ? shot : undefined);
+
 export function stepMessages(ep: TrajectoryEpisode, shots: ModelImage[], k: number, historyImages: number) {
   const turns: HistoryTurn[] = shots.slice(0, k + 1).map((s, i) => {
     if (i === k) return { screenshot: s };
-    const a = toAction(ep.steps[i]!.action, ep.relative ? s : undefined); // screen pixels
+    const a = recordedAction(ep, i, s); // screen pixels
     const m = (p: Point) => toModel(p, geometry(s)); // -> pixels of the image the model saw
     const model: Action<Point> =
       'point' in a && a.point ? { ...a, point: m(a.point) } : a.type === 'drag' ? { ...a, from: m(a.from), to: m(a.to) } : a;

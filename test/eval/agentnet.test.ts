@@ -8,7 +8,8 @@ import { agentNetScore, agentNetStepScore, editDistance, toAgentNetPredictions, 
 import { driverMessages, driverStepScore, toDriverPrediction, DRIVER_PROMPT_UI_TARS } from '../../app/eval/agentnet-driver.ts';
 import type { Action, Point } from '../../app/agent/actions.ts';
 import type { ModelImage } from '../../app/model/backends/types.ts';
-import { loadTrajectories, stepMessages } from '../../app/eval/trajectory.ts';
+import { loadTrajectories, recordedAction, stepMessages } from '../../app/eval/trajectory.ts';
+import { writeAgentNetFixture } from '../../app/eval/fixture.ts';
 import { PAPERS_GROUNDING_PROMPT } from '../../app/eval/ground.ts';
 import { readResults } from '../../app/eval/results.ts';
 import { ROOT, TMP } from '../helpers/paths.ts';
@@ -190,6 +191,22 @@ describe('AgentNetBench task files as trajectories', () => {
     const img = { id: 's', png: Buffer.alloc(0), width: 336, height: 224, rgb: new Uint8Array(0), resized: { width: 336, height: 224 } };
     const msgs = JSON.stringify(stepMessages(ep!, [img, img], 1, 5));
     expect(msgs).toContain("Action: click(start_box='<|box_start|>(20,27)<|box_end|>')");
+  });
+  it("the fixture's recorded actions, read back as ours, score full marks against themselves", async () => {
+    const data = path.join(dir, 'fixture');
+    expect(await writeAgentNetFixture(data, 2, 6)).toBe(2);
+    const eps = loadTrajectories(data);
+    expect(eps.map((e) => e.steps.map((s) => s.action.type))).toEqual(Array(2).fill(['click', 'type', 'hotkey', 'scroll', 'drag', 'finished']));
+    const screen = { width: 448, height: 280 };
+    for (const ep of eps)
+      ep.steps.forEach((s, k) => {
+        const ours = recordedAction(ep, k, screen);
+        expect(agentNetStepScore(s.agentnet!, toAgentNetPredictions([ours], screen)).score, `${ep.id} step ${k} (${ours.type})`).toBeCloseTo(1, 12);
+      });
+    const r = spawnSync(process.execPath, ['bin/starkv.js', 'eval', 'fixture', path.join(dir, 'fixture-cli'), '--agentnet', '--n', '1'], { cwd: ROOT, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/wrote 1 AgentNetBench tasks/);
+    expect(loadTrajectories(path.join(dir, 'fixture-cli'))).toHaveLength(1);
   });
   it('names the task file, the field and the missing screenshot', async () => {
     const bad = path.join(dir, 'bad');

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { Engine } from '../../model/engine.ts';
 import { writeReport } from '../../eval/report.ts';
 import { runGrounding } from '../../eval/run-grounding.ts';
-import { writeGroundingFixture, writeTrajectoryFixture } from '../../eval/fixture.ts';
+import { writeAgentNetFixture, writeGroundingFixture, writeTrajectoryFixture } from '../../eval/fixture.ts';
 import { runTrajectories } from '../../eval/run-trajectory.ts';
 import { parseNumberOpt } from '../format.ts';
 
@@ -15,7 +15,8 @@ const USAGE = `usage:
   starkv eval trajectory --model <dir> --data <folder> [--methods ...] [--budgets ...] [--protocol persistent|reference]
                         [--history 5] [--prompt standard|papers] [--limit N] --out <dir>
   starkv eval report <out>          rebuild report.html, report.md, summary.json and the PNG plots from results.jsonl
-  starkv eval fixture <dir> [--n N] [--trajectories] write a tiny synthetic ScreenSpot-v2 dataset (or trajectories)
+  starkv eval fixture <dir> [--n N] [--trajectories | --agentnet]
+                                    write a tiny synthetic ScreenSpot-v2 dataset (or trajectories, or AgentNetBench tasks)
 Grounding data is in the ScreenSpot / ScreenSpot-v2 / ScreenSpot-Pro layout; --prompt papers asks with the
 papers' ScreenSpot prompt (the GUI-KV / STaR-KV drivers': screenshot first, click(point=...)) instead of
 UI-TARS-1.5's grounding prompt. Trajectory data: *.jsonl / *.json
@@ -52,6 +53,7 @@ export default async function evalCmd(argv: string[]): Promise<number> {
       history: { type: 'string' },
       prompt: { type: 'string' },
       trajectories: { type: 'boolean' },
+      agentnet: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -70,8 +72,12 @@ export default async function evalCmd(argv: string[]): Promise<number> {
     const dir = positionals[0];
     if (!dir) throw new Error('starkv eval fixture needs a folder');
     const count = parseNumberOpt(values.n, 'n', { int: true, min: 1 });
-    const n = values.trajectories ? await writeTrajectoryFixture(dir, count ?? 2) : await writeGroundingFixture(dir, count ?? 6);
-    process.stdout.write(`wrote ${n} ${values.trajectories ? 'episodes' : 'samples'} to ${dir}\n`);
+    const n = values.agentnet
+      ? await writeAgentNetFixture(dir, count ?? 2)
+      : values.trajectories
+        ? await writeTrajectoryFixture(dir, count ?? 2)
+        : await writeGroundingFixture(dir, count ?? 6);
+    process.stdout.write(`wrote ${n} ${values.agentnet ? 'AgentNetBench tasks' : values.trajectories ? 'episodes' : 'samples'} to ${dir}\n`);
     return 0;
   }
   if (sub !== 'grounding' && sub !== 'trajectory') {

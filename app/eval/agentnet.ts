@@ -49,7 +49,7 @@ export type AnbAction = z.infer<typeof anbAction>;
 const anbStep = z
   .object({
     image: z.string().min(1),
-    ground_truth_actions: z.array(anbAction).min(1),
+    ground_truth_actions: z.array(anbAction), // empty: the step scores 0, as in the authors' evaluator
     alternative_options: z.array(z.array(anbAction).min(1)).optional(),
   })
   .passthrough();
@@ -98,7 +98,8 @@ const textOf = (a: AnbAction) => (typeof a.params.content === 'string' && a.para
 export function toRelativeAction(actions: AnbAction[]): RelativeAction {
   const merged = mergeGtWriteEnter(actions);
   const t = (i: number) => merged[i]?.type.toLowerCase();
-  const first = merged[0]!;
+  const first = merged[0];
+  if (!first) return { type: 'wait' };
   if (t(0) === 'moveto' && t(1) === 'dragto') return { type: 'drag', from: pos(first), to: pos(merged[1]!) };
   const scrollAt = t(0) === 'moveto' && (t(1) === 'scroll' || t(1) === 'hscroll') ? 1 : t(0) === 'scroll' || t(0) === 'hscroll' ? 0 : -1;
   if (scrollAt >= 0) {

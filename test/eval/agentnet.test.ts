@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
-import { agentNetScore, agentNetStepScore, editDistance, toAgentNetPredictions, type AnbAction, type AnbPrediction } from '../../app/eval/agentnet.ts';
+import { agentNetScore, agentNetStepScore, editDistance, toAgentNetPredictions, toRelativeAction, type AnbAction, type AnbPrediction } from '../../app/eval/agentnet.ts';
 import { driverMessages, driverStepScore, toDriverPrediction, DRIVER_PROMPT_UI_TARS } from '../../app/eval/agentnet-driver.ts';
 import type { Action, Point } from '../../app/agent/actions.ts';
 import type { ModelImage } from '../../app/model/backends/types.ts';
@@ -44,6 +44,12 @@ describe("AgentNetBench score against the authors' evaluator", () => {
     expect(editDistance('kitten', 'sitting')).toBe(3);
     expect(editDistance('', 'abc')).toBe(3);
     expect(editDistance('😀a', 'a')).toBe(1);
+  });
+  it('a step recorded without actions scores 0 for both scorers (and shows as a wait in the history)', () => {
+    const step = { actions: [], alternatives: [] };
+    expect(agentNetStepScore(step, [{ type: 'click', value: [0.5, 0.5] }]).score).toBe(0);
+    expect(driverStepScore(step, { type: 'click', value: [0.5, 0.5] }).score).toBe(0);
+    expect(toRelativeAction([])).toEqual({ type: 'wait' });
   });
   it('an alternative option scores the step when it beats the recorded actions', () => {
     const click = (x: number, y: number): AnbAction => ({ type: 'click', params: { position: { x, y } } });

@@ -137,7 +137,14 @@ export function stepMatches(pred: Action<Point> | null, gt: GtAction, screen: { 
 
 /** A screenshot as the agent's backends receive it, sized for `limits`. */
 export async function loadScreenshot(file: string, id: string, limits: { minPixels: number; maxPixels: number }): Promise<ModelImage> {
-  const { data, info } = await sharp(file).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  const { data, info } = await sharp(file)
+    .removeAlpha()
+    .toColourspace('srgb')
+    .raw()
+    .toBuffer({ resolveWithObject: true })
+    .catch((e: Error) => {
+      throw new Error(`${file}: not a readable image (${e.message})`);
+    });
   const [h, w] = smartResize(info.height, info.width, limits.minPixels, limits.maxPixels, 28);
   return { id, png: readFileSync(file), width: info.width, height: info.height, rgb: new Uint8Array(data.buffer, data.byteOffset, data.length), resized: { width: w, height: h } };
 }

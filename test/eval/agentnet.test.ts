@@ -8,7 +8,7 @@ import { agentNetScore, agentNetStepScore, editDistance, toAgentNetPredictions, 
 import { driverMessages, driverStepScore, toDriverPrediction, DRIVER_PROMPT_UI_TARS } from '../../app/eval/agentnet-driver.ts';
 import type { Action, Point } from '../../app/agent/actions.ts';
 import type { ModelImage } from '../../app/model/backends/types.ts';
-import { loadTrajectories, recordedAction, stepMessages } from '../../app/eval/trajectory.ts';
+import { loadScreenshot, loadTrajectories, recordedAction, stepMessages } from '../../app/eval/trajectory.ts';
 import { writeAgentNetFixture } from '../../app/eval/fixture.ts';
 import { PAPERS_GROUNDING_PROMPT } from '../../app/eval/ground.ts';
 import { readResults } from '../../app/eval/results.ts';
@@ -226,6 +226,8 @@ describe('AgentNetBench task files as trajectories', () => {
     writeFileSync(path.join(bad, 'x.json'), JSON.stringify({ ...base, high_level_task_description: undefined }));
     writeFileSync(path.join(bad, 'images', 'x_0.png'), await sharp({ create: { width: 28, height: 28, channels: 3, background: '#fff' } }).png().toBuffer());
     expect(() => loadTrajectories(bad)).toThrow(/task x: no high_level_task_description/);
+    writeFileSync(path.join(bad, 'images', 'x_1.png'), 'not a png');
+    await expect(loadScreenshot(path.join(bad, 'images', 'x_1.png'), 's', { minPixels: 3136, maxPixels: 200704 })).rejects.toThrow(/x_1\.png: not a readable image/);
   });
 
   it('starkv eval trajectory scores each step as the benchmark does and reports the score', async () => {

@@ -60,6 +60,8 @@ describe('starkv eval trajectory end to end on a tiny checkpoint', () => {
     const r2 = spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8' });
     expect(r2.status, r2.stderr).toBe(0);
     expect(r2.stdout).toMatch(/^0 new results \(12 from an earlier run\)/m);
+    expect(r2.stdout).toMatch(/^\| method \| budget % \| n \| accuracy \|/m); // the summary table in the terminal
+    expect(r2.stdout).toMatch(/^\| starkv \| 20 \| 6 \| /m);
     expect(readFileSync(path.join(out, 'report.md'), 'utf8')).toContain('step accuracy against KV budget');
   });
 });

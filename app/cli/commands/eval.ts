@@ -1,4 +1,5 @@
 // `starkv eval grounding|report|fixture`: accuracy against KV budget, the way the papers measure it.
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Engine } from '../../model/engine.ts';
@@ -121,7 +122,9 @@ export default async function evalCmd(argv: string[]): Promise<number> {
     const ck = engine.checkpoint;
     const model = `${path.basename(path.resolve(ck.dir))} (${ck.config.arch}, ${ck.config.numLayers} layers, ${(ck.parameters / 1e9).toFixed(ck.parameters < 1e8 ? 3 : 1)}B parameters, ${ck.dtype}; device ${engine.info().device})`;
     const f = await writeReport(values.out, sub === 'grounding' ? 'starkv eval: grounding accuracy against KV budget' : 'starkv eval: step accuracy against KV budget', model);
-    process.stdout.write(`${r.done} new results (${r.skipped} from an earlier run); report: ${f.html}\n`);
+    // The summary table (the report's Markdown) here too, so that a terminal run shows its figures.
+    const table = readFileSync(f.markdown, 'utf8').split('\n').filter((l) => l.startsWith('|')).join('\n');
+    process.stdout.write(`${table}\n\n${r.done} new results (${r.skipped} from an earlier run); report: ${f.html}\n`);
     return 0;
   } finally {
     process.off('SIGINT', onSigint);

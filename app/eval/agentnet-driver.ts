@@ -1,5 +1,7 @@
-// The papers' AgentNetBench protocol: the driver of the GUI-KV authors (eval/agentnetbench_eval.py; the
-// STaR-KV evaluation follows it), whose figures the KV-compression papers report. `--prompt papers` in
+// The papers' AgentNetBench protocol: the driver of the GUI-KV authors (eval/agentnetbench_eval.py), whose
+// figures the KV-compression papers report; the STaR-KV authors' driver of the same name has the same
+// UI-TARS-1.5 prompt, scorer, action conversion and conversation layout (compared line for line), and
+// resets STaR-KV's state once per trajectory. `--prompt papers` in
 // `starkv eval trajectory` builds each step's conversation as it does, and every AgentNetBench step also
 // gets its score (beside the OpenCUA evaluator's, app/eval/agentnet.ts).
 //

@@ -16,9 +16,9 @@ export function groundingPrompt(instruction: string): string {
 }
 
 /**
- * The papers' ScreenSpot prompt: the grounding prompt of the GUI-KV authors' ScreenSpot-v2 / -Pro
- * drivers for UI-TARS-1.5 (eval/screenspot*_eval.py, GROUNDING_DOUBAO; the STaR-KV evaluation follows
- * them), verbatim, its stray quote included. Their message puts the screenshot before this text.
+ * The papers' ScreenSpot prompt: the grounding prompt of the GUI-KV and STaR-KV authors' ScreenSpot-v2 /
+ * -Pro drivers for UI-TARS-1.5 (eval/screenspot*_eval.py, GROUNDING_DOUBAO, the same text in both),
+ * verbatim, its stray quote included. Their message puts the screenshot before this text.
  */
 export const PAPERS_GROUNDING_PROMPT =
   "You are a GUI agent. You are given a task and your action history, with screenshots. You need to perform the next action to complete the task. \n\n## Output Format\n\nAction: ...\n\n\n## Action Space\nclick(point='<point>x1 y1</point>'')\n\n## User Instruction\n{instruction}";

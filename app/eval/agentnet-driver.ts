@@ -80,9 +80,9 @@ export function driverMessages(task: string, shots: ModelImage[], k: number, ima
 // checked against its outputs in test/eval/agentnet.test.ts:
 // - a type that differs from the first recorded action's is scored against the first alternative
 //   option whose first action has that type, else 0;
-// - points, text, keys, scroll and terminate as OpenCUA's evaluator (app/eval/agentnet.ts), except that the text is compared
-//   whole (equal after lower-casing and trimming: 1) before the edit distance, and there is no write +
-//   enter merge;
+// - points, text, keys, scroll and terminate as OpenCUA's evaluator (app/eval/agentnet.ts), except
+//   that the text is compared whole (equal after lower-casing and trimming: 1) before the edit
+//   distance, and there is no write + enter merge;
 // - a step that scores exactly 0 takes the best of the alternative options' first actions.
 // Its conversion of UI-TARS actions keeps quirks that cost points and that its figures include: a drag
 // is only its dragTo (a recorded drag starts with moveTo), a scroll is only the scroll (a recorded scroll

@@ -22,7 +22,8 @@ export function markdownTable(cells: Cell[]): string {
   // AgentNetBench: its scores beside the accuracy (OpenCUA's evaluator, and the papers' driver)
   const scored = cells.some((c) => c.score !== undefined);
   const optional = (v: number | undefined) => (v !== undefined ? pct(v) : '');
-  const head = ['method', 'budget %', 'n', 'accuracy', ...(scored ? ['AgentNetBench score', 'papers\' driver score'] : []), ...groupNames, 'ms/sample', 'KV bytes', 'KV vs full'];
+  const shares = cells.some((c) => c.keptShares); // trajectory runs: where each method's cache went
+  const head = ['method', 'budget %', 'n', 'accuracy', ...(scored ? ['AgentNetBench score', 'papers\' driver score'] : []), ...groupNames, 'ms/sample', 'KV bytes', 'KV vs full', ...(shares ? ['kept: current / history / text'] : [])];
   const rows = cells.map((c) => [
     c.method,
     String(c.budget),
@@ -37,6 +38,7 @@ export function markdownTable(cells: Cell[]): string {
     c.msPerSample.toFixed(0),
     mib(c.kvBytes),
     pct(c.kvBytes / Math.max(1, c.fullKvBytes)),
+    ...(shares ? [c.keptShares ? `${pct(c.keptShares.current)} / ${pct(c.keptShares.history)} / ${pct(c.keptShares.text)}` : ''] : []),
   ]);
   return [head, head.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n') + '\n';
 }
@@ -80,6 +82,7 @@ export async function writeReport(outDir: string, title?: string, model?: string
   const about = [
     `${rows.length} results${model ? ` of ${model}` : ''}.`,
     ...(scored ? ["AgentNetBench score: the benchmark's own (OpenCUA's evaluator); papers' driver score: the GUI-KV / STaR-KV driver's, which the papers report; per-group columns: the AgentNetBench score; accuracy: steps with a full score."] : []),
+    ...(cells.some((c) => c.keptShares) ? ["kept: the shares of each layer's cache that hold the step's screenshot, the earlier screenshots and the text, averaged over layers and steps."] : []),
   ].join(' ');
   const md = `# ${title}\n\n${about}\n\n${markdownTable(cells)}`;
   const esc = (s: string) => s.replace(/[&<>]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c]!);

@@ -9,6 +9,7 @@ export interface ResultRow {
   hit: boolean;
   score?: number; // AgentNetBench steps: the benchmark's score by OpenCUA's evaluator (0-1)
   driverScore?: number; // and by the papers' driver
+  keptShares?: { current: number; history: number; text: number }; // trajectory steps: where the cache went
   ms: number;
   kvBytes: number;
   fullKvBytes: number;
@@ -60,6 +61,7 @@ export interface Cell {
   accuracy: number;
   score?: number; // the mean AgentNetBench score (OpenCUA's evaluator), where the rows have one
   driverScore?: number; // the mean AgentNetBench score by the papers' driver
+  keptShares?: { current: number; history: number; text: number }; // mean over the steps that report them
   msPerSample: number;
   kvBytes: number;
   fullKvBytes: number;
@@ -74,6 +76,11 @@ const scoreOf = (rs: ResultRow[]) => {
     if (s.length) out[f] = mean(s);
   }
   return out;
+};
+
+const sharesOf = (rs: ResultRow[]) => {
+  const xs = rs.map((r) => r.keptShares).filter((x): x is NonNullable<ResultRow['keptShares']> => !!x);
+  return xs.length ? { keptShares: { current: mean(xs.map((x) => x.current)), history: mean(xs.map((x) => x.history)), text: mean(xs.map((x) => x.text)) } } : {};
 };
 
 /** Accuracy (overall and per annotation group), AgentNetBench score, time and KV bytes per method x budget. */
@@ -102,6 +109,7 @@ export function summarise(rows: ResultRow[]): Cell[] {
       n: rs.length,
       accuracy: mean(rs.map((r) => (r.hit ? 1 : 0))),
       ...scoreOf(rs),
+      ...sharesOf(rs),
       msPerSample: mean(rs.map((r) => r.ms)),
       kvBytes: mean(rs.map((r) => r.kvBytes)),
       fullKvBytes: mean(rs.map((r) => r.fullKvBytes)),

@@ -4,7 +4,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Engine } from '../model/engine.ts';
-import { NativeBackend } from '../model/backends/native.ts';
+import { NativeBackend, type KvTurn } from '../model/backends/native.ts';
 import type { Protocol } from '../model/chat-episode.ts';
 import { Progress } from './progress.ts';
 import { readResults, resultKey, ResultWriter } from './results.ts';
@@ -59,7 +59,7 @@ export async function runTrajectories(engine: Engine, o: TrajectoryRunOptions): 
           const messages = papers
             ? driverMessages(ep.task, shots, k, o.historyImages ?? 5, replies, o.protocol === 'reference' ? 10 : Infinity)
             : stepMessages(ep, shots, k, o.historyImages ?? 5);
-          const r = (await backend.generate({ messages, maxTokens: o.maxNewTokens ?? (papers ? 1000 : 128), temperature: 0, episode: episodeId })) as Awaited<ReturnType<NativeBackend['generate']>> & { kvTurn?: { kvBytes: number; fullKvBytes: number } };
+          const r = (await backend.generate({ messages, maxTokens: o.maxNewTokens ?? (papers ? 1000 : 128), temperature: 0, episode: episodeId })) as Awaited<ReturnType<NativeBackend['generate']>> & { kvTurn?: KvTurn };
           replies.push(r.text);
           if (have.has(key(method, budget, ep.id, k))) continue;
           const gt = ep.steps[k]!.action;
@@ -70,6 +70,7 @@ export async function runTrajectories(engine: Engine, o: TrajectoryRunOptions): 
             ...scoreStep(ep, k, r.text, shots[k]!),
             reply: r.text,
             ms: performance.now() - t0,
+            ...(r.kvTurn ? { keptShares: keptShares(r.kvTurn) } : {}),
             kvBytes: r.kvTurn?.kvBytes ?? 0,
             fullKvBytes: r.kvTurn?.fullKvBytes ?? 0,
             groups: { action: gt.type, ...(ep.platform ? { platform: ep.platform } : {}) },
@@ -84,4 +85,28 @@ export async function runTrajectories(engine: Engine, o: TrajectoryRunOptions): 
     progress.end();
   }
   return { done, skipped: done0, stopped: false };
+}
+
+/**
+ * Where a step's cache went, as shares of the slots every layer holds (averaged over the layers): the
+ * current screenshot's tokens, the earlier screenshots' and the text's (the window and the reply's
+ * tokens included).
+ */
+export function keptShares(t: Pick<KvTurn, 'layers'>): { current: number; history: number; text: number } {
+  const sum = { current: 0, history: 0, text: 0 };
+  let n = 0;
+  for (const l of t.layers) {
+    const frames = l.keep.frames;
+    const last = frames.length ? Math.max(...frames.map((f) => f.frame)) : -1;
+    const current = frames.filter((f) => f.frame === last).reduce((a, f) => a + f.keptCount, 0);
+    const history = frames.filter((f) => f.frame !== last).reduce((a, f) => a + f.keptCount, 0);
+    const total = current + history + l.keep.text.length;
+    if (!total) continue;
+    sum.current += current / total;
+    sum.history += history / total;
+    sum.text += l.keep.text.length / total;
+    n++;
+  }
+  const r = (v: number) => Math.round((v / Math.max(1, n)) * 1e4) / 1e4;
+  return { current: r(sum.current), history: r(sum.history), text: r(sum.text) };
 }

@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadTrajectories, stepMatches } from '../../app/eval/trajectory.ts';
+import { keptShares } from '../../app/eval/run-trajectory.ts';
 import { writeTrajectoryFixture } from '../../app/eval/fixture.ts';
 import { readResults } from '../../app/eval/results.ts';
 import { ROOT, TMP } from '../helpers/paths.ts';
@@ -41,6 +42,17 @@ describe('step matching', () => {
   });
 });
 
+describe('where the cache went', () => {
+  it('shares of current screenshot, earlier ones and text, averaged over layers', () => {
+    const f = (frame: number, keptCount: number) => ({ frame, rows: 1, cols: 1, kept: new Uint8Array(1), keptCount });
+    const layer = (frames: ReturnType<typeof f>[], text: number) => ({ keep: { frames, text: Array(text).fill(0) } });
+    // layer 0: 6 of frame 2 (current), 2 of frames 0-1, 2 text; layer 1: 5 current, 0 earlier, 5 text
+    const s = keptShares({ layers: [layer([f(0, 1), f(1, 1), f(2, 6)], 2), layer([f(0, 0), f(1, 0), f(2, 5)], 5)] } as never);
+    expect(s).toEqual({ current: 0.55, history: 0.1, text: 0.35 });
+    expect(keptShares({ layers: [] } as never)).toEqual({ current: 0, history: 0, text: 0 });
+  });
+});
+
 describe('starkv eval trajectory end to end on a tiny checkpoint', () => {
   it('scores every step for each method, resumes without redoing steps, and reports', async () => {
     const model = writeTinyRealVocab(path.join(dir, 'model'));
@@ -57,11 +69,22 @@ describe('starkv eval trajectory end to end on a tiny checkpoint', () => {
     for (const x of rows) expect(x.kvBytes).toBeGreaterThan(0);
     const starkv = rows.filter((x) => x.method === 'starkv' && x.id.endsWith('#2'));
     for (const x of starkv) expect(x.kvBytes).toBeLessThan(x.fullKvBytes);
+    // where the cache went: shares of the slots (current screenshot, earlier ones, text) that add up to 1
+    for (const x of rows) {
+      const s = x.keptShares as { current: number; history: number; text: number };
+      expect(s.current + s.history + s.text).toBeCloseTo(1, 3);
+      expect(s.current).toBeGreaterThan(0);
+      if (x.id.endsWith('#0')) expect(s.history).toBe(0); // no earlier screenshot yet
+      else if (x.method === 'full') expect(s.history).toBeGreaterThan(0); // the full cache keeps them all
+    }
     const r2 = spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8' });
     expect(r2.status, r2.stderr).toBe(0);
     expect(r2.stdout).toMatch(/^0 new results \(12 from an earlier run\)/m);
     expect(r2.stdout).toMatch(/^\| method \| budget % \| n \| accuracy \|/m); // the summary table in the terminal
     expect(r2.stdout).toMatch(/^\| starkv \| 20 \| 6 \| /m);
-    expect(readFileSync(path.join(out, 'report.md'), 'utf8')).toContain('step accuracy against KV budget');
+    const md = readFileSync(path.join(out, 'report.md'), 'utf8');
+    expect(md).toContain('step accuracy against KV budget');
+    expect(md).toMatch(/\| kept: current \/ history \/ text \|/);
+    expect(md).toMatch(/\| starkv \| 20 \|[^\n]*\| \d+\.\d% \/ \d+\.\d% \/ \d+\.\d% \|$/m);
   });
 });

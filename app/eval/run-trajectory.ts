@@ -48,7 +48,7 @@ export async function runTrajectories(engine: Engine, o: TrajectoryRunOptions): 
       backend.setKv({ method, budget, protocol: o.protocol ?? 'persistent' });
       for (const ep of episodes) {
         if (ep.steps.every((_, k) => have.has(key(method, budget, ep.id, k)))) continue;
-        const shots = await Promise.all(ep.steps.map((s, k) => loadScreenshot(path.resolve(ep.dir, s.screenshot), `step-${k}`, limits)));
+        const shots = await Promise.all(ep.steps.map((s, k) => loadScreenshot(path.resolve(ep.dir, s.screenshot), `${ep.id}/step-${k}`, limits)));
         const episodeId = `${method}|${budget}|${ep.id}|${Date.now()}`;
         // The persistent cache (and the papers' closed-loop history) needs every earlier step, so a resumed
         // episode is replayed from its start.

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Engine } from '../../app/model/engine.ts';
 import { NativeBackend } from '../../app/model/backends/native.ts';
 import { GenerationCancelled, type ModelImage } from '../../app/model/backends/types.ts';
-import { smartResize } from '../../app/model/preprocess.ts';
+import { processImage, smartResize } from '../../app/model/preprocess.ts';
 import { telemetryFromTurn } from '../../app/host/turn-telemetry.ts';
 import { TMP } from '../helpers/paths.ts';
 import { writeTinyRealVocab } from '../helpers/tiny-real-vocab.ts';
@@ -45,6 +45,16 @@ describe('NativeBackend', () => {
   it('refuses an image whose planned size differs from the processor', async () => {
     const img = { ...screenshot('s2', 200, 120), resized: { width: 224, height: 112 } };
     await expect(backend.generate({ messages: messages(img), maxTokens: 4, temperature: 0 })).rejects.toThrow(/planned 224x112 but the checkpoint's processor resizes to 196x112/);
+  });
+  it('preprocesses a screenshot once, and never serves one id with another screenshot\'s pixels', async () => {
+    const a = screenshot('step-0', 200, 120);
+    const b = { ...screenshot('step-0', 200, 120), rgb: a.rgb!.map((v) => 255 - v) }; // same id and size, other pixels
+    const pa = backend.processed(a);
+    expect(backend.processed(a)).toBe(pa); // the same screenshot again: the cached result
+    const pb = backend.processed(b);
+    expect(pb).not.toBe(pa);
+    expect(pb.pixels).toEqual(processImage({ width: 200, height: 120, data: b.rgb! }, backend.engine.preprocessor).pixels);
+    expect(pb.pixels).not.toEqual(pa.pixels);
   });
   it('throws GenerationCancelled with the partial text when aborted', async () => {
     const ac = new AbortController();

@@ -20,7 +20,9 @@ export class NativeBackend implements ModelBackend {
   readonly kind = 'native';
   readonly destination = 'in-process';
   readonly imageLimits: { minPixels: number; maxPixels: number };
-  private cache = new Map<string, ProcessedImage>(); // by image id: a screenshot is preprocessed once
+  // By image id: a screenshot is preprocessed once while it stays in the history window. An entry serves
+  // only the same pixels (ids such as "step-3" repeat across episodes and tasks).
+  private cache = new Map<string, { rgb: Uint8Array; p: ProcessedImage }>();
   private chat: ChatEpisode | null = null;
   private chatEpisodeId: string | undefined;
 
@@ -32,14 +34,15 @@ export class NativeBackend implements ModelBackend {
     this.imageLimits = { minPixels: engine.preprocessor.minPixels, maxPixels: engine.preprocessor.maxPixels };
   }
 
-  private image(im: ModelImage): ProcessedImage {
+  /** The image as this backend feeds it to the engine (preprocessed once per id and pixels). */
+  processed(im: ModelImage): ProcessedImage {
     const hit = this.cache.get(im.id);
-    if (hit) return hit;
+    if (hit && hit.rgb === im.rgb) return hit.p;
     if (!im.rgb || im.rgb.length !== im.width * im.height * 3) throw new BackendError(`image ${im.id}: the native backend needs packed RGB pixels (${im.width}x${im.height}x3)`);
     const p = processImage({ width: im.width, height: im.height, data: im.rgb }, this.engine.preprocessor);
     if (p.resizedWidth !== im.resized.width || p.resizedHeight !== im.resized.height)
       throw new BackendError(`image ${im.id}: the agent planned ${im.resized.width}x${im.resized.height} but the checkpoint's processor resizes to ${p.resizedWidth}x${p.resizedHeight}; coordinates would be off`);
-    this.cache.set(im.id, p);
+    this.cache.set(im.id, { rgb: im.rgb, p });
     return p;
   }
 
@@ -72,7 +75,7 @@ export class NativeBackend implements ModelBackend {
           ? m.content
           : m.content.map((c) => {
               if (c.type === 'text') return { type: 'text' as const, text: c.text };
-              images.push(this.image(c.image));
+              images.push(this.processed(c.image));
               live.add(c.image.id);
               return { type: 'image' as const };
             }),

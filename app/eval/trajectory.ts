@@ -76,6 +76,12 @@ export function loadTrajectories(dir: string): TrajectoryEpisode[] {
     });
   }
   if (!out.length) throw new Error(`${root}: no episodes (*.json or *.jsonl)`);
+  // Results are keyed by episode id: two episodes with one id would overwrite each other's.
+  const seen = new Set<string>();
+  for (const e of out) {
+    if (seen.has(e.id)) throw new Error(`${root}: two episodes have the id '${e.id}' (results are keyed by it)`);
+    seen.add(e.id);
+  }
   return out;
 }
 

@@ -39,6 +39,10 @@ describe('step matching', () => {
     expect(() => loadTrajectories(bad)).toThrow(/a\.jsonl: episode 0: field 'steps\.0\.action\.y'/);
     writeFileSync(path.join(bad, 'a.jsonl'), JSON.stringify({ id: 'x', task: 't', steps: [{ screenshot: 'nope.png', action: { type: 'wait' } }] }) + '\n');
     expect(() => loadTrajectories(bad)).toThrow(/screenshot 'nope\.png' not found/);
+    writeFileSync(path.join(bad, 'shot.png'), '');
+    const ep = JSON.stringify({ id: 'x', task: 't', steps: [{ screenshot: 'shot.png', action: { type: 'wait' } }] });
+    writeFileSync(path.join(bad, 'a.jsonl'), `${ep}\n${ep}\n`);
+    expect(() => loadTrajectories(bad)).toThrow(/two episodes have the id 'x'/);
   });
 });
 

@@ -12,6 +12,14 @@ const COLOURS: Array<[string, [number, number, number]]> = [
   ['yellow', [230, 210, 40]],
 ];
 
+/** Writes a `W`x`H` PNG of one `rgb` button at (x, y, bw, bh) on a grey background of `bg`. */
+async function writeButtonScreen(file: string, W: number, H: number, box: [number, number, number, number], rgb: [number, number, number], bg: number): Promise<void> {
+  const [x, y, bw, bh] = box;
+  const data = Buffer.alloc(W * H * 3, bg);
+  for (let yy = y; yy < y + bh; yy++) for (let xx = x; xx < x + bw; xx++) data.set(rgb, (yy * W + xx) * 3);
+  await sharp(data, { raw: { width: W, height: H, channels: 3 } }).png().toFile(file);
+}
+
 /** Writes `n` samples into `dir` (screenspotv2_image/ + screenspot_<platform>_v2.json); returns the count. */
 export async function writeGroundingFixture(dir: string, n = 6, seed = 1, size: [number, number] = [336, 224]): Promise<number> {
   const r = rng(seed);
@@ -22,10 +30,8 @@ export async function writeGroundingFixture(dir: string, n = 6, seed = 1, size: 
     const [name, rgb] = COLOURS[i % COLOURS.length]!;
     const bw = 40 + Math.floor(r.uniform() * 40), bh = 24 + Math.floor(r.uniform() * 16);
     const x = Math.floor(r.uniform() * (W - bw)), y = Math.floor(r.uniform() * (H - bh));
-    const data = Buffer.alloc(W * H * 3, 245);
-    for (let yy = y; yy < y + bh; yy++) for (let xx = x; xx < x + bw; xx++) data.set(rgb, (yy * W + xx) * 3);
     const file = `fixture_${i}.png`;
-    await sharp(data, { raw: { width: W, height: H, channels: 3 } }).png().toFile(path.join(dir, 'screenspotv2_image', file));
+    await writeButtonScreen(path.join(dir, 'screenspotv2_image', file), W, H, [x, y, bw, bh], rgb, 245);
     const platform = i % 2 ? 'web' : 'desktop';
     byPlatform[platform]!.push({ img_filename: file, bbox: [x, y, bw, bh], instruction: `click the ${name} button`, data_type: i % 3 ? 'icon' : 'text', data_source: 'synthetic' });
   }
@@ -49,10 +55,8 @@ export async function writeTrajectoryFixture(dir: string, episodes = 2, steps = 
       const [name, rgb] = COLOURS[(e + k) % COLOURS.length]!;
       const bw = 48, bh = 28;
       const x = Math.floor(r.uniform() * (W - bw)), y = Math.floor(r.uniform() * (H - bh));
-      const data = Buffer.alloc(W * H * 3, 240);
-      for (let yy = y; yy < y + bh; yy++) for (let xx = x; xx < x + bw; xx++) data.set(rgb, (yy * W + xx) * 3);
       const file = `shots/e${e}_s${k}.png`;
-      await sharp(data, { raw: { width: W, height: H, channels: 3 } }).png().toFile(path.join(dir, file));
+      await writeButtonScreen(path.join(dir, file), W, H, [x, y, bw, bh], rgb, 240);
       const kind = k === steps - 1 ? 'finished' : k % 3 === 0 ? 'click' : k % 3 === 1 ? 'type' : 'scroll';
       const action =
         kind === 'click'
@@ -87,10 +91,8 @@ export async function writeAgentNetFixture(dir: string, tasks = 2, steps = 4, se
       const [name, rgb] = COLOURS[(t + k) % COLOURS.length]!;
       const bw = 56, bh = 28;
       const x = Math.floor(r.uniform() * (W - bw)), y = Math.floor(r.uniform() * (H - bh));
-      const data = Buffer.alloc(W * H * 3, 236);
-      for (let yy = y; yy < y + bh; yy++) for (let xx = x; xx < x + bw; xx++) data.set(rgb, (yy * W + xx) * 3);
       const image = `${id}_${k}.png`;
-      await sharp(data, { raw: { width: W, height: H, channels: 3 } }).png().toFile(path.join(dir, 'images', image));
+      await writeButtonScreen(path.join(dir, 'images', image), W, H, [x, y, bw, bh], rgb, 236);
       const cx = +((x + bw / 2) / W).toFixed(4), cy = +((y + bh / 2) / H).toFixed(4);
       const at = (type: string) => ({ type, params: { position: { x: cx, y: cy } }, metadata: { bboxes: [{ category_id: 1, rel_bbox: [x / W, y / H, bw / W, bh / H] }] } });
       const kind = k === steps - 1 ? 'terminate' : ['click', 'write', 'hotkey', 'scroll', 'drag'][k % 5]!;

@@ -1,4 +1,4 @@
-// Step-level action accuracy on recorded trajectories (AndroidControl / AgentNetBench style): at every
+// Step-level action accuracy on recorded trajectories (our layout, or AgentNetBench task files): at every
 // step the model sees the task, the ground-truth history (earlier screenshots and actions, as the agent's
 // prompt shows them) and the current screenshot, and its action is compared with the recorded one.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';

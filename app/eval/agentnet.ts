@@ -24,6 +24,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import type { Action, Point } from '../agent/actions.ts';
+import type { GtAction } from './trajectory.ts';
 
 const position = z.object({ x: z.number(), y: z.number() });
 const anbAction = z
@@ -78,24 +79,16 @@ export function isAgentNetTask(v: unknown): boolean {
   return 'task_id' in o && Array.isArray(o.steps) && o.steps.some((s) => s && typeof s === 'object' && 'ground_truth_actions' in s);
 }
 
-// A recorded step as one of our actions, in relative coordinates (scaled to the screenshot when used):
-// what the model's prompt shows as the history, and the step's action group.
-export type RelativeAction =
-  | { type: 'click' | 'left_double' | 'right_single' | 'hover'; x: number; y: number }
-  | { type: 'drag'; from: Point; to: Point }
-  | { type: 'scroll'; direction: 'up' | 'down' | 'left' | 'right'; x?: number; y?: number }
-  | { type: 'hotkey'; keys: string }
-  | { type: 'type'; text: string }
-  | { type: 'wait' }
-  | { type: 'finished'; content?: string }
-  | { type: 'call_user'; content?: string };
-
 export const POINTED = new Set(['click', 'doubleclick', 'rightclick', 'tripleclick', 'moveto', 'dragto']);
 const pos = (a: AnbAction) => a.params.position as Point;
 const textOf = (a: AnbAction) => (typeof a.params.content === 'string' && a.params.content) || (typeof a.params.text === 'string' ? a.params.text : '');
 
-/** One recorded step (its ground-truth actions) as our action (wait for a type we have no action for). */
-export function toRelativeAction(actions: AnbAction[]): RelativeAction {
+/**
+ * One recorded step (its ground-truth actions) as our recorded-action form, in relative coordinates
+ * (scaled to the screenshot when used): what the model's prompt shows as the history, and the step's
+ * action group (wait for a type we have no action for).
+ */
+export function toRelativeAction(actions: AnbAction[]): GtAction {
   const merged = mergeGtWriteEnter(actions);
   const t = (i: number) => merged[i]?.type.toLowerCase();
   const first = merged[0];
@@ -137,7 +130,7 @@ export interface AnbTaskEpisode {
   id: string;
   task: string;
   platform?: string;
-  steps: Array<{ screenshot: string; action: RelativeAction; agentnet: AnbStep }>;
+  steps: Array<{ screenshot: string; action: GtAction; agentnet: AnbStep }>;
 }
 
 /** An AgentNetBench task file as an episode; `dir` is the folder it lies in (screenshots in dir/images). */

@@ -71,14 +71,14 @@ export async function writeReport(outDir: string, title?: string, model?: string
     ['time.png', lineChartSvg('Time per sample against budget', 'KV budget (%)', 'ms per sample', seriesOf(cells, (c) => c.msPerSample), { yMin: 0, yFormat: (v) => v.toFixed(0) })],
     ['kv-bytes.png', lineChartSvg('KV cache bytes against budget', 'KV budget (%)', 'KV bytes', seriesOf(cells, (c) => c.kvBytes), { yMin: 0, yFormat: mib })],
   ];
-  if (cells.some((c) => c.score !== undefined))
+  const scored = cells.some((c) => c.score !== undefined);
+  if (scored)
     charts.splice(1, 0, ['score.png', lineChartSvg('AgentNetBench score against budget', 'KV budget (%)', 'score', seriesOf(cells.filter((c) => c.score !== undefined), (c) => c.score!), { yMin: 0, yMax: 1, yFormat: pct })]);
   const plots: string[] = [];
   for (const [name, svg] of charts) {
     await svgToPng(svg, path.join(outDir, name));
     plots.push(path.join(outDir, name));
   }
-  const scored = cells.some((c) => c.score !== undefined);
   const about = [
     `${rows.length} results${model ? ` of ${model}` : ''}.`,
     ...(scored ? ["AgentNetBench score: the benchmark's own (OpenCUA's evaluator); papers' driver score: the GUI-KV / STaR-KV driver's, which the papers report; per-group columns: the AgentNetBench score; accuracy: steps with a full score."] : []),

@@ -29,8 +29,8 @@ export interface TrajectoryRunOptions {
 export async function runTrajectories(engine: Engine, o: TrajectoryRunOptions): Promise<{ done: number; skipped: number; stopped: boolean }> {
   const episodes = loadTrajectories(o.data).slice(0, o.limit ?? Infinity);
   const papers = o.prompt === 'papers';
-  const notAnb = episodes.find((e) => !e.steps[0]!.agentnet);
-  if (papers && notAnb) throw new Error(`--prompt papers is the AgentNetBench driver's prompt; episode ${notAnb.id} is not an AgentNetBench task`);
+  const notAnb = papers && episodes.find((e) => !e.steps[0]!.agentnet);
+  if (notAnb) throw new Error(`--prompt papers is the AgentNetBench driver's prompt; episode ${notAnb.id} is not an AgentNetBench task`);
   mkdirSync(o.out, { recursive: true });
   const file = path.join(o.out, 'results.jsonl');
   const have = new Set(readResults(file).map(resultKey));

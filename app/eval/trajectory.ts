@@ -187,9 +187,6 @@ export function predictedActions(reply: string, img: ModelImage): Array<Action<P
   }
 }
 
-/** The first action of a reply, in screen pixels of `img`, or null when the reply does not parse. */
-export const predictedAction = (reply: string, img: ModelImage): Action<Point> | null => predictedActions(reply, img)[0] ?? null;
-
 /**
  * One step's result for a reply: the first predicted action and whether it counts; for AgentNetBench
  * steps also the benchmark's score by OpenCUA's evaluator (`score`, 0-1; the step counts when it is

@@ -98,8 +98,16 @@ export class Engine {
     private readonly native: any,
   ) {}
 
-  static async load(dir: string, opts: { threads?: number; device?: string } = {}): Promise<Engine> {
+  /**
+   * `cpuMatmul`: the CPU's prefill arithmetic for BF16 weights. 'fp32' (default: weights widened, the
+   * fp32 arithmetic the golden checks hold to), 'bf16' (x rounded to bf16, fp32 accumulation, oneDNN's
+   * AVX512-BF16 / AMX kernels: about 1.8x the fp32 GEMM rate where the CPU has them, an error where
+   * not) or 'auto' (bf16 where fast, else fp32).
+   */
+  static async load(dir: string, opts: { threads?: number; device?: string; cpuMatmul?: string } = {}): Promise<Engine> {
     const device = parseDevice(opts.device);
+    const cpuMatmul = opts.cpuMatmul ?? 'fp32';
+    if (!['auto', 'fp32', 'bf16'].includes(cpuMatmul)) throw new Error(`cpu matmul '${cpuMatmul}' is not auto, fp32 or bf16`);
     const ck = openCheckpoint(dir);
     const pre = readPreprocessorConfig(ck.dir);
     const text = TextProcessor.fromDir(ck.dir);
@@ -111,6 +119,7 @@ export class Engine {
       tensors: ck.tensors.map((t) => ({ name: t.name, file: t.file, dtype: t.dtype, shape: t.shape, offset: t.offset, nbytes: t.nbytes })),
       threads: opts.threads,
       device,
+      cpuMatmul,
     });
     return new Engine(ck, pre, text, native);
   }

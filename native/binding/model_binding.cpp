@@ -445,6 +445,8 @@ Napi::Value BenchLimitsJs(const Napi::CallbackInfo& info) {
       Napi::Object o = Napi::Object::New(Env());
       o.Set("sgemmGflops", res.sgemm_gflops);
       o.Set("ownSgemmGflops", res.own_sgemm_gflops);
+      o.Set("bf16GemmGflops", res.bf16_gemm_gflops);
+      o.Set("engineBf16xGflops", res.engine_bf16x_gflops);
       o.Set("openblasGflops", res.openblas_gflops);
       o.Set("openblasCore", res.openblas_core);
       o.Set("openblasNote", res.openblas_note);

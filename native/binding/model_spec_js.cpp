@@ -91,6 +91,12 @@ qwen2vl::LoadSpec ParseSpec(const Napi::Object& spec) {
     s.tensors.push_back(std::move(e));
   }
   s.threads = static_cast<int>(Int(spec, "threads", "spec", false, 0, 0, 1024));
+  if (Present(spec, "cpuMatmul")) {
+    if (!spec.Get("cpuMatmul").IsString()) Fail(spec.Env(), "spec.cpuMatmul must be a string (auto, fp32 or bf16)");
+    s.cpu_matmul = spec.Get("cpuMatmul").As<Napi::String>().Utf8Value();
+    if (s.cpu_matmul != "auto" && s.cpu_matmul != "fp32" && s.cpu_matmul != "bf16")
+      Fail(spec.Env(), "spec.cpuMatmul '" + s.cpu_matmul + "' is not auto, fp32 or bf16");
+  }
   if (Present(spec, "device")) {
     if (!spec.Get("device").IsString()) Fail(spec.Env(), "spec.device must be a string (auto, cpu, cuda or cuda:N)");
     s.device = spec.Get("device").As<Napi::String>().Utf8Value();

@@ -17,6 +17,8 @@
 
 #if defined(STARKV_HAVE_DNNL)
 #include <dnnl.h>
+
+#include <oneapi/dnnl/dnnl.hpp>
 #endif
 
 namespace starkv::cpu {
@@ -139,6 +141,40 @@ BenchLimits MeasureLimits(int64_t M, int64_t N, int64_t K, int64_t bytes, int re
       best_e = std::min(best_e, Seconds(t0));
     }
     r.engine_bf16_gflops = 2.0 * M * N * K / best_e / 1e9;
+#if defined(STARKV_HAVE_DNNL)
+    if (Bf16MatmulFast(nullptr)) {
+      // The bf16 limit: oneDNN's bf16 matmul over the whole product with its own OpenMP threads.
+      using dt = dnnl::memory::data_type;
+      const dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+      dnnl::stream st(eng);
+      SetDnnlThreads(pool.size());
+      const dnnl::memory::desc ad({M, K}, dt::bf16, dnnl::memory::dims{K, 1}), bd({K, N}, dt::bf16, dnnl::memory::dims{1, K}),
+          cd({M, N}, dt::f32, dnnl::memory::dims{N, 1});
+      const dnnl::matmul prim(dnnl::matmul::primitive_desc(dnnl::matmul::desc(ad, bd, cd), eng));
+      std::vector<uint16_t> ab(static_cast<size_t>(M * K));
+      for (int64_t i = 0; i < M * K; ++i) ab[static_cast<size_t>(i)] = F32ToBf16(a.f()[i]);
+      dnnl::memory am(ad, eng, ab.data()), bm(bd, eng, wb.data()), cm(cd, eng, c.f());
+      double best_b = 1e30;
+      for (int i = 0; i <= reps; ++i) {
+        const auto t0 = std::chrono::steady_clock::now();
+        prim.execute(st, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
+        st.wait();
+        if (i > 0) best_b = std::min(best_b, Seconds(t0));  // first run warms up
+      }
+      r.bf16_gemm_gflops = 2.0 * M * N * K / best_b / 1e9;
+      ctx.use_dnnl = true;
+      ctx.bf16 = true;
+      double best_x = 1e30;
+      MatMul(ctx, a.f(), M, W, nullptr, c.f());
+      for (int i = 0; i < reps; ++i) {
+        const auto t0 = std::chrono::steady_clock::now();
+        MatMul(ctx, a.f(), M, W, nullptr, c.f());
+        best_x = std::min(best_x, Seconds(t0));
+      }
+      ctx.bf16 = false;
+      r.engine_bf16x_gflops = 2.0 * M * N * K / best_x / 1e9;
+    }
+#endif
   }
   {
     const int64_t n = bytes / 4;

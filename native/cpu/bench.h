@@ -15,6 +15,8 @@ struct BenchLimits {
   std::string openblas_note;      // why OpenBLAS was not measured
   double bandwidth_gbs = 0;
   double engine_bf16_gflops = 0;  // the engine's own prefill MatMul with a bf16 weight, same shape
+  double bf16_gemm_gflops = 0;    // oneDNN's bf16 x bf16 -> fp32 matmul (its own threads); 0 where not fast
+  double engine_bf16x_gflops = 0; // the engine's prefill MatMul on its bf16 path (cpuMatmul bf16); 0 likewise
 };
 
 // Best of `reps` timings each. Throws starkv::Error on bad sizes or allocation failure.

@@ -41,9 +41,13 @@ CpuBackend::CpuBackend(MemoryAccount* account, const CpuOptions& opt) : account_
   gemm_.workspace = &workspace_;
   gemm_.large_m = opt.large_m;
   gemm_.use_dnnl = opt.use_dnnl && HaveDnnl();
+  gemm_.bf16 = ResolveCpuMatmul(opt.matmul, gemm_.use_dnnl);
 }
 
-std::string CpuBackend::GemmName() const { return gemm_.use_dnnl ? "onednn" : "builtin"; }
+std::string CpuBackend::GemmName() const {
+  if (!gemm_.use_dnnl) return "builtin";
+  return gemm_.bf16 ? "onednn (bf16 weights: bf16 x bf16, fp32 accumulation)" : "onednn";
+}
 std::string CpuBackend::SimdName() const { return SimdSummary(); }
 
 Buffer CpuBackend::Alloc(MemCategory cat, int64_t floats) { return Floats(account_, cat, floats); }

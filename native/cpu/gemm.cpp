@@ -13,10 +13,72 @@
 
 #if defined(STARKV_HAVE_DNNL)
 #include <dnnl.h>
+
+#include <array>
+#include <map>
+#include <memory>
+#include <oneapi/dnnl/dnnl.hpp>
 #endif
 
 namespace starkv::cpu {
 namespace {
+
+#if defined(STARKV_HAVE_DNNL)
+const dnnl::engine& CpuEngine() {
+  static const dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+
+// C[M,N] (row stride ldc) = A[M,K] . B^T with A bf16 [M][K] and B bf16 [N][K] (weight rows in place).
+dnnl::matmul::primitive_desc Bf16Desc(int64_t M, int64_t N, int64_t K, int64_t ldc) {
+  using dt = dnnl::memory::data_type;
+  const dnnl::memory::desc a({M, K}, dt::bf16, dnnl::memory::dims{K, 1});
+  const dnnl::memory::desc b({K, N}, dt::bf16, dnnl::memory::dims{1, K});
+  const dnnl::memory::desc c({M, N}, dt::f32, dnnl::memory::dims{ldc, 1});
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);  // per-thread scratch: safe whatever the build
+  return dnnl::matmul::primitive_desc(dnnl::matmul::desc(a, b, c), attr, CpuEngine());
+}
+
+// One thread's bf16 GEMM with oneDNN single-threaded on it. Primitives are made per shape and kept
+// per thread (a prefill has a handful of shapes; the bound keeps a long episode's remainders in check).
+void Bf16GemmSingle(int64_t M, int64_t N, int64_t K, const uint16_t* A, const uint16_t* B, float* C, int64_t ldc) {
+  struct Entry {
+    dnnl::matmul prim;
+    dnnl::memory::desc a, b, c, scratch;
+    std::vector<uint8_t> scratch_bytes;
+  };
+  thread_local std::map<std::array<int64_t, 4>, std::unique_ptr<Entry>> cache;
+  thread_local std::unique_ptr<dnnl::stream> stream;
+  try {
+    SetDnnlThreads(1);
+    if (!stream) stream = std::make_unique<dnnl::stream>(CpuEngine());
+    const std::array<int64_t, 4> key{M, N, K, ldc};
+    auto it = cache.find(key);
+    if (it == cache.end()) {
+      if (cache.size() >= 256) cache.clear();
+      auto e = std::make_unique<Entry>();
+      const auto pd = Bf16Desc(M, N, K, ldc);
+      e->prim = dnnl::matmul(pd);
+      e->a = pd.src_desc();
+      e->b = pd.weights_desc();
+      e->c = pd.dst_desc();
+      e->scratch = pd.scratchpad_desc();
+      e->scratch_bytes.resize(e->scratch.get_size());
+      it = cache.emplace(key, std::move(e)).first;
+    }
+    Entry& e = *it->second;
+    const dnnl::engine& eng = CpuEngine();
+    dnnl::memory am(e.a, eng, const_cast<uint16_t*>(A)), bm(e.b, eng, const_cast<uint16_t*>(B)), cm(e.c, eng, C),
+        sm(e.scratch, eng, e.scratch_bytes.data());
+    e.prim.execute(*stream, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}, {DNNL_ARG_SCRATCHPAD, sm}});
+    stream->wait();
+  } catch (const dnnl::error& err) {
+    throw Error(std::string("oneDNN bf16 matmul failed (") + std::to_string(M) + "x" + std::to_string(N) + "x" +
+                std::to_string(K) + "): " + err.what());
+  }
+}
+#endif
 
 // Rows [n0, n1) of W times all M rows of x into y (row stride ldy), W read in its own dtype.
 template <DType WD>
@@ -93,6 +155,39 @@ bool HaveDnnl() {
 #endif
 }
 
+bool Bf16MatmulFast(std::string* impl) {
+#if defined(STARKV_HAVE_DNNL)
+  static const std::pair<bool, std::string> probe = [] {
+    try {
+      SetDnnlThreads(1);
+      const std::string name = Bf16Desc(64, 64, 64, 64).impl_info_str();
+      const bool fast = name.find("ref") == std::string::npos &&
+                        (name.find("bf16") != std::string::npos || name.find("amx") != std::string::npos);
+      return std::make_pair(fast, name);
+    } catch (const dnnl::error& e) {
+      return std::make_pair(false, std::string("oneDNN has no bf16 matmul here: ") + e.what());
+    }
+  }();
+  if (impl) *impl = probe.second;
+  return probe.first;
+#else
+  if (impl) *impl = "built without oneDNN";
+  return false;
+#endif
+}
+
+bool ResolveCpuMatmul(const std::string& choice, bool use_dnnl) {
+  if (choice != "auto" && choice != "fp32" && choice != "bf16")
+    throw Error("cpuMatmul '" + choice + "' is not auto, fp32 or bf16");
+  if (choice == "fp32") return false;
+  std::string impl;
+  const bool fast = use_dnnl && HaveDnnl() && Bf16MatmulFast(&impl);
+  if (choice == "bf16" && !fast)
+    throw Error("cpuMatmul 'bf16' needs oneDNN's bf16 matmul on a CPU with AVX512-BF16 or AMX; here: " +
+                (use_dnnl ? impl : std::string("oneDNN disabled")) + " (use 'auto' or 'fp32')");
+  return fast;
+}
+
 void SetDnnlThreads(int n) {
   using Fn = void (*)(int);
   static const Fn fn = reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));  // immutable once set
@@ -102,6 +197,27 @@ void SetDnnlThreads(int n) {
 void MatMul(GemmContext& ctx, const float* x, int64_t M, const Tensor& W, const Tensor* bias, float* y) {
   const int64_t N = W.Rows(), K = W.Cols();
   if (M <= 0 || N <= 0) return;
+#if defined(STARKV_HAVE_DNNL)
+  if (ctx.bf16 && ctx.use_dnnl && W.dtype == DType::BF16 && M >= ctx.large_m) {
+    // Prefill in bf16: x rounded to bf16 once (round to nearest even, as torch does), then blocks of
+    // weight rows used in place, each multiplied by x in cache-sized slabs with fp32 accumulation.
+    uint16_t* xb = reinterpret_cast<uint16_t*>(Workspace(ctx, (M * K + 1) / 2));
+    ctx.pool->ParallelFor(M, 8, [&](int64_t r0, int64_t r1) {
+      for (int64_t i = r0 * K; i < r1 * K; ++i) xb[i] = F32ToBf16(x[i]);
+    });
+    const int64_t nb = ctx.block_rows;
+    const int64_t blocks = (N + nb - 1) / nb;
+    const int nt = static_cast<int>(std::min<int64_t>(ctx.pool->size(), blocks));
+    const uint16_t* wb = static_cast<const uint16_t*>(W.data);
+    ctx.pool->Run(nt, [&](int t, int ntt) {
+      for (int64_t blk = blocks * t / ntt; blk < blocks * (t + 1) / ntt; ++blk) {
+        const int64_t n0 = blk * nb, cur = std::min(nb, N - n0);
+        for (int64_t m0 = 0; m0 < M; m0 += ctx.block_m)
+          Bf16GemmSingle(std::min(ctx.block_m, M - m0), cur, K, xb + m0 * K, wb + n0 * K, y + m0 * N + n0, N);
+      }
+    });
+  } else
+#endif
   if (M < ctx.large_m) {
     // Decode: split the weight rows among threads; each thread streams its rows once.
     ctx.pool->ParallelFor(N, 32, [&](int64_t b, int64_t e) { DotRangeAny(W.dtype, x, M, K, W.data, b, e, y, N); });

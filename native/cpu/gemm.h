@@ -1,10 +1,12 @@
 // CPU matrix multiply y[M, N] = x[M, K] . W[N, K]^T (+ bias) with W in bf16/f16/f32.
 // Small M (decode): threaded dot-product tiles reading W in its own dtype (memory-bound).
 // Large M (prefill): blocks of W rows widened to fp32 once per call, then oneDNN sgemm
-// (STARKV_HAVE_DNNL) or the built-in tile kernel.
+// (STARKV_HAVE_DNNL) or the built-in tile kernel; with ctx.bf16 and BF16 weights, x rounded to bf16 once
+// and oneDNN's bf16 matmul on the weight rows in place (single-threaded per pool thread, like the sgemm).
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "core/memory.h"
 #include "core/tensor.h"
@@ -20,7 +22,18 @@ struct GemmContext {
   int64_t block_rows = 128;     // weight rows per prefill block
   int64_t block_m = 512;        // rows of x per sgemm call inside a block (cache-sized slabs)
   bool use_dnnl = true;         // false: built-in kernel even when oneDNN is present
+  // Prefill with BF16 weights as bf16 x bf16 -> fp32 (x rounded to bf16, fp32 accumulation) through
+  // oneDNN's matmul on CPUs with AVX512-BF16 or AMX, about twice the fp32 GEMM rate; see Bf16Matmul.
+  bool bf16 = false;
 };
+
+// The CPU's prefill arithmetic for BF16 weights: "auto" (bf16 where Bf16MatmulFast, else fp32),
+// "fp32" (weights widened, fp32 x fp32, the HF fp32 arithmetic) or "bf16" (an error where it is not fast).
+// Returns the resolved choice; throws starkv::Error naming a bad value or an unavailable bf16 path.
+bool ResolveCpuMatmul(const std::string& choice, bool use_dnnl);
+// Whether oneDNN's bf16 matmul runs on a native bf16 kernel here (not its reference code); *impl gets
+// the implementation oneDNN picked or why there is none.
+bool Bf16MatmulFast(std::string* impl);
 
 void MatMul(GemmContext& ctx, const float* x, int64_t M, const Tensor& W, const Tensor* bias, float* y);
 

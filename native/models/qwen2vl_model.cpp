@@ -63,6 +63,7 @@ void Model::MakeBackend(const LoadSpec& spec) {
   cpu::CpuOptions opt;
   opt.threads = spec.threads;
   opt.use_dnnl = spec.use_dnnl;
+  opt.matmul = spec.cpu_matmul;
   backend_ = std::make_unique<cpu::CpuBackend>(&account_, opt);
   device_ = "cpu";
 }

@@ -30,6 +30,7 @@ struct LoadSpec {
   int threads = 0;             // 0: hardware_concurrency
   int64_t prefill_chunk = 512; // prompt tokens per prefill pass (bounds activation memory)
   bool use_dnnl = true;
+  std::string cpu_matmul = "fp32";  // CPU prefill with BF16 weights: "fp32" | "bf16" | "auto" (cpu/gemm.h)
   std::string device = "auto";  // "auto" | "cpu" | "cuda" | "cuda:N" (see ParseDevice)
 };
 

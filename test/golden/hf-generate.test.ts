@@ -93,3 +93,37 @@ describe('every intermediate against the Hugging Face dump', () => {
     });
   }
 });
+
+// The CPU's bf16 prefill path (cpuMatmul 'bf16': x rounded to bf16, fp32 accumulation, oneDNN's
+// AVX512-BF16 / AMX kernels) on the bf16 checkpoints: the same tokens and logits within the same
+// tolerance as the fp32 arithmetic. Where the CPU lacks the kernels, asking for it is a named error.
+describe("cpuMatmul 'bf16' on the bf16 cases", () => {
+  const bf16Cases = cases.filter((c) => c.model_dtype === 'bf16');
+  it('has bf16 cases', () => expect(bf16Cases.length).toBeGreaterThan(0));
+  for (const c of bf16Cases) {
+    it(c.id, async () => {
+      let e: Engine;
+      try {
+        e = await Engine.load(local(c.model), { threads: 2, cpuMatmul: 'bf16' });
+      } catch (err) {
+        expect(String(err)).toMatch(/cpuMatmul 'bf16' needs oneDNN's bf16 matmul/);
+        return;
+      }
+      try {
+        expect(e.info().gemm).toMatch(/bf16/);
+        const r = await e.generate({ ids: c.input_ids, images: c.images.map(local), maxNewTokens: 8 });
+        expect(r.tokens).toEqual(c.expected_tokens);
+        expect(relErr(r.promptLogitsLast, c.expected_prompt_logits_last)).toBeLessThanOrEqual(c.tolerance.logits_rel);
+        // The path ran: the logits differ from the fp32 arithmetic's.
+        const f = await engineFor(local(c.model));
+        const r32 = await f.generate({ ids: c.input_ids, images: c.images.map(local), maxNewTokens: 1 });
+        expect(relErr(r.promptLogitsLast, r32.promptLogitsLast)).toBeGreaterThan(0);
+      } finally {
+        e.dispose();
+      }
+    });
+  }
+  it('names a bad value', async () => {
+    await expect(Engine.load(local(cases[0]!.model), { cpuMatmul: 'bf17' })).rejects.toThrow("cpu matmul 'bf17' is not auto, fp32 or bf16");
+  });
+});

@@ -186,6 +186,64 @@ void MatMulCases() {
   }
 }
 
+// The CPU backend with the bf16 prefill path on (cpuMatmul "bf16"); the table's own CPU backend is fp32.
+Backend& CpuBf16() {
+  static MemoryAccount acc;
+  static cpu::CpuBackend be(&acc, [] {
+    cpu::CpuOptions o;
+    o.threads = 2;
+    o.matmul = "bf16";
+    return o;
+  }());
+  return be;
+}
+
+// BF16 weights through the bf16 prefill path (M >= large_m): the reference rounds x to bf16 the way
+// the path does, so what is left is fp32 accumulation order. Devices compare with that CPU output:
+// cuBLAS / wmma round x to bf16 as well.
+void MatMulBf16Cases() {
+  std::string impl;
+  if (!cpu::Bf16MatmulFast(&impl)) {
+    std::printf("matmul bf16-x cases: not run, this CPU has no fast oneDNN bf16 matmul (%s)\n", impl.c_str());
+    return;
+  }
+  std::printf("matmul bf16-x cases: oneDNN %s\n", impl.c_str());
+  const int64_t shapes[][3] = {{20, 7, 33}, {33, 1, 96}, {130, 96, 33}, {64, 128, 256}, {70, 200, 136}, {600, 300, 200}};
+  for (const auto& s : shapes) {
+    const int64_t M = s[0], N = s[1], K = s[2];
+    const HostWeight& W = Weight(DType::BF16, {N, K}, 0.5f);
+    const HostWeight* B = N == 96 ? &Weight(DType::BF16, {N}, 0.5f) : nullptr;
+    const std::vector<float> x = Randn(M * K);
+    std::vector<double> ref(static_cast<size_t>(M * N));
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) {
+        double acc = B ? B->f[n] : 0.0;
+        for (int64_t k = 0; k < K; ++k) acc += static_cast<double>(Bf16ToF32(F32ToBf16(x[m * K + k]))) * W.f[n * K + k];
+        ref[m * N + n] = acc;
+      }
+    Add(Fmt("matmul bf16-x M=%lld N=%lld K=%lld%s", (long long)M, (long long)N, (long long)K, B ? " +bias" : ""),
+        [=, &W](Backend& be) {
+          Backend& b = be.Name() == "cpu" ? CpuBf16() : be;
+          Mem mem(b);
+          float* xp = mem.Put(x);
+          float* y = mem.Zeros(M * N);
+          b.MatMul(xp, M, W.t, B ? &B->t : nullptr, y);
+          return mem.Get(y, M * N);
+        },
+        ref, 1e-6, 1e-5);
+  }
+  // The settings' names are checked where they are resolved.
+  bool threw = false;
+  try {
+    cpu::ResolveCpuMatmul("bf17", true);
+  } catch (const Error& e) {
+    threw = std::string(e.what()).find("'bf17' is not auto, fp32 or bf16") != std::string::npos;
+  }
+  if (!threw) std::printf("ResolveCpuMatmul accepted 'bf17'\n");
+  Add("cpuMatmul names a bad value", [threw](Backend&) { return std::vector<float>{threw ? 1.0f : 0.0f}; }, {1.0},
+      0, 0);
+}
+
 void NormCases() {
   for (DType dt : {DType::BF16, DType::F32})
     for (auto [M, D] : std::vector<std::pair<int64_t, int64_t>>{{1, 64}, {3, 1000}, {17, 3584}, {5, 1280}}) {
@@ -530,6 +588,7 @@ struct Runner {
 
 int main() {
   MatMulCases();
+  MatMulBf16Cases();
   NormCases();
   RowNormCases();
   RotaryCases();
@@ -542,6 +601,7 @@ int main() {
   MemoryAccount acc;
   cpu::CpuOptions opt;
   opt.threads = 2;
+  opt.matmul = "fp32";  // the table's CPU column: fp32 arithmetic (the bf16 path has its own cases)
   cpu::CpuBackend cpu(&acc, opt);
   std::vector<std::pair<std::string, std::unique_ptr<Backend>>> devs;  // (label, backend)
   std::string cuda_summary;

@@ -314,6 +314,8 @@ inline std::unique_ptr<starkv::qwen2vl::Model> LoadTiny(const std::string& dir, 
   s.tensors = TensorTable(s.files[0], 0);
   s.threads = threads;
   s.use_dnnl = use_dnnl;
+  // STARKV_CPU_MATMUL=fp32|bf16 runs the tests with that CPU prefill arithmetic (default: auto).
+  if (const char* m = std::getenv("STARKV_CPU_MATMUL"); m && *m) s.cpu_matmul = m;
   return std::make_unique<starkv::qwen2vl::Model>(s);
 }
 

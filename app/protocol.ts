@@ -36,6 +36,8 @@ export const SettingsSchema = z.strictObject({
     source: z.enum(['checkpoint', 'endpoint']),
     checkpointDir: z.string().max(4096),
     device: z.string().regex(DEVICE_RE, 'auto, cpu, cuda or cuda:N'),
+    /** The CPU's prefill arithmetic for BF16 weights (Engine.load's cpuMatmul); older settings files lack it. */
+    cpuMatmul: z.enum(['fp32', 'bf16', 'auto']).default('fp32'),
     endpoint: z.strictObject({
       baseURL: z.string().max(2048),
       model: z.string().max(256),

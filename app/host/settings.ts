@@ -27,6 +27,7 @@ export function defaultSettings(dataDir = defaultDataDir()): Settings {
       source: 'endpoint',
       checkpointDir: '',
       device: 'auto',
+      cpuMatmul: 'fp32',
       endpoint: { baseURL: 'http://127.0.0.1:8000/v1', model: 'ui-tars-1.5-7b', apiKey: '', apiKeySet: false, timeoutS: 120, retries: 2 },
       coordSpace: 'absolute',
     },

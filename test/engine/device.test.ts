@@ -83,4 +83,22 @@ describe('device selection', () => {
       cache.dispose();
     }
   });
+
+  it("the settings' CPU matmul reaches the engine, and changing it loads the engine anew", async () => {
+    const cache = new EngineCache();
+    const bf16Model = path.join(GOLDEN_HF, 'qwen2_5vl-tiny-bf16');
+    try {
+      const a = await cache.get(bf16Model, 'cpu', 'fp32');
+      expect(a.engine.info().gemm).not.toMatch(/bf16/);
+      expect((await cache.get(bf16Model, 'cpu', 'fp32')).engine).toBe(a.engine);
+      const b = await cache.get(bf16Model, 'cpu', 'auto');
+      expect(b.engine).not.toBe(a.engine);
+      // auto: bf16 where oneDNN has a native bf16 kernel on this CPU (this machine and CI have AVX512-BF16).
+      const fast = /avx512bf16|amx/.test(b.engine.info().simd ?? '');
+      if (fast) expect(b.engine.info().gemm).toMatch(/bf16/);
+      else expect(b.engine.info().gemm).not.toMatch(/bf16/);
+    } finally {
+      cache.dispose();
+    }
+  });
 });

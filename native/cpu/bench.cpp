@@ -162,7 +162,6 @@ BenchLimits MeasureLimits(int64_t M, int64_t N, int64_t K, int64_t bytes, int re
         if (i > 0) best_b = std::min(best_b, Seconds(t0));  // first run warms up
       }
       r.bf16_gemm_gflops = 2.0 * M * N * K / best_b / 1e9;
-      ctx.use_dnnl = true;
       ctx.bf16 = true;
       double best_x = 1e30;
       MatMul(ctx, a.f(), M, W, nullptr, c.f());

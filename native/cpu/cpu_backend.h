@@ -15,7 +15,7 @@ struct CpuOptions {
   int threads = 0;          // 0: hardware_concurrency
   int64_t large_m = 20;     // matmul rows at which the prefill GEMM path starts
   bool use_dnnl = true;
-  std::string matmul = "auto";  // prefill arithmetic for BF16 weights: auto | fp32 | bf16 (ResolveCpuMatmul)
+  std::string matmul = "fp32";  // prefill arithmetic for BF16 weights: fp32 | bf16 | auto (ResolveCpuMatmul)
 };
 
 class CpuBackend final : public Backend {

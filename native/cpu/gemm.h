@@ -23,7 +23,7 @@ struct GemmContext {
   int64_t block_m = 512;        // rows of x per sgemm call inside a block (cache-sized slabs)
   bool use_dnnl = true;         // false: built-in kernel even when oneDNN is present
   // Prefill with BF16 weights as bf16 x bf16 -> fp32 (x rounded to bf16, fp32 accumulation) through
-  // oneDNN's matmul on CPUs with AVX512-BF16 or AMX, about twice the fp32 GEMM rate; see Bf16Matmul.
+  // oneDNN's matmul on CPUs with AVX512-BF16 or AMX, about twice the fp32 GEMM rate (ResolveCpuMatmul sets it).
   bool bf16 = false;
 };
 

@@ -186,7 +186,7 @@ void MatMulCases() {
   }
 }
 
-// The CPU backend with the bf16 prefill path on (cpuMatmul "bf16"); the table's own CPU backend is fp32.
+// The CPU backend with the bf16 prefill path on (cpuMatmul "bf16"); the table's own CPU backend has the default, fp32.
 Backend& CpuBf16() {
   static MemoryAccount acc;
   static cpu::CpuBackend be(&acc, [] {
@@ -601,7 +601,6 @@ int main() {
   MemoryAccount acc;
   cpu::CpuOptions opt;
   opt.threads = 2;
-  opt.matmul = "fp32";  // the table's CPU column: fp32 arithmetic (the bf16 path has its own cases)
   cpu::CpuBackend cpu(&acc, opt);
   std::vector<std::pair<std::string, std::unique_ptr<Backend>>> devs;  // (label, backend)
   std::string cuda_summary;

@@ -90,7 +90,6 @@ void TestMatmul(gt::Checker& ck) {
             cpu::CpuOptions o;
             o.threads = threads;
             o.use_dnnl = dnnl;
-            o.matmul = "fp32";  // the fp32 arithmetic (backend_ops_test checks the bf16 path)
             cpu::CpuBackend be(&acc, o);
             std::vector<float> y(M * N);
             be.MatMul(x.data(), M, w.t, &bt, y.data());

@@ -432,11 +432,11 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
 Napi::Value BenchLimitsJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   struct Worker : Napi::AsyncWorker {
-    Worker(Napi::Env env, int64_t m, int64_t n, int64_t k, int64_t b, int r, int t)
-        : Napi::AsyncWorker(env), d(Napi::Promise::Deferred::New(env)), M(m), N(n), K(k), B(b), R(r), T(t) {}
+    Worker(Napi::Env env, int64_t m, int64_t n, int64_t k, int64_t b, int r, int t, int64_t a)
+        : Napi::AsyncWorker(env), d(Napi::Promise::Deferred::New(env)), M(m), N(n), K(k), B(b), R(r), T(t), A(a) {}
     void Execute() override {
       try {
-        res = cpu::MeasureLimits(M, N, K, B, R, T);
+        res = cpu::MeasureLimits(M, N, K, B, R, T, A);
       } catch (const std::exception& e) {
         SetError(e.what());
       }
@@ -452,12 +452,15 @@ Napi::Value BenchLimitsJs(const Napi::CallbackInfo& info) {
       o.Set("openblasNote", res.openblas_note);
       o.Set("bandwidthGBs", res.bandwidth_gbs);
       o.Set("engineBf16Gflops", res.engine_bf16_gflops);
+      o.Set("engineAttnGflops", res.engine_attn_gflops);
+      o.Set("engineAttnBf16Gflops", res.engine_attn_bf16_gflops);
       d.Resolve(o);
     }
     void OnError(const Napi::Error& e) override { d.Reject(e.Value()); }
     Napi::Promise::Deferred d;
     int64_t M, N, K, B;
     int R, T;
+    int64_t A;
     cpu::BenchLimits res;
   };
   try {
@@ -467,7 +470,8 @@ Napi::Value BenchLimitsJs(const Napi::CallbackInfo& info) {
                          Int(o, "gemmK", "opts", false, 1024, 1, 65536),
                          Int(o, "bandwidthBytes", "opts", false, 256 << 20, 4096, int64_t(1) << 36),
                          static_cast<int>(Int(o, "reps", "opts", false, 3, 1, 1000)),
-                         static_cast<int>(Int(o, "threads", "opts", false, 0, 0, 1024)));
+                         static_cast<int>(Int(o, "threads", "opts", false, 0, 0, 1024)),
+                         Int(o, "attnTokens", "opts", false, 0, 0, 65536));
     Napi::Promise p = w->d.Promise();
     w->Queue();
     return p;

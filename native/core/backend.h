@@ -36,6 +36,9 @@ struct AttnArgs {
   float scale = 1.0f;
   const int64_t* segments = nullptr;  // n_segments + 1 boundaries, first 0, last n_q
   int n_segments = 0;
+  // The layer's weights are bf16 (a bf16 checkpoint): a backend that runs such a model's prefill matmuls
+  // in bf16 (the CPU's --cpu-matmul bf16) runs this attention in bf16 too; fp32 checkpoints stay fp32.
+  bool bf16_weights = false;
 };
 
 struct SampleParams {

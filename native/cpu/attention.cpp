@@ -10,6 +10,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/dtype.h"
 #include "core/error.h"
 #include "cpu/gemm.h"
 #include "cpu/simd.h"
@@ -75,9 +76,19 @@ void SoftmaxRow(float* x, int64_t n, int64_t valid, float scale) {
   for (; i < n; ++i) x[i] = 0.0f;
 }
 
+// bf16 rows: dst[i] = bf16(src[i]) (round to nearest even, as torch's cast).
+void ToBf16(const float* src, uint16_t* dst, int64_t n) {
+  int64_t i = 0;
+#if defined(__AVX512BF16__)
+  for (; i + 16 <= n; i += 16)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_loadu_ps(src + i))));
+#endif
+  for (; i < n; ++i) dst[i] = F32ToBf16(src[i]);
+}
+
 }  // namespace
 
-void Attention(ThreadPool& pool, MemoryAccount* account, const AttnArgs& a, bool use_dnnl) {
+void Attention(ThreadPool& pool, MemoryAccount* account, const AttnArgs& a, bool use_dnnl, bool bf16) {
   if (a.heads <= 0 || a.kv_heads <= 0 || a.heads % a.kv_heads != 0 || a.hd <= 0)
     throw Error("attention: bad head counts");
   if (a.n_q <= 0) return;
@@ -117,15 +128,50 @@ void Attention(ThreadPool& pool, MemoryAccount* account, const AttnArgs& a, bool
     max_rows = std::max(max_rows, it.rows);
   }
   const int nt = static_cast<int>(std::min<int64_t>(pool.size(), static_cast<int64_t>(items.size())));
-  const int64_t per_thread = (max_rows * max_span + 15) / 16 * 16;
+  // bf16: prefill and vision blocks (not decode rows, which stream the cache once) as torch runs a bf16
+  // model: Q, K and V rounded to bf16, scores accumulated in fp32, an fp32 softmax, the probabilities
+  // rounded to bf16, P V accumulated in fp32.
+  const bool b16 = bf16 && max_rows >= 16;
+  Buffer kv16;
+  if (b16) {
+    // K and V of every KV head once, [kv_head][slot][hd] contiguous.
+    kv16 = Buffer(account, MemCategory::Workspace, sizeof(uint16_t) * static_cast<size_t>(2 * a.kv_heads * a.n_kv * hd));
+    uint16_t* k16 = static_cast<uint16_t*>(kv16.data());
+    uint16_t* v16 = k16 + a.kv_heads * a.n_kv * hd;
+    pool.ParallelFor(a.kv_heads * a.n_kv, 64, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        const int64_t g = i / a.n_kv, s = i % a.n_kv;
+        ToBf16(a.k + g * a.k_head + s * a.k_row, k16 + i * hd, hd);
+        ToBf16(a.v + g * a.v_head + s * a.v_row, v16 + i * hd, hd);
+      }
+    });
+  }
+  // Per thread: the scores [rows][span] (fp32), and for bf16 the probabilities and the query rows.
+  const int64_t s_floats = (max_rows * max_span + 15) / 16 * 16;
+  const int64_t per_thread = s_floats + (b16 ? (max_rows * max_span + max_rows * hd + 31) / 32 * 16 : 0);
   Buffer scratch(account, MemCategory::Workspace, sizeof(float) * static_cast<size_t>(per_thread * nt));
   pool.Run(nt, [&](int t, int ntt) {
     const int64_t n_items = static_cast<int64_t>(items.size());
     const int64_t b = n_items * t / ntt, e = n_items * (t + 1) / ntt;
     float* S = scratch.f() + per_thread * t;
+    uint16_t* P16 = reinterpret_cast<uint16_t*>(S + s_floats);
+    uint16_t* Q16 = P16 + max_rows * max_span;
     for (int64_t w = b; w < e; ++w) {
       const Item& it = items[w];
       const int64_t span = it.hi - it.lo;
+      if (b16) {
+        const uint16_t* k16 = static_cast<const uint16_t*>(kv16.data()) + (it.g * a.n_kv + it.lo) * hd;
+        const uint16_t* v16 = k16 + a.kv_heads * a.n_kv * hd;
+        for (int64_t r = 0; r < it.rows; ++r) ToBf16(it.q + r * it.q_ld, Q16 + r * hd, hd);
+        Bf16GemmSingle(it.rows, span, hd, Q16, hd, k16, hd, true, S, span);
+        for (int64_t r = 0; r < it.rows; ++r) {
+          const int64_t hi = std::min(it.hi, it.causal_hi0 + r * it.causal_step);
+          SoftmaxRow(S + r * span, span, hi - it.lo, a.scale);
+          ToBf16(S + r * span, P16 + r * span, span);
+        }
+        Bf16GemmSingle(it.rows, hd, span, P16, span, v16, hd, false, it.out, it.out_ld);
+        continue;
+      }
       const float* kp = a.k + it.g * a.k_head + it.lo * a.k_row;
       const float* vp = a.v + it.g * a.v_head + it.lo * a.v_row;
       SgemmSingle(use_dnnl, true, it.rows, span, hd, it.q, it.q_ld, kp, a.k_row, S, span);

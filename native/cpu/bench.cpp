@@ -7,11 +7,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <chrono>
+#include <cmath>
 #include <vector>
 
 #include "core/error.h"
 #include "core/memory.h"
 #include "core/thread_pool.h"
+#include "cpu/attention.h"
 #include "cpu/gemm.h"
 #include "cpu/simd.h"
 
@@ -74,11 +76,12 @@ double OpenBlasGflops(int64_t M, int64_t N, int64_t K, const float* a, const flo
 
 }  // namespace
 
-BenchLimits MeasureLimits(int64_t M, int64_t N, int64_t K, int64_t bytes, int reps, int threads) {
+BenchLimits MeasureLimits(int64_t M, int64_t N, int64_t K, int64_t bytes, int reps, int threads, int64_t attn_tokens) {
   if (M <= 0 || N <= 0 || K <= 0 || M > 65536 || N > 65536 || K > 65536)
     throw Error("benchLimits: gemmM, gemmN, gemmK must be in [1, 65536]");
   if (bytes < 4096 || bytes > (int64_t(1) << 36)) throw Error("benchLimits: bandwidthBytes must be in [4096, 2^36]");
   if (reps <= 0 || reps > 1000) throw Error("benchLimits: reps must be in [1, 1000]");
+  if (attn_tokens < 0 || attn_tokens > 65536) throw Error("benchLimits: attnTokens must be in [0, 65536]");
   MemoryAccount account;
   ThreadPool pool(threads);
   Buffer ws;
@@ -174,6 +177,39 @@ BenchLimits MeasureLimits(int64_t M, int64_t N, int64_t K, int64_t bytes, int re
       r.engine_bf16x_gflops = 2.0 * M * N * K / best_x / 1e9;
     }
 #endif
+  }
+  if (attn_tokens > 0) {
+    // One vision block's attention as the engine runs it: fused q|k|v rows, one segment (full attention).
+    const int64_t n = attn_tokens, heads = 16, hd = 80, C = heads * hd;
+    Buffer qkv = Floats(&account, MemCategory::Workspace, n * 3 * C), out = Floats(&account, MemCategory::Workspace, n * C);
+    for (int64_t i = 0; i < n * 3 * C; ++i) qkv.f()[i] = static_cast<float>((i * 7) % 13 - 6) * 0.05f;
+    const int64_t seg[2] = {0, n};
+    AttnArgs at;
+    at.q = qkv.f();
+    at.k = qkv.f() + C;
+    at.v = qkv.f() + 2 * C;
+    at.q_row = at.k_row = at.v_row = 3 * C;
+    at.k_head = at.v_head = hd;
+    at.out = out.f();
+    at.out_row = C;
+    at.n_q = at.n_kv = n;
+    at.heads = at.kv_heads = static_cast<int>(heads);
+    at.hd = static_cast<int>(hd);
+    at.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    at.segments = seg;
+    at.n_segments = 1;
+    const double flops = 4.0 * n * n * hd * heads;
+    auto time = [&](bool bf16) {
+      double best = 1e30;
+      for (int i = 0; i <= reps; ++i) {
+        const auto t0 = std::chrono::steady_clock::now();
+        Attention(pool, &account, at, ctx.use_dnnl, bf16);
+        if (i > 0) best = std::min(best, Seconds(t0));  // first run warms up
+      }
+      return flops / best / 1e9;
+    };
+    r.engine_attn_gflops = time(false);
+    if (HaveDnnl() && Bf16MatmulFast(nullptr)) r.engine_attn_bf16_gflops = time(true);
   }
   {
     const int64_t n = bytes / 4;

@@ -17,9 +17,14 @@ struct BenchLimits {
   double engine_bf16_gflops = 0;  // the engine's own prefill MatMul with a bf16 weight, same shape
   double bf16_gemm_gflops = 0;    // oneDNN's bf16 x bf16 -> fp32 matmul (its own threads); 0 where not fast
   double engine_bf16x_gflops = 0; // the engine's prefill MatMul on its bf16 path (cpuMatmul bf16); 0 likewise
+  // The engine's attention on a vision block's shape (full attention over attn_tokens patches, 16 heads of
+  // 80): fp32, and on the bf16 path (0 where that is not fast); both 0 when attn_tokens is 0.
+  double engine_attn_gflops = 0;
+  double engine_attn_bf16_gflops = 0;
 };
 
 // Best of `reps` timings each. Throws starkv::Error on bad sizes or allocation failure.
-BenchLimits MeasureLimits(int64_t M, int64_t N, int64_t K, int64_t bandwidth_bytes, int reps, int threads);
+BenchLimits MeasureLimits(int64_t M, int64_t N, int64_t K, int64_t bandwidth_bytes, int reps, int threads,
+                          int64_t attn_tokens = 0);
 
 }  // namespace starkv::cpu

@@ -46,7 +46,7 @@ CpuBackend::CpuBackend(MemoryAccount* account, const CpuOptions& opt) : account_
 
 std::string CpuBackend::GemmName() const {
   if (!gemm_.use_dnnl) return "builtin";
-  return gemm_.bf16 ? "onednn (bf16 weights: bf16 x bf16, fp32 accumulation)" : "onednn";
+  return gemm_.bf16 ? "onednn (bf16 weights: prefill matmuls and attention bf16 x bf16, fp32 accumulation)" : "onednn";
 }
 std::string CpuBackend::SimdName() const { return SimdSummary(); }
 
@@ -78,7 +78,7 @@ void CpuBackend::LayerNorm(const float* x, int64_t M, int64_t D, const Tensor& w
 void CpuBackend::Rotary(float* x, int64_t n, int64_t row, int heads, int hd, const float* cos, const float* sin) {
   cpu::Rotary(pool_, x, n, row, heads, hd, cos, sin);
 }
-void CpuBackend::Attention(const AttnArgs& a) { cpu::Attention(pool_, account_, a, gemm_.use_dnnl); }
+void CpuBackend::Attention(const AttnArgs& a) { cpu::Attention(pool_, account_, a, gemm_.use_dnnl, gemm_.bf16 && a.bf16_weights); }
 void CpuBackend::GatedAct(Act act, const float* gate, const float* up, int64_t n, float* out) {
   cpu::GatedAct(pool_, act, gate, up, n, out);
 }

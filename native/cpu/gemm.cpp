@@ -29,36 +29,48 @@ const dnnl::engine& CpuEngine() {
   return e;
 }
 
-// C[M,N] (row stride ldc) = A[M,K] . B^T with A bf16 [M][K] and B bf16 [N][K] (weight rows in place).
-dnnl::matmul::primitive_desc Bf16Desc(int64_t M, int64_t N, int64_t K, int64_t ldc) {
+// C[M,N] (row stride ldc) = A[M,K] (row stride lda) . op(B), A and B bf16: B [N][K] (weight rows in
+// place, trans_b) or B [K][N], row stride ldb.
+dnnl::matmul::primitive_desc Bf16Desc(const std::array<int64_t, 7>& s) {
   using dt = dnnl::memory::data_type;
-  const dnnl::memory::desc a({M, K}, dt::bf16, dnnl::memory::dims{K, 1});
-  const dnnl::memory::desc b({K, N}, dt::bf16, dnnl::memory::dims{1, K});
+  const int64_t M = s[0], N = s[1], K = s[2], lda = s[3], ldb = s[4], ldc = s[5];
+  const bool trans_b = s[6] != 0;
+  const dnnl::memory::desc a({M, K}, dt::bf16, dnnl::memory::dims{lda, 1});
+  const dnnl::memory::desc b({K, N}, dt::bf16, trans_b ? dnnl::memory::dims{1, ldb} : dnnl::memory::dims{ldb, 1});
   const dnnl::memory::desc c({M, N}, dt::f32, dnnl::memory::dims{ldc, 1});
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);  // per-thread scratch: safe whatever the build
   return dnnl::matmul::primitive_desc(dnnl::matmul::desc(a, b, c), attr, CpuEngine());
 }
 
+std::array<int64_t, 7> Bf16Key(int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, bool trans_b, int64_t ldc) {
+  return {M, N, K, lda, ldb, ldc, trans_b ? 1 : 0};
+}
+#endif
+}  // namespace
+
 // One thread's bf16 GEMM with oneDNN single-threaded on it. Primitives are made per shape and kept
 // per thread (a prefill has a handful of shapes; the bound keeps a long episode's remainders in check).
-void Bf16GemmSingle(int64_t M, int64_t N, int64_t K, const uint16_t* A, const uint16_t* B, float* C, int64_t ldc) {
+void Bf16GemmSingle(int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda, const uint16_t* B, int64_t ldb,
+                    bool trans_b, float* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+#if defined(STARKV_HAVE_DNNL)
   struct Entry {
     dnnl::matmul prim;
     dnnl::memory::desc a, b, c, scratch;
     std::vector<uint8_t> scratch_bytes;
   };
-  thread_local std::map<std::array<int64_t, 4>, std::unique_ptr<Entry>> cache;
+  thread_local std::map<std::array<int64_t, 7>, std::unique_ptr<Entry>> cache;
   thread_local std::unique_ptr<dnnl::stream> stream;
   try {
     SetDnnlThreads(1);
     if (!stream) stream = std::make_unique<dnnl::stream>(CpuEngine());
-    const std::array<int64_t, 4> key{M, N, K, ldc};
+    const auto key = Bf16Key(M, N, K, lda, ldb, trans_b, ldc);
     auto it = cache.find(key);
     if (it == cache.end()) {
       if (cache.size() >= 256) cache.clear();
       auto e = std::make_unique<Entry>();
-      const auto pd = Bf16Desc(M, N, K, ldc);
+      const auto pd = Bf16Desc(key);
       e->prim = dnnl::matmul(pd);
       e->a = pd.src_desc();
       e->b = pd.weights_desc();
@@ -77,8 +89,12 @@ void Bf16GemmSingle(int64_t M, int64_t N, int64_t K, const uint16_t* A, const ui
     throw Error(std::string("oneDNN bf16 matmul failed (") + std::to_string(M) + "x" + std::to_string(N) + "x" +
                 std::to_string(K) + "): " + err.what());
   }
-}
+#else
+  throw Error("bf16 GEMM needs oneDNN (this build has none)");
 #endif
+}
+
+namespace {
 
 // Rows [n0, n1) of W times all M rows of x into y (row stride ldy), W read in its own dtype.
 template <DType WD>
@@ -160,7 +176,7 @@ bool Bf16MatmulFast(std::string* impl) {
   static const std::pair<bool, std::string> probe = [] {
     try {
       SetDnnlThreads(1);
-      const std::string name = Bf16Desc(64, 64, 64, 64).impl_info_str();
+      const std::string name = Bf16Desc(Bf16Key(64, 64, 64, 64, 64, true, 64)).impl_info_str();
       const bool fast = name.find("ref") == std::string::npos &&
                         (name.find("bf16") != std::string::npos || name.find("amx") != std::string::npos);
       return std::make_pair(fast, name);
@@ -213,7 +229,7 @@ void MatMul(GemmContext& ctx, const float* x, int64_t M, const Tensor& W, const 
       for (int64_t blk = blocks * t / ntt; blk < blocks * (t + 1) / ntt; ++blk) {
         const int64_t n0 = blk * nb, cur = std::min(nb, N - n0);
         for (int64_t m0 = 0; m0 < M; m0 += ctx.block_m)
-          Bf16GemmSingle(std::min(ctx.block_m, M - m0), cur, K, xb + m0 * K, wb + n0 * K, y + m0 * N + n0, N);
+          Bf16GemmSingle(std::min(ctx.block_m, M - m0), cur, K, xb + m0 * K, K, wb + n0 * K, K, true, y + m0 * N + n0, N);
       }
     });
   } else

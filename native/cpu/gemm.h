@@ -46,6 +46,12 @@ void SgemmNT(GemmContext& ctx, int64_t M, int64_t N, int64_t K, const float* A, 
 void SgemmSingle(bool use_dnnl, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
                  const float* B, int64_t ldb, float* C, int64_t ldc);
 
+// Single-threaded bf16 GEMM with fp32 accumulation and output (oneDNN's matmul, primitives cached per
+// thread and shape): C[M,N] = A[M,K] . op(B), op(B) = B^T for B [N][K] (trans_b) or B for B [K][N];
+// leading dimensions in elements. Throws starkv::Error without oneDNN.
+void Bf16GemmSingle(int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda, const uint16_t* B, int64_t ldb,
+                    bool trans_b, float* C, int64_t ldc);
+
 bool HaveDnnl();
 // Tells OpenMP (used by oneDNN) how many threads to use from the calling thread (no-op without it).
 void SetDnnlThreads(int n);

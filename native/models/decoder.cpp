@@ -120,6 +120,7 @@ void TextDecoder::ForwardLayers(float* h, int64_t n, const float* cosp, const fl
     at.kv_heads = static_cast<int>(KV);
     at.hd = static_cast<int>(hd);
     at.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
+    at.bf16_weights = W.o_w.dtype == DType::BF16;
     be_.Attention(at);
     if (trace) put_rows(pre + "attn_out", a.f(), qd);
     be_.MatMul(a.f(), n, W.o_w, nullptr, o.f());

@@ -119,6 +119,7 @@ void VisionTower::Block(int j, float* x, int64_t n, const VisionLayout& L, const
     at.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hdv)));
     at.segments = segs.data();
     at.n_segments = static_cast<int>(segs.size()) - 1;
+    at.bf16_weights = b.proj_w.dtype == DType::BF16;
     be_.Attention(at);
   }
   be_.MatMul(a, n, b.proj_w, &b.proj_b, o);

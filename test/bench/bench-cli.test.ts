@@ -14,6 +14,10 @@ describe('starkv bench', () => {
     expect(j.limits.sgemmGflops).toBeGreaterThan(0);
     expect(j.limits.bandwidthGBs).toBeGreaterThan(0);
     expect(j.limits.engineBf16Gflops).toBeGreaterThan(0);
+    // The engine's attention on a vision block, fp32 always, bf16 exactly where the bf16 matmul is fast.
+    expect(j.limits.engineAttnGflops).toBeGreaterThan(0);
+    expect(j.limits.engineAttnBf16Gflops > 0).toBe(j.limits.bf16GemmGflops > 0);
+    expect(j.prefill.attentionRatioToPeak).toBeCloseTo(j.limits.engineAttnGflops / j.limits.sgemmGflops, 9);
     // The GEMM peak is the best of our GEMM library and OpenBLAS (installed by .ci/run), told its core type.
     expect(j.limits.openblasGflops, j.limits.openblasNote).toBeGreaterThan(0);
     expect(j.limits.openblasCore).not.toMatch(/prescott/i);

@@ -343,7 +343,7 @@ void RotaryCases() {
 std::vector<double> AttnRef(const std::vector<float>& q, int64_t q_row, const std::vector<float>& k,
                             const std::vector<float>& v, int64_t kv_row, int64_t kv_head, int64_t out_row,
                             int64_t n_q, int64_t n_kv, int heads, int kv_heads, int hd, float scale,
-                            const std::vector<int64_t>& seg) {
+                            const std::vector<int64_t>& seg, bool bf16_p = false) {
   std::vector<double> out(static_cast<size_t>(n_q * out_row), 0.0);
   const int group = heads / kv_heads;
   for (int64_t i = 0; i < n_q; ++i) {
@@ -365,7 +365,11 @@ std::vector<double> AttnRef(const std::vector<float>& q, int64_t q_row, const st
       for (double& e : s) z += (e = std::exp(e - m));
       for (int c = 0; c < hd; ++c) {
         double o = 0;
-        for (int64_t t = lo; t < hi; ++t) o += s[t - lo] / z * v[g * kv_head + t * kv_row + c];
+        for (int64_t t = lo; t < hi; ++t) {
+          double p = s[t - lo] / z;
+          if (bf16_p) p = Bf16ToF32(F32ToBf16(static_cast<float>(p)));
+          o += p * v[g * kv_head + t * kv_row + c];
+        }
         out[i * out_row + h * hd + c] = o;
       }
     }
@@ -373,16 +377,33 @@ std::vector<double> AttnRef(const std::vector<float>& q, int64_t q_row, const st
   return out;
 }
 
+// bf16 attention cases (the CPU's bf16 prefill path on a bf16 model): the reference takes q, k and v
+// rounded to bf16 and rounds the normalised probabilities to bf16, as the path does; what is left is
+// fp32 accumulation and softmax, which move a few probabilities across a bf16 rounding boundary (one
+// bf16 step, 2^-8 of the probability, each): up to ~3e-5 here, hence 1e-4 rather than fp32's 1e-5
+// (without the reference's rounding the error is ~1e-3). A device runs attention in fp32 whatever the
+// weights: its difference from the CPU here is that rounding.
+std::vector<float> RoundBf16(std::vector<float> v) {
+  for (float& x : v) x = Bf16ToF32(F32ToBf16(x));
+  return v;
+}
+constexpr double kBf16AttnCpu = 1e-4, kBf16AttnDev = 2e-2;
+
 // KV-store layout: q [n_q][heads*hd]; keys/values [kv_heads][cap][hd].
-void AttnStoreCase(int64_t n_q, int64_t n_kv, int kv_heads, int ratio, int hd) {
+void AttnStoreCase(int64_t n_q, int64_t n_kv, int kv_heads, int ratio, int hd, bool bf16 = false) {
   const int heads = kv_heads * ratio;
   const int64_t cap = n_kv + 5, qd = int64_t(heads) * hd;
   const std::vector<float> q = Randn(n_q * qd), k = Randn(kv_heads * cap * hd), v = Randn(kv_heads * cap * hd);
   const float scale = static_cast<float>(1.0 / std::sqrt(double(hd)));
-  std::vector<double> ref = AttnRef(q, qd, k, v, hd, cap * hd, qd, n_q, n_kv, heads, kv_heads, hd, scale, {});
-  Add(Fmt("attention %s n_q=%lld n_kv=%lld heads=%d/%d hd=%d", n_q == 1 ? "decode" : n_q == n_kv ? "causal" : "prefix",
-          (long long)n_q, (long long)n_kv, heads, kv_heads, hd),
-      [=](Backend& be) {
+  // Blocks of fewer than 16 rows (decode) stay fp32 on the bf16 path.
+  const bool b16 = bf16 && n_q >= 16;
+  std::vector<double> ref = b16 ? AttnRef(RoundBf16(q), qd, RoundBf16(k), RoundBf16(v), hd, cap * hd, qd, n_q, n_kv,
+                                          heads, kv_heads, hd, scale, {}, true)
+                                : AttnRef(q, qd, k, v, hd, cap * hd, qd, n_q, n_kv, heads, kv_heads, hd, scale, {});
+  Add(Fmt("attention%s %s n_q=%lld n_kv=%lld heads=%d/%d hd=%d", bf16 ? " bf16" : "",
+          n_q == 1 ? "decode" : n_q == n_kv ? "causal" : "prefix", (long long)n_q, (long long)n_kv, heads, kv_heads, hd),
+      [=](Backend& dev) {
+        Backend& be = bf16 && dev.Name() == "cpu" ? CpuBf16() : dev;
         Mem mem(be);
         AttnArgs a;
         a.q = mem.Put(q);
@@ -401,23 +422,27 @@ void AttnStoreCase(int64_t n_q, int64_t n_kv, int kv_heads, int ratio, int hd) {
         a.kv_heads = kv_heads;
         a.hd = hd;
         a.scale = scale;
+        a.bf16_weights = bf16;
         be.Attention(a);
         return mem.Get(a.out, n_q * qd);
       },
-      ref, 1e-5, 1e-5);
+      ref, b16 ? kBf16AttnCpu : 1e-5, b16 ? kBf16AttnDev : 1e-5);
 }
 
 // Vision layout: fused rows [n][3*C] (q | k | v), heads == kv_heads, segments.
-void AttnSegmentCase(int64_t n, int heads, int hd, std::vector<int64_t> seg) {
+void AttnSegmentCase(int64_t n, int heads, int hd, std::vector<int64_t> seg, bool bf16 = false) {
   const int64_t C = int64_t(heads) * hd;
   const std::vector<float> qkv = Randn(n * 3 * C);
-  std::vector<float> q(qkv), k(qkv.begin() + C, qkv.end()), v(qkv.begin() + 2 * C, qkv.end());
+  const std::vector<float> r = bf16 ? RoundBf16(qkv) : qkv;
+  std::vector<float> q(r), k(r.begin() + C, r.end()), v(r.begin() + 2 * C, r.end());
   k.resize(qkv.size(), 0.0f);
   v.resize(qkv.size(), 0.0f);
   const float scale = static_cast<float>(1.0 / std::sqrt(double(hd)));
-  std::vector<double> ref = AttnRef(q, 3 * C, k, v, 3 * C, hd, C, n, n, heads, heads, hd, scale, seg);
-  Add(Fmt("attention segments n=%lld (%zu windows) heads=%d hd=%d", (long long)n, seg.size() - 1, heads, hd),
-      [=](Backend& be) {
+  std::vector<double> ref = AttnRef(q, 3 * C, k, v, 3 * C, hd, C, n, n, heads, heads, hd, scale, seg, bf16);
+  Add(Fmt("attention%s segments n=%lld (%zu windows) heads=%d hd=%d", bf16 ? " bf16" : "", (long long)n, seg.size() - 1,
+          heads, hd),
+      [=](Backend& dev) {
+        Backend& be = bf16 && dev.Name() == "cpu" ? CpuBf16() : dev;
         Mem mem(be);
         float* base = mem.Put(qkv);
         AttnArgs a;
@@ -437,10 +462,11 @@ void AttnSegmentCase(int64_t n, int heads, int hd, std::vector<int64_t> seg) {
         a.scale = scale;
         a.segments = seg.data();
         a.n_segments = static_cast<int>(seg.size()) - 1;
+        a.bf16_weights = bf16;
         be.Attention(a);
         return mem.Get(a.out, n * C);
       },
-      ref, 1e-5, 1e-5);
+      ref, bf16 ? kBf16AttnCpu : 1e-5, bf16 ? kBf16AttnDev : 1e-5);
 }
 
 void AttentionCases() {
@@ -460,6 +486,19 @@ void AttentionCases() {
   AttnSegmentCase(70, 2, 80, {0, 16, 40, 41, 70});
   AttnSegmentCase(64, 3, 64, {0, 64});
   AttnSegmentCase(45, 1, 128, {0, 1, 2, 45});
+  // The bf16 path (bf16 weights, cpuMatmul bf16): prefill blocks, a block after a prefix, GQA, vision
+  // windows and a full-attention image; decode rows on the same backend stay fp32.
+  std::string impl;
+  if (!cpu::Bf16MatmulFast(&impl)) {
+    std::printf("attention bf16 cases: not run, this CPU has no fast oneDNN bf16 matmul (%s)\n", impl.c_str());
+    return;
+  }
+  AttnStoreCase(17, 17, 2, 7, 128, true);
+  AttnStoreCase(130, 130, 4, 7, 128, true);
+  AttnStoreCase(40, 333, 2, 2, 80, true);
+  AttnStoreCase(1, 300, 4, 7, 128, true);
+  AttnSegmentCase(70, 2, 80, {0, 16, 40, 41, 70}, true);
+  AttnSegmentCase(300, 2, 80, {0, 300}, true);
 }
 
 double ActRef(Act a, double x) {

@@ -26,7 +26,7 @@ const USAGE = `usage: starkv run --task "..." (--endpoint URL --model NAME | --c
   --kv-budget B        KV budget in percent (default 20)
   --threads N          engine threads (default: all cores)
   --device D           auto (a CUDA GPU when present, else the CPU), cpu, cuda or cuda:N
-  --cpu-matmul M       fp32 (default), bf16 (bf16 weights: bf16 x bf16 prefill, ~1.8x faster on AVX512-BF16/AMX CPUs) or auto
+  --cpu-matmul M       fp32 (default), bf16 (bf16 weights: bf16 x bf16 prefill matmuls and attention, ~1.8x faster on AVX512-BF16/AMX CPUs) or auto
   --api-key KEY        bearer key (default: $STARKV_API_KEY)
   --max-steps N        stop after N steps (default 100)
   --history N          screenshots kept in the prompt (default 5)

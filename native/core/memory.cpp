@@ -1,6 +1,7 @@
 // Accounting and aligned allocation.
 #include "core/memory.h"
 
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cinttypes>
@@ -70,11 +71,21 @@ Buffer::Buffer(MemoryAccount* account, MemCategory cat, size_t bytes) : account_
       throw Error(std::string("out of memory: ") + std::to_string(bytes) + " bytes of " + MemCategoryName(cat) +
                   " requested, " + std::to_string(avail) + " bytes available");
   }
-  void* p = std::aligned_alloc(64, rounded);
+  void* p = nullptr;
+  if (rounded >= kMappedBytes) {
+    p = mmap(nullptr, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) p = nullptr;
+    else {
+      madvise(p, rounded, MADV_HUGEPAGE);  // advice only: where THP is off, 4 KiB pages
+      mapped_ = true;
+    }
+  } else {
+    p = std::aligned_alloc(64, rounded);
+    if (p) std::memset(p, 0, rounded);
+  }
   if (!p)
     throw Error(std::string("out of memory: could not allocate ") + std::to_string(bytes) + " bytes of " +
                 MemCategoryName(cat));
-  std::memset(p, 0, rounded);
   ptr_ = p;
   bytes_ = bytes;
   if (account_) account_->Add(cat_, static_cast<int64_t>(bytes_));
@@ -93,6 +104,7 @@ Buffer& Buffer::operator=(Buffer&& o) noexcept {
     ptr_ = o.ptr_;
     bytes_ = o.bytes_;
     free_fn_ = o.free_fn_;
+    mapped_ = o.mapped_;
     o.ptr_ = nullptr;
     o.bytes_ = 0;
   }
@@ -102,11 +114,13 @@ Buffer& Buffer::operator=(Buffer&& o) noexcept {
 void Buffer::Release() {
   if (ptr_) {
     if (free_fn_) free_fn_(ptr_);
+    else if (mapped_) munmap(ptr_, (bytes_ + 63) & ~static_cast<size_t>(63));
     else std::free(ptr_);
     if (account_) account_->Sub(cat_, static_cast<int64_t>(bytes_));
   }
   ptr_ = nullptr;
   bytes_ = 0;
+  mapped_ = false;
 }
 
 }  // namespace starkv

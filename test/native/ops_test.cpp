@@ -3,6 +3,7 @@
 // counts; attention (causal over a stored prefix, segments, GQA); rotary; norms; sampling; dtypes;
 // KV store growth.
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <random>
 #include <vector>
@@ -265,6 +266,28 @@ void TestMisc(gt::Checker& ck) {
     threw = std::string(e.what()).find("out of memory") != std::string::npos;
   }
   ck.Expect(threw, "a huge allocation is an 'out of memory' error");
+  {  // Buffers small (malloc + memset) and large (anonymous mapping): zero, writable, counted, moved, freed.
+    MemoryAccount a2;
+    const size_t sizes[] = {1000, kMappedBytes - 64, kMappedBytes, kMappedBytes + 4099, size_t(48) << 20};
+    bool zero = true, counted = true;
+    for (int round = 0; round < 2; ++round)  // twice: reused or fresh memory must be zero again
+      for (size_t n : sizes) {
+        Buffer b(&a2, MemCategory::Workspace, n);
+        const unsigned char* p = static_cast<const unsigned char*>(b.data());
+        for (size_t i = 0; i < n; i += 4093) zero = zero && p[i] == 0;
+        zero = zero && p[n - 1] == 0;
+        std::memset(b.data(), 0xab, n);
+        counted = counted && a2.Get(MemCategory::Workspace).current == static_cast<int64_t>(n);
+        Buffer moved = std::move(b);
+        counted = counted && b.data() == nullptr && moved.bytes() == n &&
+                  static_cast<unsigned char*>(moved.data())[n - 1] == 0xab &&
+                  a2.Get(MemCategory::Workspace).current == static_cast<int64_t>(n);
+      }
+    ck.Expect(zero, "every buffer starts zeroed (malloc'd and mapped)");
+    ck.Expect(counted && a2.Get(MemCategory::Workspace).current == 0 &&
+                  a2.Get(MemCategory::Workspace).peak == static_cast<int64_t>(size_t(48) << 20),
+              "buffers are counted while they live, across a move, and not after");
+  }
 }
 
 }  // namespace

@@ -199,10 +199,12 @@ export const MemorySchema = z.object({
 });
 export type Memory = z.infer<typeof MemorySchema>;
 
-/** The GPUs the engine reports here (cuda:0 .. cuda:N-1), or why there is none. */
+/** The GPUs the engine reports here (cuda:0 .. cuda:N-1), or why there is none; and whether the CPU
+ * runs the bf16 prefill path (model.cpuMatmul 'bf16'), with the kernel or why not. */
 export const DevicesSchema = z.object({
   gpus: z.array(z.object({ id: z.string().regex(/^cuda:\d{1,3}$/), name: z.string().max(200), cc: z.string().max(20), totalBytes: z.number().min(0) })).max(64),
   note: z.string().max(1000).nullable(),
+  cpuBf16: z.object({ available: z.boolean(), impl: z.string().max(300) }).optional(),
 });
 export type Devices = z.infer<typeof DevicesSchema>;
 

@@ -10,15 +10,37 @@ interface CudaInfo {
   error: string | null;
 }
 
-/** What the engine reports: one entry per GPU (cuda:0 .. cuda:N-1), or why there is none. */
-export function probeDevices(info: () => CudaInfo = () => loadAddon().cudaInfo() as CudaInfo): Devices {
+interface CpuInfo {
+  bf16Matmul: boolean;
+  bf16Impl: string;
+}
+
+/** What the engine reports: one entry per GPU (cuda:0 .. cuda:N-1), or why there is none; and whether
+ * the CPU has the bf16 prefill path. */
+export function probeDevices(
+  info: () => CudaInfo = () => loadAddon().cudaInfo() as CudaInfo,
+  cpuInfo: () => CpuInfo = () => loadAddon().cpuInfo() as CpuInfo,
+): Devices {
+  let cpuBf16: Devices['cpuBf16'];
+  try {
+    const ci = cpuInfo();
+    cpuBf16 = { available: ci.bf16Matmul, impl: ci.bf16Impl };
+  } catch (e) {
+    cpuBf16 = { available: false, impl: `the engine could not be asked: ${(e as Error).message}` };
+  }
   try {
     const c = info();
     const gpus = c.devices.map((d) => ({ id: `cuda:${d.index}`, name: d.name, cc: String(d.cc), totalBytes: d.totalBytes }));
-    return { gpus, note: gpus.length ? null : (c.error ?? (c.compiled ? 'no CUDA device' : 'built without CUDA')) };
+    return { gpus, note: gpus.length ? null : (c.error ?? (c.compiled ? 'no CUDA device' : 'built without CUDA')), cpuBf16 };
   } catch (e) {
-    return { gpus: [], note: `the engine could not be asked: ${(e as Error).message}` };
+    return { gpus: [], note: `the engine could not be asked: ${(e as Error).message}`, cpuBf16 };
   }
+}
+
+/** Why a CPU-matmul setting cannot be chosen here ('bf16' on a CPU without the bf16 path), or null. */
+export function cpuMatmulProblem(choice: string, d: Devices): string | null {
+  if (choice !== 'bf16' || !d.cpuBf16 || d.cpuBf16.available) return null;
+  return `model.cpuMatmul: bf16 is not available on this CPU (${d.cpuBf16.impl}); choose auto (fp32 here) or fp32`;
 }
 
 /** GPU index of a device setting ('cuda' is cuda:0), or null for auto / cpu. */

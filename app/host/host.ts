@@ -7,7 +7,7 @@ import path from 'node:path';
 import { parseCommand, PROTOCOL_VERSION, type Command, type Devices, type HostEvent, type SessionEvent, type Settings } from '../protocol.ts';
 import { BlobStore, type Blob } from './blobs.ts';
 import { checkCheckpoint } from './checkpoint-check.ts';
-import { deviceProblem, probeDevices } from './devices.ts';
+import { cpuMatmulProblem, deviceProblem, probeDevices } from './devices.ts';
 import { writeReport } from '../store/report.ts';
 import { boundedEpisodeEvents, episodeDir, episodeEvents, episodeFileUrl, episodeTelemetry, listEpisodes } from './episodes.ts';
 import { METHODS } from './kv-methods.ts';
@@ -119,9 +119,12 @@ export class Host {
         if (!this.session?.answerAsk(c.requestId, c.answer)) throw new Error(`no question ${c.requestId} is waiting`);
         return void ack();
       case 'settings.update': {
-        // A GPU the engine does not report here is refused (a settings file from another machine still loads).
-        const device = (c.patch.model as { device?: unknown } | undefined)?.device;
-        const bad = typeof device === 'string' ? deviceProblem(device, this.devices) : null;
+        // A GPU the engine does not report here, or the bf16 CPU path on a CPU without it, is refused (a
+        // settings file from another machine still loads).
+        const { device, cpuMatmul } = (c.patch.model ?? {}) as { device?: unknown; cpuMatmul?: unknown };
+        const bad =
+          (typeof device === 'string' ? deviceProblem(device, this.devices) : null) ??
+          (typeof cpuMatmul === 'string' ? cpuMatmulProblem(cpuMatmul, this.devices) : null);
         if (bad) throw new Error(`settings not changed: ${bad}`);
         const r = this.opts.settings.update(c.patch);
         if (!r.ok) throw new Error(`settings not changed: ${r.reason}`);

@@ -15,6 +15,8 @@
 #include "core/error.h"
 #include "core/serial_worker.h"
 #include "cpu/bench.h"
+#include "cpu/cpu_backend.h"
+#include "cpu/gemm.h"
 #include "binding/js_args.h"
 #include "binding/kv_turn_js.h"
 #include "binding/model_spec_js.h"
@@ -510,6 +512,21 @@ Napi::Value CudaInfoJs(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// cpuInfo() -> {simd, onednn, bf16Matmul, bf16Impl}: the CPU's vector units as the engine uses them, and
+// whether --cpu-matmul bf16 can run here (oneDNN's bf16 matmul on a native kernel) and which kernel.
+Napi::Value CpuInfoJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  std::string impl;
+  const bool fast = cpu::HaveDnnl() && cpu::Bf16MatmulFast(&impl);
+  if (!cpu::HaveDnnl()) impl = "built without oneDNN";
+  o.Set("simd", cpu::SimdSummary());
+  o.Set("onednn", cpu::HaveDnnl());
+  o.Set("bf16Matmul", fast);
+  o.Set("bf16Impl", impl);
+  return o;
+}
+
 // cudaBench({device?, copyBytes?, gemmSize?, reps?}) -> {device, bandwidthGBs, bf16GemmTflops, gemm}:
 // the GPU's copy bandwidth and bf16 GEMM rate; rejects with "no CUDA device: ..." without one.
 Napi::Value CudaBenchJs(const Napi::CallbackInfo& info) {
@@ -566,6 +583,7 @@ void RegisterModel(Napi::Env env, Napi::Object exports) {
   exports.Set("loadModel", Napi::Function::New(env, LoadModel, "loadModel", data));
   exports.Set("benchLimits", Napi::Function::New(env, BenchLimitsJs, "benchLimits"));
   exports.Set("cudaInfo", Napi::Function::New(env, CudaInfoJs, "cudaInfo"));
+  exports.Set("cpuInfo", Napi::Function::New(env, CpuInfoJs, "cpuInfo"));
   exports.Set("cudaBench", Napi::Function::New(env, CudaBenchJs, "cudaBench"));
 }
 

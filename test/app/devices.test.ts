@@ -8,7 +8,7 @@ import { renderToStaticMarkup } from 'react-dom/server';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { deviceProblem, gpuIndex, probeDevices } from '../../app/host/devices.ts';
+import { cpuMatmulProblem, deviceProblem, gpuIndex, probeDevices } from '../../app/host/devices.ts';
 import { Host } from '../../app/host/host.ts';
 import type { AgentRunner } from '../../app/host/runner.ts';
 import { defaultSettings, publicSettings, SettingsStore } from '../../app/host/settings.ts';
@@ -49,9 +49,21 @@ describe('devices the engine reports', () => {
     expect(d.gpus.map((g) => g.name)).toEqual(info.devices.map((x) => x.name));
     if (!d.gpus.length) expect(d.note).toBe(info.error ?? 'built without CUDA');
     // a fake engine with two GPUs, and one that cannot be asked
-    const two = probeDevices(() => ({ compiled: true, error: null, devices: [{ index: 0, name: 'A', cc: '9.0', totalBytes: 1 }, { index: 1, name: 'B', cc: '8.9', totalBytes: 2 }] }));
-    expect(two).toEqual({ gpus: [{ id: 'cuda:0', name: 'A', cc: '9.0', totalBytes: 1 }, { id: 'cuda:1', name: 'B', cc: '8.9', totalBytes: 2 }], note: null });
-    expect(probeDevices(() => { throw new Error('addon missing'); })).toEqual({ gpus: [], note: 'the engine could not be asked: addon missing' });
+    const bf16 = () => ({ bf16Matmul: true, bf16Impl: 'brg:avx512_core_bf16' });
+    const two = probeDevices(() => ({ compiled: true, error: null, devices: [{ index: 0, name: 'A', cc: '9.0', totalBytes: 1 }, { index: 1, name: 'B', cc: '8.9', totalBytes: 2 }] }), bf16);
+    expect(two).toEqual({ gpus: [{ id: 'cuda:0', name: 'A', cc: '9.0', totalBytes: 1 }, { id: 'cuda:1', name: 'B', cc: '8.9', totalBytes: 2 }], note: null, cpuBf16: { available: true, impl: 'brg:avx512_core_bf16' } });
+    const missing = () => { throw new Error('addon missing'); };
+    expect(probeDevices(missing, missing)).toEqual({ gpus: [], note: 'the engine could not be asked: addon missing', cpuBf16: { available: false, impl: 'the engine could not be asked: addon missing' } });
+  });
+
+  it('say whether the CPU runs the bf16 prefill path, as the addon’s cpuInfo() does', () => {
+    const ci = loadAddon().cpuInfo() as { bf16Matmul: boolean; bf16Impl: string; simd: string };
+    expect(probeDevices().cpuBf16).toEqual({ available: ci.bf16Matmul, impl: ci.bf16Impl });
+    // a fast bf16 kernel exactly where the CPU has the instructions (this engine's oneDNN build)
+    expect(ci.bf16Matmul).toBe(/avx512bf16|amx/.test(ci.simd));
+    const slow: Devices = { ...NONE, cpuBf16: { available: false, impl: 'ref:any' } };
+    expect(cpuMatmulProblem('bf16', slow)).toBe('model.cpuMatmul: bf16 is not available on this CPU (ref:any); choose auto (fp32 here) or fp32');
+    expect([cpuMatmulProblem('auto', slow), cpuMatmulProblem('fp32', slow), cpuMatmulProblem('bf16', { ...slow, cpuBf16: { available: true, impl: 'x' } }), cpuMatmulProblem('bf16', NONE)]).toEqual([null, null, null, null]);
   });
 
   it('"cuda" is cuda:0; auto and cpu are no GPU', () => {
@@ -93,6 +105,21 @@ describe('the host and the device setting', () => {
     expect(h.settings.model.device).toBe('auto');
   });
 
+  it('refuses the bf16 CPU path on a CPU without it, and takes it where the CPU has it', async () => {
+    const { h, events, c } = host({ ...NONE, cpuBf16: { available: false, impl: 'ref:any' } });
+    c.receive({ type: 'settings.update', patch: { model: { cpuMatmul: 'bf16' } }, ref: 'settings-1' });
+    await tick();
+    expect(events.at(-1)).toMatchObject({ type: 'error', message: 'settings not changed: model.cpuMatmul: bf16 is not available on this CPU (ref:any); choose auto (fp32 here) or fp32' });
+    expect(h.settings.model.cpuMatmul).toBe('fp32');
+    c.receive({ type: 'settings.update', patch: { model: { cpuMatmul: 'auto' } }, ref: 'settings-2' });
+    await tick();
+    expect(h.settings.model.cpuMatmul).toBe('auto');
+    const ok = host({ ...NONE, cpuBf16: { available: true, impl: 'brg:avx512_core_bf16' } });
+    ok.c.receive({ type: 'settings.update', patch: { model: { cpuMatmul: 'bf16' } }, ref: 'settings-3' });
+    await tick();
+    expect(ok.h.settings.model.cpuMatmul).toBe('bf16');
+  });
+
   it('a settings file from a machine with more GPUs still loads (the run falls back with a warning)', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'starkv-devices-'));
     dirs.push(dir);
@@ -125,6 +152,18 @@ describe('the settings panel', () => {
     expect(opts.find((o) => o.selected)?.value).toBe('cuda:0');
     expect(opts[2]!.label).toContain('NVIDIA H200');
     expect(opts[3]!.label).toContain('NVIDIA L4 · 24 GiB');
+  });
+
+  it('says beside the CPU matmul whether this CPU has the bf16 path', () => {
+    const hint = (devices: Devices) => {
+      render('auto', devices);
+      const html = renderToStaticMarkup(createElement(SettingsView));
+      // the hint is the text right after the row's label
+      const row = html.slice(html.indexOf('CPU matmul'), html.indexOf('data-testid="model-cpu-matmul"'));
+      return row.replace(/&#x27;/g, "'");
+    };
+    expect(hint({ ...NONE, cpuBf16: { available: true, impl: 'brg:avx512_core_bf16' } })).toContain('This CPU has it (brg:avx512_core_bf16).');
+    expect(hint({ ...NONE, cpuBf16: { available: false, impl: 'ref:any' } })).toContain('This CPU has not (ref:any): bf16 is refused, auto runs fp32.');
   });
 
   it('offers no GPU where there is none; a saved one not found here stays visible, marked', () => {

@@ -33,8 +33,12 @@ describe('device selection', () => {
     const j = JSON.parse(r.stdout);
     expect(j.cpu.threads).toBeGreaterThan(0);
     expect(j.cuda).toEqual(loadAddon().cudaInfo());
+    // the CPU's vector units and whether --cpu-matmul bf16 runs here, as the addon reports them
+    const ci = loadAddon().cpuInfo();
+    expect([j.cpu.simd, j.cpu.bf16Matmul, j.cpu.bf16Impl]).toEqual([ci.simd, ci.bf16Matmul, ci.bf16Impl]);
     const text = spawnSync(process.execPath, ['bin/starkv.js', 'devices'], { cwd: ROOT, encoding: 'utf8' }).stdout;
     expect(text).toMatch(/^cpu /m);
+    expect(text).toContain(ci.bf16Matmul ? `bf16 prefill available (oneDNN ${ci.bf16Impl})` : `no bf16 prefill (${ci.bf16Impl})`);
     expect(text).toMatch(j.cuda.devices.length ? /^cuda:0 /m : /no CUDA device|built without CUDA/);
   });
 

@@ -11,13 +11,19 @@ export default async function devices(argv: string[]): Promise<number> {
     return 0;
   }
   const cuda = loadAddon().cudaInfo() as { compiled: boolean; archs: string[]; devices: Array<{ index: number; name: string; cc: string; totalBytes: number; freeBytes: number }>; error: string | null };
-  const cpu = { model: os.cpus()[0]?.model ?? 'unknown', threads: os.availableParallelism(), memoryBytes: os.totalmem() };
+  const ci = loadAddon().cpuInfo() as { simd: string; onednn: boolean; bf16Matmul: boolean; bf16Impl: string };
+  const cpu = { model: os.cpus()[0]?.model ?? 'unknown', threads: os.availableParallelism(), memoryBytes: os.totalmem(), ...ci };
   if (values.json) {
     process.stdout.write(JSON.stringify({ cpu, cuda }) + '\n');
     return 0;
   }
   const gib = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;
-  const lines = [`cpu      ${cpu.model}, ${cpu.threads} threads, ${gib(cpu.memoryBytes)}`];
+  const lines = [
+    `cpu      ${cpu.model}, ${cpu.threads} threads, ${gib(cpu.memoryBytes)}; ${cpu.simd}; GEMM ${cpu.onednn ? 'oneDNN' : 'built-in'}`,
+    cpu.bf16Matmul
+      ? `         bf16 prefill available (oneDNN ${cpu.bf16Impl}): --cpu-matmul bf16 or auto runs prefill matmuls and attention in bf16`
+      : `         no bf16 prefill (${cpu.bf16Impl}): --cpu-matmul bf16 is refused here, auto runs fp32`,
+  ];
   if (!cuda.compiled) lines.push(`cuda     ${cuda.error ?? 'not built'}`);
   else {
     lines.push(`cuda     built for sm_${cuda.archs.join(', sm_')} (cudart static; cuBLAS loaded at run time when installed)`);

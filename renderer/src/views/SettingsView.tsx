@@ -50,6 +50,13 @@ function deviceHint(d: Devices): string {
     : `No GPU here (${d.note ?? 'none reported'}): the engine runs on the CPU.`;
 }
 
+function cpuMatmulHint(d: Devices): string {
+  const what =
+    'On the CPU, BF16 weights: fp32 (the exact arithmetic), bf16 (prefill matmuls and attention bf16 x bf16 with fp32 accumulation: about 1.8x faster on CPUs with AVX512-BF16 or AMX) or auto (bf16 where the CPU has it). Reloads the engine from the next step.';
+  if (!d.cpuBf16) return what;
+  return d.cpuBf16.available ? `${what} This CPU has it (${d.cpuBf16.impl}).` : `${what} This CPU has not (${d.cpuBf16.impl}): bf16 is refused, auto runs fp32.`;
+}
+
 function ModelSection({ s }: { s: Settings }) {
   const commit = useCommit();
   const send = useApp((x) => x.send);
@@ -84,7 +91,7 @@ function ModelSection({ s }: { s: Settings }) {
           <Row label="Device" hint={deviceHint(devices)}>
             <Select value={m.device === 'cuda' ? 'cuda:0' : m.device} options={deviceOptions(m.device, devices)} onChange={(v) => commit({ model: { device: v } })} testId="model-device" />
           </Row>
-          <Row label="CPU matmul" hint="On the CPU, BF16 weights: fp32 (the exact arithmetic), bf16 (prefill matmuls and attention bf16 x bf16 with fp32 accumulation: about 1.8x faster on CPUs with AVX512-BF16 or AMX, an error elsewhere) or auto (bf16 where the CPU has it). Reloads the engine from the next step.">
+          <Row label="CPU matmul" hint={cpuMatmulHint(devices)}>
             <Select value={m.cpuMatmul} options={[['fp32', 'fp32 (exact)'], ['bf16', 'bf16 (faster prefill)'], ['auto', 'auto']]} onChange={(v) => commit({ model: { cpuMatmul: v as 'fp32' | 'bf16' | 'auto' } })} testId="model-cpu-matmul" />
           </Row>
         </>

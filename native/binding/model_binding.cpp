@@ -76,7 +76,7 @@ struct EngineState {
   // Persistent episodes by id; touched on the worker thread only (declared after `model`: freed first).
   std::map<int64_t, std::unique_ptr<qwen2vl::Episode>> episodes;
   int64_t next_episode = 1;  // JS thread
-  std::string gemm, simd, device, device_note;
+  std::string gemm, weights, simd, device, device_note;
   int threads = 0;
   std::shared_ptr<CancelSet> cancels = std::make_shared<CancelSet>();
   SerialWorker worker;
@@ -367,6 +367,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     Napi::Object o = Napi::Object::New(info.Env());
     o.Set("threads", st.threads);
     o.Set("gemm", st.gemm);
+    o.Set("weights", st.weights);
     o.Set("simd", st.simd);
     o.Set("device", st.device);
     o.Set("deviceNote", st.device_note);
@@ -404,6 +405,7 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
     try {
       st->model = std::make_unique<Model>(*sp);
       st->gemm = st->model->backend().GemmName();
+      st->weights = st->model->WeightsMode();
       st->simd = st->model->backend().SimdName();
       st->threads = st->model->backend().Threads();
       st->device = st->model->device();

@@ -97,6 +97,12 @@ qwen2vl::LoadSpec ParseSpec(const Napi::Object& spec) {
     if (s.cpu_matmul != "auto" && s.cpu_matmul != "fp32" && s.cpu_matmul != "bf16")
       Fail(spec.Env(), "spec.cpuMatmul '" + s.cpu_matmul + "' is not auto, fp32 or bf16");
   }
+  if (Present(spec, "weights")) {
+    if (!spec.Get("weights").IsString()) Fail(spec.Env(), "spec.weights must be a string (auto, mapped or resident)");
+    s.weights = spec.Get("weights").As<Napi::String>().Utf8Value();
+    if (s.weights != "auto" && s.weights != "mapped" && s.weights != "resident")
+      Fail(spec.Env(), "spec.weights '" + s.weights + "' is not auto, mapped or resident");
+  }
   if (Present(spec, "device")) {
     if (!spec.Get("device").IsString()) Fail(spec.Env(), "spec.device must be a string (auto, cpu, cuda or cuda:N)");
     s.device = spec.Get("device").As<Napi::String>().Utf8Value();

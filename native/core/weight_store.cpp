@@ -8,11 +8,11 @@
 namespace starkv {
 
 WeightStore::WeightStore(const std::vector<std::string>& files, const std::vector<TensorEntry>& entries,
-                         MemoryAccount* account)
+                         MemoryAccount* account, bool resident)
     : account_(account) {
   if (files.empty()) throw Error("no checkpoint files were given");
   for (const auto& f : files) {
-    files_.push_back(std::make_unique<MappedFile>(f));
+    files_.push_back(std::make_unique<MappedFile>(f, resident));
     mapped_bytes_ += static_cast<int64_t>(files_.back()->size());
   }
   if (account_) account_->Add(MemCategory::Weights, mapped_bytes_);
@@ -56,6 +56,12 @@ WeightStore::WeightStore(const std::vector<std::string>& files, const std::vecto
     if (account_) account_->Sub(MemCategory::Weights, mapped_bytes_);
     throw;
   }
+}
+
+bool WeightStore::Resident() const {
+  for (const auto& f : files_)
+    if (!f->resident() && f->size() > 0) return false;
+  return !files_.empty();
 }
 
 WeightStore::~WeightStore() {

@@ -27,7 +27,9 @@ class WeightStore {
  public:
   // Maps every file and checks every entry (file index, byte count, bounds). Counts mapped bytes as
   // "weights" in `account` for the store's lifetime.
-  WeightStore(const std::vector<std::string>& files, const std::vector<TensorEntry>& entries, MemoryAccount* account);
+  // resident: the files read into anonymous huge pages instead of mapped (see MappedFile).
+  WeightStore(const std::vector<std::string>& files, const std::vector<TensorEntry>& entries, MemoryAccount* account,
+              bool resident = false);
   ~WeightStore();
   WeightStore(const WeightStore&) = delete;
   WeightStore& operator=(const WeightStore&) = delete;
@@ -36,6 +38,8 @@ class WeightStore {
   // The tensor `name` with exactly `shape`; throws naming the tensor if it is missing or differs.
   Tensor Get(const std::string& name, const std::vector<int64_t>& shape) const;
   int64_t MappedBytes() const { return mapped_bytes_; }
+  // Whether every file is resident (read into anonymous huge pages) rather than mapped.
+  bool Resident() const;
 
  private:
   std::vector<std::unique_ptr<MappedFile>> files_;

@@ -32,6 +32,11 @@ struct LoadSpec {
   bool use_dnnl = true;
   std::string cpu_matmul = "fp32";  // CPU prefill with BF16 weights: "fp32" | "bf16" | "auto" (cpu/gemm.h)
   std::string device = "auto";  // "auto" | "cpu" | "cuda" | "cuda:N" (see ParseDevice)
+  // CPU weights: "mapped" (the files' page cache), "resident" (read into anonymous huge pages: faster
+  // decode for large models, not shared or evictable) or "auto" (resident on the CPU when the files are
+  // 2 GiB or more and twice them fit in what the machine has available with 4 GiB to spare; see
+  // MappedFile).
+  std::string weights = "auto";
 };
 
 // A device string: "auto" (CUDA device 0 when this build has CUDA and one is usable, else the CPU),
@@ -74,6 +79,8 @@ class Model {
 
   const Config& config() const { return c_; }
   Backend& backend() { return *backend_; }
+  // "mapped" or "resident" (how the CPU reads the checkpoint; a device model's host copy is mapped).
+  std::string WeightsMode() const { return weights_->Resident() ? "resident" : "mapped"; }
   const MemoryAccount& memory() const { return account_; }
   // "cpu" or "cuda:0 NVIDIA H100 80GB HBM3 (sm_90)"; and why "auto" chose the CPU ("" otherwise).
   const std::string& device() const { return device_; }

@@ -42,6 +42,25 @@ describe('device selection', () => {
     expect(text).toMatch(j.cuda.devices.length ? /^cuda:0 /m : /no CUDA device|built without CUDA/);
   });
 
+  it('CPU weights mapped or resident (anonymous huge pages) give the same answer; auto maps a small checkpoint', async () => {
+    const ids = [1, 2, 3, 4, 5, 6, 7, 8];
+    const out: Record<string, { tokens: number[]; logits: number[]; weightBytes: number }> = {};
+    for (const weights of ['auto', 'mapped', 'resident'] as const) {
+      const e = await Engine.load(MODEL, { threads: 1, device: 'cpu', weights });
+      try {
+        expect(e.info().weights).toBe(weights === 'resident' ? 'resident' : 'mapped');
+        const r = await e.generate({ ids, maxNewTokens: 4 });
+        // the account counts the checkpoint's bytes as weights either way
+        out[weights] = { tokens: r.tokens, logits: Array.from(r.promptLogitsLast), weightBytes: e.memory().weights.current };
+      } finally {
+        e.dispose();
+      }
+    }
+    expect(out.resident).toEqual(out.mapped);
+    expect(out.auto).toEqual(out.mapped);
+    await expect(Engine.load(MODEL, { weights: 'ram' })).rejects.toThrow("weights 'ram' is not auto, mapped or resident");
+  });
+
   it('auto runs on the CPU here and says why; cpu is plain cpu', async () => {
     const gpus = loadAddon().cudaInfo().devices.length;
     const auto = await Engine.load(MODEL, { threads: 1 });

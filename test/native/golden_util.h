@@ -316,6 +316,8 @@ inline std::unique_ptr<starkv::qwen2vl::Model> LoadTiny(const std::string& dir, 
   s.use_dnnl = use_dnnl;
   // STARKV_CPU_MATMUL=fp32|bf16 runs the tests with that CPU prefill arithmetic (default: auto).
   if (const char* m = std::getenv("STARKV_CPU_MATMUL"); m && *m) s.cpu_matmul = m;
+  // STARKV_WEIGHTS=mapped|resident: how the CPU reads the checkpoint (the tiny models are mapped on auto).
+  if (const char* w = std::getenv("STARKV_WEIGHTS"); w && *w) s.weights = w;
   return std::make_unique<starkv::qwen2vl::Model>(s);
 }
 

@@ -2,6 +2,8 @@
 // weight dtype, M (decode tiles, prefill widening, oneDNN and built-in paths), K tails and thread
 // counts; attention (causal over a stored prefix, segments, GQA); rotary; norms; sampling; dtypes;
 // KV store growth.
+#include <unistd.h>
+
 #include <cmath>
 #include <cstring>
 #include <cstdio>
@@ -11,6 +13,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/kv_store.h"
+#include "core/weight_store.h"
 #include "cpu/cpu_backend.h"
 #include "cpu/sample.h"
 #include "golden_util.h"
@@ -287,6 +290,38 @@ void TestMisc(gt::Checker& ck) {
     ck.Expect(counted && a2.Get(MemCategory::Workspace).current == 0 &&
                   a2.Get(MemCategory::Workspace).peak == static_cast<int64_t>(size_t(48) << 20),
               "buffers are counted while they live, across a move, and not after");
+  }
+  {  // Checkpoint files mapped or resident (read into anonymous huge pages): the same tensors, byte for byte.
+    char path[] = "/tmp/starkv-ops-weights-XXXXXX";
+    const int fd = mkstemp(path);
+    std::vector<unsigned char> bytes((size_t(5) << 20) + 12345);
+    for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<unsigned char>((i * 2654435761u) >> 13);
+    const bool wrote = fd >= 0 && write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size());
+    if (fd >= 0) close(fd);
+    ck.Expect(wrote, "temp checkpoint file written");
+    const std::vector<TensorEntry> entries = {{"a", 0, DType::BF16, {1024, 512}, 64, 1024 * 512 * 2},
+                                              {"b", 0, DType::F32, {3, 1000}, (size_t(5) << 20) - 4000, 12000}};
+    MemoryAccount am, ar;
+    WeightStore mapped({path}, entries, &am, false), resident({path}, entries, &ar, true);
+    bool same = true;
+    for (const auto& e : entries) {
+      const Tensor tm = mapped.Get(e.name, e.shape), tr = resident.Get(e.name, e.shape);
+      same = same && tm.data != tr.data && std::memcmp(tm.data, tr.data, e.nbytes) == 0 &&
+             std::memcmp(tr.data, bytes.data() + e.offset, e.nbytes) == 0;
+    }
+    ck.Expect(same, "resident weights hold the file's bytes at every tensor");
+    ck.Expect(!mapped.Resident() && resident.Resident(), "the store says how it holds the files");
+    ck.Expect(am.Get(MemCategory::Weights).current == static_cast<int64_t>(bytes.size()) &&
+                  ar.Get(MemCategory::Weights).current == static_cast<int64_t>(bytes.size()),
+              "both count the files' bytes as weights");
+    unlink(path);
+    bool named = false;
+    try {
+      WeightStore gone({path}, entries, &ar, true);
+    } catch (const Error& e) {
+      named = std::string(e.what()).find(path) != std::string::npos;
+    }
+    ck.Expect(named, "a missing file is an error naming it (resident too)");
   }
 }
 

@@ -107,6 +107,7 @@ export default async function bench(argv: string[]): Promise<number> {
       threads: { type: 'string' },
       device: { type: 'string' },
       'cpu-matmul': { type: 'string' },
+      weights: { type: 'string' },
       width: { type: 'string' },
       height: { type: 'string' },
       out: { type: 'string' },
@@ -119,7 +120,7 @@ export default async function bench(argv: string[]): Promise<number> {
   });
   if (values.capture) return benchCaptureCmd(values.display, parseNumberOpt(values.runs, 'runs', { int: true, min: 1 }) ?? 30, !!values.json);
   if (values.help) {
-    process.stdout.write('usage: starkv bench [--model DIR | --shape 2b|7b --fraction F (2b: Qwen2-VL-2B, default 0.25 of its layers; 7b: UI-TARS-1.5-7B, default all)] [--decode-tokens N] [--threads N] [--device auto|cpu|cuda[:N]] [--cpu-matmul fp32|bf16|auto] [--width 1920 --height 1080] [--out FILE.json] [--json]\n       starkv bench --capture [--display :N] [--runs 30] [--json]   screen capture latency (grab + BGRA->RGB, PNG) of the X display\n');
+    process.stdout.write('usage: starkv bench [--model DIR | --shape 2b|7b --fraction F (2b: Qwen2-VL-2B, default 0.25 of its layers; 7b: UI-TARS-1.5-7B, default all)] [--decode-tokens N] [--threads N] [--device auto|cpu|cuda[:N]] [--cpu-matmul fp32|bf16|auto] [--weights auto|mapped|resident] [--width 1920 --height 1080] [--out FILE.json] [--json]\n       starkv bench --capture [--display :N] [--runs 30] [--json]   screen capture latency (grab + BGRA->RGB, PNG) of the X display\n');
     return 0;
   }
   const shapeKey = values.shape ?? '2b';
@@ -149,7 +150,7 @@ export default async function bench(argv: string[]): Promise<number> {
     ? { sgemmGflops: gpu.bf16GemmTflops * 1000, ownSgemmGflops: gpu.bf16GemmTflops * 1000, openblasGflops: 0, openblasCore: '', openblasNote: 'GPU run', bandwidthGBs: gpu.bandwidthGBs, engineBf16Gflops: NaN, bf16GemmGflops: NaN, engineBf16xGflops: NaN, engineAttnGflops: NaN, engineAttnBf16Gflops: NaN, gpu }
     : await addon.benchLimits({ gemmM: 2048, gemmN: 2048, gemmK: 2048, bandwidthBytes: 1 << 30, reps: 5, threads, attnTokens: ATTN_TOKENS });
 
-  const engine = await Engine.load(dir, { threads, device, cpuMatmul: values['cpu-matmul'] });
+  const engine = await Engine.load(dir, { threads, device, cpuMatmul: values['cpu-matmul'], weights: values.weights });
   try {
     const c = engine.config;
     // A synthetic 1080p screenshot: gradients and blocks (content does not change the cost).
@@ -218,7 +219,7 @@ export default async function bench(argv: string[]): Promise<number> {
       const p = report.prefill, d = report.decode;
       process.stdout.write(
         [
-          `machine: ${report.machine.model}, ${threads} threads, GEMM ${report.machine.engine.gemm}, ${report.machine.engine.simd}`,
+          `machine: ${report.machine.model}, ${threads} threads, GEMM ${report.machine.engine.gemm}, ${report.machine.engine.simd}, weights ${report.machine.engine.weights ?? 'mapped'}`,
           gpu
             ? `limits:  ${gpu.device}: bf16 GEMM ${gpu.bf16GemmTflops.toFixed(1)} TFLOP/s (${gpu.gemm}), device memory copy ${gpu.bandwidthGBs.toFixed(0)} GB/s`
             : `limits:  fp32 GEMM peak ${limits.sgemmGflops.toFixed(1)} GFLOP/s (best of ${report.machine.engine.gemm.startsWith('onednn') ? 'oneDNN' : 'built-in'} ${limits.ownSgemmGflops.toFixed(1)}, ` +

@@ -8,7 +8,7 @@ import { formatBytes, parseNumberOpt } from '../format.ts';
 
 const USAGE = `usage: starkv episode --model <dir> [--method starkv] [--budget 20 | --cap-tokens N] [--steps 5]
        [--image a.png ...] [--task TEXT] [--history 5] [--protocol persistent|reference] [--max-new-tokens 32]
-       [--param name=value ...] [--threads N] [--device auto|cpu|cuda[:N]] [--cpu-matmul fp32|bf16|auto] [--json] [--compare]
+       [--param name=value ...] [--threads N] [--device auto|cpu|cuda[:N]] [--cpu-matmul fp32|bf16|auto] [--weights auto|mapped|resident] [--json] [--compare]
   Each step appends one screenshot (the --image files in turn, or synthetic 640x400 screens) and decodes
   a reply against the compressed cache. --json prints one JSON object per step (JSON lines).
   --compare runs the same screenshots through both protocols (persistent, then reference) and prints
@@ -43,7 +43,7 @@ export default async function episode(argv: string[]): Promise<number> {
       model: { type: 'string' }, method: { type: 'string' }, budget: { type: 'string' }, 'cap-tokens': { type: 'string' },
       steps: { type: 'string' }, image: { type: 'string', multiple: true }, task: { type: 'string' }, history: { type: 'string' },
       protocol: { type: 'string' }, 'max-new-tokens': { type: 'string' }, param: { type: 'string', multiple: true },
-      threads: { type: 'string' }, device: { type: 'string' }, 'cpu-matmul': { type: 'string' }, json: { type: 'boolean' }, compare: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      threads: { type: 'string' }, device: { type: 'string' }, 'cpu-matmul': { type: 'string' }, weights: { type: 'string' }, json: { type: 'boolean' }, compare: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
@@ -64,7 +64,7 @@ export default async function episode(argv: string[]): Promise<number> {
     params[m[1]!] = v === 'true' ? true : v === 'false' ? false : Number.isFinite(Number(v)) && v !== '' ? Number(v) : v;
   }
   const steps = parseNumberOpt(values.steps, 'steps', { int: true, min: 1 }) ?? 5;
-  const engine = await Engine.load(values.model, { threads: parseNumberOpt(values.threads, 'threads', { int: true, min: 1 }), device: values.device, cpuMatmul: values['cpu-matmul'] as string | undefined });
+  const engine = await Engine.load(values.model, { threads: parseNumberOpt(values.threads, 'threads', { int: true, min: 1 }), device: values.device, cpuMatmul: values['cpu-matmul'] as string | undefined, weights: values.weights as string | undefined });
   const ac = new AbortController();
   const onSigint = () => ac.abort();
   process.once('SIGINT', onSigint);

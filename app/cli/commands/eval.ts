@@ -12,7 +12,7 @@ import { parseNumberOpt } from '../format.ts';
 const USAGE = `usage:
   starkv eval grounding --model <dir> --data <folder> [--methods starkv,guikv,snapkv,full] [--budgets 5,10,20,40]
                         [--prompt standard|papers] [--limit N] [--max-new-tokens N] [--threads N]
-                        [--device auto|cpu|cuda[:N]] [--cpu-matmul fp32|bf16|auto] --out <dir>
+                        [--device auto|cpu|cuda[:N]] [--cpu-matmul fp32|bf16|auto] [--weights auto|mapped|resident] --out <dir>
   starkv eval trajectory --model <dir> --data <folder> [--methods ...] [--budgets ...] [--protocol persistent|reference]
                         [--history 5] [--prompt standard|papers] [--limit N] --out <dir>
   starkv eval report <out>          rebuild report.html, report.md, summary.json and the PNG plots from results.jsonl
@@ -49,6 +49,7 @@ export default async function evalCmd(argv: string[]): Promise<number> {
       threads: { type: 'string' },
       device: { type: 'string' },
       'cpu-matmul': { type: 'string' },
+      weights: { type: 'string' },
       out: { type: 'string' },
       n: { type: 'string' },
       protocol: { type: 'string' },
@@ -97,7 +98,7 @@ export default async function evalCmd(argv: string[]): Promise<number> {
   if (protocol !== 'persistent' && protocol !== 'reference') throw new Error(`--protocol must be persistent or reference, not '${protocol}'`);
   const prompt = values.prompt ?? 'standard';
   if (prompt !== 'standard' && prompt !== 'papers') throw new Error(`--prompt must be standard or papers, not '${prompt}'`);
-  const engine = await Engine.load(values.model, { threads: parseNumberOpt(values.threads, 'threads', { int: true, min: 1 }), device: values.device, cpuMatmul: values['cpu-matmul'] as string | undefined });
+  const engine = await Engine.load(values.model, { threads: parseNumberOpt(values.threads, 'threads', { int: true, min: 1 }), device: values.device, cpuMatmul: values['cpu-matmul'] as string | undefined, weights: values.weights as string | undefined });
   if (!engine.text) throw new Error(`${values.model}: the UI-TARS prompts need the checkpoint's tokenizer.json`);
   const ac = new AbortController();
   const onSigint = () => {

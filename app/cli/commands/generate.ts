@@ -4,7 +4,7 @@ import { Engine } from '../../model/engine.ts';
 import { parseIdList, parseNumberOpt } from '../format.ts';
 
 const USAGE = `usage: starkv generate --model <dir> (--prompt TEXT | --input-ids 1,2,3) [--image a.png ...]
-       [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--threads N] [--device auto|cpu|cuda[:N]] [--cpu-matmul fp32|bf16|auto] [--json]
+       [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--threads N] [--device auto|cpu|cuda[:N]] [--cpu-matmul fp32|bf16|auto] [--weights auto|mapped|resident] [--json]
   --input-ids is the full id sequence, with vision_start, the image pad tokens and vision_end;
   the images fill the pad runs in order. --prompt is wrapped in the checkpoint's chat template.`;
 
@@ -24,6 +24,7 @@ export default async function generate(argv: string[]): Promise<number> {
       threads: { type: 'string' },
       device: { type: 'string' },
       'cpu-matmul': { type: 'string' },
+      weights: { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -39,7 +40,7 @@ export default async function generate(argv: string[]): Promise<number> {
   const maxNewTokens = parseNumberOpt(values['max-new-tokens'], 'max-new-tokens', { int: true, min: 1 }) ?? 64;
   const threads = parseNumberOpt(values.threads, 'threads', { int: true, min: 1 });
   const tLoad = performance.now();
-  const engine = await Engine.load(values.model, { threads, device: values.device, cpuMatmul: values['cpu-matmul'] });
+  const engine = await Engine.load(values.model, { threads, device: values.device, cpuMatmul: values['cpu-matmul'], weights: values.weights });
   const loadMs = performance.now() - tLoad;
   const images = values.image ?? [];
   const ac = new AbortController();

@@ -27,6 +27,7 @@ const USAGE = `usage: starkv run --task "..." (--endpoint URL --model NAME | --c
   --threads N          engine threads (default: all cores)
   --device D           auto (a CUDA GPU when present, else the CPU), cpu, cuda or cuda:N
   --cpu-matmul M       fp32 (default), bf16 (bf16 weights: bf16 x bf16 prefill matmuls and attention, ~1.8x faster on AVX512-BF16/AMX CPUs) or auto
+  --weights W          auto (default), mapped (page cache) or resident (anonymous huge pages: faster decode of large checkpoints)
   --api-key KEY        bearer key (default: $STARKV_API_KEY)
   --max-steps N        stop after N steps (default 100)
   --history N          screenshots kept in the prompt (default 5)
@@ -114,7 +115,7 @@ export default async function run(argv: string[]): Promise<number> {
         temperature: { type: 'string' }, 'top-p': { type: 'string' }, timeout: { type: 'string' }, retries: { type: 'string' },
         'max-pixels': { type: 'string' }, 'min-pixels': { type: 'string' }, 'send-max-pixels': { type: 'string' },
         coords: { type: 'string' }, 'wait-ms': { type: 'string' }, help: { type: 'boolean', short: 'h' },
-        checkpoint: { type: 'string' }, 'kv-method': { type: 'string' }, 'kv-budget': { type: 'string' }, threads: { type: 'string' }, device: { type: 'string' }, 'cpu-matmul': { type: 'string' },
+        checkpoint: { type: 'string' }, 'kv-method': { type: 'string' }, 'kv-budget': { type: 'string' }, threads: { type: 'string' }, device: { type: 'string' }, 'cpu-matmul': { type: 'string' }, weights: { type: 'string' },
       },
     }));
   } catch (e) {
@@ -156,7 +157,7 @@ export default async function run(argv: string[]): Promise<number> {
     let modelName: string;
     if (values.checkpoint) {
       if (values.endpoint) throw new UsageError('give either --endpoint or --checkpoint, not both');
-      const engine = await Engine.load(values.checkpoint as string, { threads: num(values.threads as string, 'threads', 1), device: values.device as string | undefined, cpuMatmul: values['cpu-matmul'] as string | undefined });
+      const engine = await Engine.load(values.checkpoint as string, { threads: num(values.threads as string, 'threads', 1), device: values.device as string | undefined, cpuMatmul: values['cpu-matmul'] as string | undefined, weights: values.weights as string | undefined });
       const method = (values['kv-method'] as string | undefined) ?? 'full';
       const budget = num(values['kv-budget'] as string, 'kv-budget', 0) ?? 20;
       const native = new NativeBackend(engine, { kv: { method, budget } });

@@ -18,7 +18,7 @@ export interface MadeBackend {
 
 /** One loaded engine, reused across tasks while the checkpoint folder and the device stay the same. */
 export class EngineCache {
-  private loaded: { dir: string; device: string; cpuMatmul: string; engine: Engine; warnings: string[] } | null = null;
+  private loaded: { dir: string; device: string; cpuMatmul: string; weights: string; engine: Engine; warnings: string[] } | null = null;
   /** The load in flight: loads run one at a time (a start stopped mid-load leaves its load running; the
    *  next start waits for it, and reuses it when it is the same checkpoint, instead of loading twice). */
   private loading: Promise<unknown> | null = null;
@@ -30,10 +30,11 @@ export class EngineCache {
    * engine cannot use it (no driver, no GPU, a build without CUDA), the engine runs on the CPU and the
    * warnings say why; a checkpoint that does not fit on the GPU is an error (it names what did not fit).
    */
-  async get(dir: string, device = 'auto', cpuMatmul = 'fp32'): Promise<{ engine: Engine; warnings: string[] }> {
+  async get(dir: string, device = 'auto', cpuMatmul = 'fp32', weights = 'auto'): Promise<{ engine: Engine; warnings: string[] }> {
     while (this.loading) await this.loading.catch(() => {});
-    if (this.loaded?.dir === dir && this.loaded.device === device && this.loaded.cpuMatmul === cpuMatmul) return this.loaded;
-    const p = this.load(dir, device, cpuMatmul);
+    const l = this.loaded;
+    if (l?.dir === dir && l.device === device && l.cpuMatmul === cpuMatmul && l.weights === weights) return l;
+    const p = this.load(dir, device, cpuMatmul, weights);
     this.loading = p;
     try {
       return await p;
@@ -47,7 +48,7 @@ export class EngineCache {
     return this.loading !== null;
   }
 
-  private async load(dir: string, device: string, cpuMatmul: string): Promise<{ engine: Engine; warnings: string[] }> {
+  private async load(dir: string, device: string, cpuMatmul: string, weights: string): Promise<{ engine: Engine; warnings: string[] }> {
     this.dispose();
     const gen = this.generation;
     const { Engine } = await import('../model/engine.ts');
@@ -55,11 +56,11 @@ export class EngineCache {
     const warnings: string[] = [];
     let engine: Engine;
     try {
-      engine = await Engine.load(dir, { threads, device, cpuMatmul });
+      engine = await Engine.load(dir, { threads, device, cpuMatmul, weights });
     } catch (e) {
       if (device === 'cpu' || !/no CUDA device|built without CUDA/i.test((e as Error).message)) throw e;
       warnings.push(`the settings ask for CUDA, but ${(e as Error).message}: the engine runs on the CPU`);
-      engine = await Engine.load(dir, { threads, device: 'cpu', cpuMatmul });
+      engine = await Engine.load(dir, { threads, device: 'cpu', cpuMatmul, weights });
     }
     if (gen !== this.generation) {
       engine.dispose();
@@ -67,7 +68,7 @@ export class EngineCache {
     }
     const info = engine.info();
     if (device === 'auto' && info.deviceNote) warnings.push(`engine on the CPU (${info.deviceNote})`);
-    this.loaded = { dir, device, cpuMatmul, engine, warnings };
+    this.loaded = { dir, device, cpuMatmul, weights, engine, warnings };
     return this.loaded;
   }
 
@@ -90,7 +91,7 @@ export async function makeBackend(s: Settings, engines: EngineCache): Promise<Ma
   if (s.model.source === 'checkpoint') {
     const dir = s.model.checkpointDir.trim();
     if (!dir) throw new Error('no checkpoint folder chosen: pick one in Settings (or use an OpenAI-compatible endpoint)');
-    const { engine, warnings } = await engines.get(dir, s.model.device, s.model.cpuMatmul);
+    const { engine, warnings } = await engines.get(dir, s.model.device, s.model.cpuMatmul, s.model.weights);
     return { backend: new NativeBackend(engine, nativeOptions(s)), warnings: [...warnings] };
   }
   const e = s.model.endpoint;

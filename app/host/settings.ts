@@ -28,6 +28,7 @@ export function defaultSettings(dataDir = defaultDataDir()): Settings {
       checkpointDir: '',
       device: 'auto',
       cpuMatmul: 'fp32',
+      weights: 'auto',
       endpoint: { baseURL: 'http://127.0.0.1:8000/v1', model: 'ui-tars-1.5-7b', apiKey: '', apiKeySet: false, timeoutS: 120, retries: 2 },
       coordSpace: 'absolute',
     },

@@ -124,4 +124,18 @@ describe('device selection', () => {
       cache.dispose();
     }
   });
+
+  it("the settings' CPU weights reach the engine (auto maps a tiny checkpoint), and changing them loads anew", async () => {
+    const cache = new EngineCache();
+    try {
+      const a = await cache.get(MODEL, 'cpu', 'fp32', 'auto');
+      expect(a.engine.info().weights).toBe('mapped');
+      expect((await cache.get(MODEL, 'cpu', 'fp32', 'auto')).engine).toBe(a.engine);
+      const b = await cache.get(MODEL, 'cpu', 'fp32', 'resident');
+      expect(b.engine).not.toBe(a.engine);
+      expect(b.engine.info().weights).toBe('resident');
+    } finally {
+      cache.dispose();
+    }
+  });
 });

@@ -48,13 +48,20 @@ STARKV_HD inline float F16ToF32(uint16_t h) {
   return f;
 }
 
-// Round-to-nearest-even float -> bf16 (used by tests and bf16 emulation, not by the fp32 path).
+// Round-to-nearest-even float -> bf16, subnormals kept, as torch's cast (the CPU's bf16 prefill path,
+// tests and bf16 emulation; not the fp32 path).
 STARKV_HD inline uint16_t F32ToBf16(float f) {
   uint32_t u;
   std::memcpy(&u, &f, 4);
   if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
   u += 0x7fffu + ((u >> 16) & 1u);
   return static_cast<uint16_t>(u >> 16);
+}
+
+// n floats -> bf16 with F32ToBf16 (the compiler vectorises the loop; AVX512-BF16's vcvtneps2bf16 would
+// flush subnormals to zero, which torch does not).
+inline void F32ToBf16Row(const float* src, uint16_t* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = F32ToBf16(src[i]);
 }
 
 // Element i of a tensor of dtype t, as fp32.

@@ -76,16 +76,6 @@ void SoftmaxRow(float* x, int64_t n, int64_t valid, float scale) {
   for (; i < n; ++i) x[i] = 0.0f;
 }
 
-// bf16 rows: dst[i] = bf16(src[i]) (round to nearest even, as torch's cast).
-void ToBf16(const float* src, uint16_t* dst, int64_t n) {
-  int64_t i = 0;
-#if defined(__AVX512BF16__)
-  for (; i + 16 <= n; i += 16)
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_loadu_ps(src + i))));
-#endif
-  for (; i < n; ++i) dst[i] = F32ToBf16(src[i]);
-}
-
 }  // namespace
 
 void Attention(ThreadPool& pool, MemoryAccount* account, const AttnArgs& a, bool use_dnnl, bool bf16) {
@@ -141,8 +131,8 @@ void Attention(ThreadPool& pool, MemoryAccount* account, const AttnArgs& a, bool
     pool.ParallelFor(a.kv_heads * a.n_kv, 64, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
         const int64_t g = i / a.n_kv, s = i % a.n_kv;
-        ToBf16(a.k + g * a.k_head + s * a.k_row, k16 + i * hd, hd);
-        ToBf16(a.v + g * a.v_head + s * a.v_row, v16 + i * hd, hd);
+        F32ToBf16Row(a.k + g * a.k_head + s * a.k_row, k16 + i * hd, hd);
+        F32ToBf16Row(a.v + g * a.v_head + s * a.v_row, v16 + i * hd, hd);
       }
     });
   }
@@ -162,12 +152,12 @@ void Attention(ThreadPool& pool, MemoryAccount* account, const AttnArgs& a, bool
       if (b16) {
         const uint16_t* k16 = static_cast<const uint16_t*>(kv16.data()) + (it.g * a.n_kv + it.lo) * hd;
         const uint16_t* v16 = k16 + a.kv_heads * a.n_kv * hd;
-        for (int64_t r = 0; r < it.rows; ++r) ToBf16(it.q + r * it.q_ld, Q16 + r * hd, hd);
+        for (int64_t r = 0; r < it.rows; ++r) F32ToBf16Row(it.q + r * it.q_ld, Q16 + r * hd, hd);
         Bf16GemmSingle(it.rows, span, hd, Q16, hd, k16, hd, true, S, span);
         for (int64_t r = 0; r < it.rows; ++r) {
           const int64_t hi = std::min(it.hi, it.causal_hi0 + r * it.causal_step);
           SoftmaxRow(S + r * span, span, hi - it.lo, a.scale);
-          ToBf16(S + r * span, P16 + r * span, span);
+          F32ToBf16Row(S + r * span, P16 + r * span, span);
         }
         Bf16GemmSingle(it.rows, hd, span, P16, span, v16, hd, false, it.out, it.out_ld);
         continue;

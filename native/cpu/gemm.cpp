@@ -197,7 +197,7 @@ bool ResolveCpuMatmul(const std::string& choice, bool use_dnnl) {
     throw Error("cpuMatmul '" + choice + "' is not auto, fp32 or bf16");
   if (choice == "fp32") return false;
   std::string impl;
-  const bool fast = use_dnnl && HaveDnnl() && Bf16MatmulFast(&impl);
+  const bool fast = use_dnnl && Bf16MatmulFast(&impl);
   if (choice == "bf16" && !fast)
     throw Error("cpuMatmul 'bf16' needs oneDNN's bf16 matmul on a CPU with AVX512-BF16 or AMX; here: " +
                 (use_dnnl ? impl : std::string("oneDNN disabled")) + " (use 'auto' or 'fp32')");
@@ -219,7 +219,7 @@ void MatMul(GemmContext& ctx, const float* x, int64_t M, const Tensor& W, const 
     // weight rows used in place, each multiplied by x in cache-sized slabs with fp32 accumulation.
     uint16_t* xb = reinterpret_cast<uint16_t*>(Workspace(ctx, (M * K + 1) / 2));
     ctx.pool->ParallelFor(M, 8, [&](int64_t r0, int64_t r1) {
-      for (int64_t i = r0 * K; i < r1 * K; ++i) xb[i] = F32ToBf16(x[i]);
+      F32ToBf16Row(x + r0 * K, xb + r0 * K, (r1 - r0) * K);
     });
     const int64_t nb = ctx.block_rows;
     const int64_t blocks = (N + nb - 1) / nb;

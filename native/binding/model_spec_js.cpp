@@ -1,6 +1,7 @@
 // Parsing of loadModel's spec (see model_spec_js.h).
 #include "binding/model_spec_js.h"
 
+#include <initializer_list>
 #include <string>
 #include <utility>
 
@@ -9,6 +10,23 @@
 #include "core/error.h"
 
 namespace starkv::binding {
+namespace {
+
+// spec[key], a string that must be one of `choices`; `fallback` where it is absent.
+std::string Choice(const Napi::Object& spec, const char* key, std::initializer_list<const char*> choices,
+                   const std::string& fallback) {
+  if (!Present(spec, key)) return fallback;
+  std::string list;
+  size_t i = 0;
+  for (const char* c : choices) list += (i++ == 0 ? "" : i == choices.size() ? " or " : ", ") + std::string(c);
+  if (!spec.Get(key).IsString()) Fail(spec.Env(), std::string("spec.") + key + " must be a string (" + list + ")");
+  const std::string v = spec.Get(key).As<Napi::String>().Utf8Value();
+  for (const char* c : choices)
+    if (v == c) return v;
+  Fail(spec.Env(), std::string("spec.") + key + " '" + v + "' is not " + list);
+}
+
+}  // namespace
 
 qwen2vl::LoadSpec ParseSpec(const Napi::Object& spec) {
   qwen2vl::LoadSpec s;
@@ -91,18 +109,8 @@ qwen2vl::LoadSpec ParseSpec(const Napi::Object& spec) {
     s.tensors.push_back(std::move(e));
   }
   s.threads = static_cast<int>(Int(spec, "threads", "spec", false, 0, 0, 1024));
-  if (Present(spec, "cpuMatmul")) {
-    if (!spec.Get("cpuMatmul").IsString()) Fail(spec.Env(), "spec.cpuMatmul must be a string (auto, fp32 or bf16)");
-    s.cpu_matmul = spec.Get("cpuMatmul").As<Napi::String>().Utf8Value();
-    if (s.cpu_matmul != "auto" && s.cpu_matmul != "fp32" && s.cpu_matmul != "bf16")
-      Fail(spec.Env(), "spec.cpuMatmul '" + s.cpu_matmul + "' is not auto, fp32 or bf16");
-  }
-  if (Present(spec, "weights")) {
-    if (!spec.Get("weights").IsString()) Fail(spec.Env(), "spec.weights must be a string (auto, mapped or resident)");
-    s.weights = spec.Get("weights").As<Napi::String>().Utf8Value();
-    if (s.weights != "auto" && s.weights != "mapped" && s.weights != "resident")
-      Fail(spec.Env(), "spec.weights '" + s.weights + "' is not auto, mapped or resident");
-  }
+  s.cpu_matmul = Choice(spec, "cpuMatmul", {"auto", "fp32", "bf16"}, s.cpu_matmul);
+  s.weights = Choice(spec, "weights", {"auto", "mapped", "resident"}, s.weights);
   if (Present(spec, "device")) {
     if (!spec.Get("device").IsString()) Fail(spec.Env(), "spec.device must be a string (auto, cpu, cuda or cuda:N)");
     s.device = spec.Get("device").As<Napi::String>().Utf8Value();

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EngineCache, engineMemory } from '../../app/host/backends.ts';
 import { Engine, parseDevice } from '../../app/model/engine.ts';
+import { openCheckpoint } from '../../app/model/checkpoint.ts';
 import { loadAddon } from '../../app/native.ts';
 import { GOLDEN_HF, ROOT } from '../helpers/paths.ts';
 
@@ -59,6 +60,19 @@ describe('device selection', () => {
     expect(out.resident).toEqual(out.mapped);
     expect(out.auto).toEqual(out.mapped);
     await expect(Engine.load(MODEL, { weights: 'ram' })).rejects.toThrow("weights 'ram' is not auto, mapped or resident");
+  });
+
+  it('the addon itself names a bad cpuMatmul or weights in the spec (callers other than Engine.load)', async () => {
+    const ck = openCheckpoint(MODEL);
+    const { eosTokenIds: _eos, ...config } = ck.config;
+    const spec = { config, files: ck.files, tensors: ck.tensors.map((t) => ({ name: t.name, file: t.file, dtype: t.dtype, shape: t.shape, offset: t.offset, nbytes: t.nbytes })) };
+    const load = (extra: object) => loadAddon().loadModel({ ...spec, ...extra });
+    await expect(load({ cpuMatmul: 'bf17' })).rejects.toThrow("spec.cpuMatmul 'bf17' is not auto, fp32 or bf16");
+    await expect(load({ cpuMatmul: 3 })).rejects.toThrow('spec.cpuMatmul must be a string (auto, fp32 or bf16)');
+    await expect(load({ weights: 'ram' })).rejects.toThrow("spec.weights 'ram' is not auto, mapped or resident");
+    const m = await load({ weights: 'resident' });
+    expect(m.info().weights).toBe('resident');
+    m.dispose();
   });
 
   it('auto runs on the CPU here and says why; cpu is plain cpu', async () => {

@@ -41,15 +41,24 @@ function toJson(a: ScreenAction, thought: string): ParsedActionJson {
   }
 }
 
+export const PARSE_USAGE = `usage: starkv parse --screen WxH [--max-pixels N] [--min-pixels N] [--coords absolute|relative1000] [--json] < reply.txt
+  Reads one UI-TARS reply ("Thought: ...\\nAction: ...") on standard input and prints its actions as JSON,
+  in pixels of the WxH screenshot the model saw (before smart_resize). Exit 2 with {"error": ...} when it
+  does not parse.
+`;
+
 /** Returns the exit code and the text for stdout. */
 export function runParse(argv: string[], input: string): { code: number; out: string } {
   const err = (m: string, code = 2) => ({ code, out: JSON.stringify({ error: m }) + '\n' });
   let values: Record<string, string | undefined>;
   try {
-    ({ values } = parseArgs({ args: argv, options: { screen: { type: 'string' }, 'max-pixels': { type: 'string' }, 'min-pixels': { type: 'string' }, coords: { type: 'string' } } }) as { values: Record<string, string | undefined> });
+    // --json is accepted for symmetry with the other commands: JSON is the only output.
+    ({ values } = parseArgs({ args: argv, options: { screen: { type: 'string' }, 'max-pixels': { type: 'string' }, 'min-pixels': { type: 'string' }, coords: { type: 'string' }, json: { type: 'boolean' } } }) as unknown as { values: Record<string, string | undefined> });
   } catch (e) {
     return err((e as Error).message);
   }
+  for (const [k, v] of Object.entries({ 'max-pixels': values['max-pixels'], 'min-pixels': values['min-pixels'] }))
+    if (v !== undefined && !(Number.isInteger(Number(v)) && Number(v) > 0)) return err(`--${k} '${v}' must be a positive integer`);
   const m = /^(\d+)x(\d+)$/.exec(values.screen ?? '');
   if (!m) return err('--screen WxH is required (the size of the screenshot the model saw, before resizing)');
   const screen = { width: Number(m[1]), height: Number(m[2]) };

@@ -1,8 +1,9 @@
 // `starkv` command dispatcher: each subcommand lives in app/cli/commands/<name>.ts and exports
 // `default async function (argv: string[]): Promise<number>` returning the exit code.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { UsageError } from './format.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -22,7 +23,17 @@ const COMMANDS: Record<string, string> = {
 
 function usage(): string {
   const lines = Object.entries(COMMANDS).map(([k, v]) => `  ${k.padEnd(10)} ${v}`);
-  return `usage: starkv <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nstarkv <command> --help shows a command's options.`;
+  return `usage: starkv <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nstarkv <command> --help shows a command's options; starkv --version the version.`;
+}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(path.join(here, '..', '..', 'package.json'), 'utf8')) as { version: string };
+  return `starkv ${pkg.version}`;
+}
+
+/** A bad command line (our UsageError, or node's parseArgs refusing an option) rather than a failure. */
+function isUsageError(e: unknown): e is Error {
+  return e instanceof UsageError || (e instanceof Error && String((e as { code?: unknown }).code ?? '').startsWith('ERR_PARSE_ARGS'));
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -31,11 +42,26 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(usage() + '\n');
     return cmd ? 0 : 2;
   }
+  if (cmd === '--version' || cmd === '-V' || cmd === 'version') {
+    process.stdout.write(version() + '\n');
+    return 0;
+  }
   const file = path.join(here, 'commands', `${cmd}.ts`);
   if (!(cmd in COMMANDS) || !existsSync(file)) {
     process.stderr.write(`starkv: unknown or not yet available command '${cmd}'\n\n${usage()}\n`);
     return 2;
   }
+  // Output piped into `head` and closed early: stop quietly, as other command-line tools do.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
   const mod = (await import(pathToFileURL(file).href)) as { default: (a: string[]) => Promise<number> };
-  return mod.default(rest);
+  try {
+    return await mod.default(rest);
+  } catch (e) {
+    if (!isUsageError(e)) throw e;
+    process.stderr.write(`starkv ${cmd}: ${e.message}\n(starkv ${cmd} --help shows the options)\n`);
+    return 2;
+  }
 }

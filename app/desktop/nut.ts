@@ -18,7 +18,7 @@ export async function connectDesktop(display = process.env.DISPLAY): Promise<XCo
   if (!display) {
     const wl = process.env.WAYLAND_DISPLAY ? ' (a Wayland session was found: run under XWayland with DISPLAY set)' : '';
     throw new DesktopUnavailableError(
-      `no X display: DISPLAY is not set${wl}. The agent needs a desktop to see and control; run it inside your X session, or start a virtual one (e.g. xvfb-run -s "-screen 0 1920x1080x24" starkv run ...)`,
+      `no X display: DISPLAY is not set${wl}. The agent needs a desktop to see and control: run it inside your X session, or on a virtual X server with something on screen (a bare Xvfb screen is black, and the agent stops on a black screen), e.g. xvfb-run -a -s "-screen 0 1920x1080x24" sh -c 'chromium --no-sandbox https://example.org & sleep 3; starkv run ...'`,
     );
   }
   try {

@@ -22,6 +22,8 @@ export interface KvSettings {
 
 export interface LayerTelemetry {
   layer: number;
+  /** The layer's own budget (window included): the uniform cap(L, b), or the layer's share where the method
+   *  splits the budget over layers (PyramidKV's pyramid, VL-Cache's sparsity rule). */
   cap: number;
   kept: number; // slots the layer holds after compression
   keep: LayerKeep; // kept cells per frame + kept text tokens
@@ -155,7 +157,7 @@ export class ChatEpisode {
       fullKvBytes: perToken * this.seen,
       layers: r.kv.layers.map((l, i) => ({
         layer: i,
-        cap: l.cap,
+        cap: (l.telemetry?.layerBudget ?? -1) >= 0 ? l.telemetry!.layerBudget! : l.cap,
         kept: l.slotTokens.length,
         keep: mapKept(this.layout, l.slotTokens),
         temperature: l.telemetry?.temperature ?? null,

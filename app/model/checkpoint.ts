@@ -110,8 +110,10 @@ export function openCheckpoint(dir: string): Checkpoint {
   for (const [name, shape] of expected) {
     const t = byNorm.get(name);
     if (!t) {
+      // Named as this folder names its tensors (the old layout: model.layers.*, visual.*).
+      const shown = newNames > 0 ? name : name.replace(/^model\.visual\./, 'visual.').replace(/^model\.language_model\./, 'model.');
       throw new CheckpointError(
-        `${abs}: missing tensor '${name}'` + (name === 'lm_head.weight' ? ' (config says tie_word_embeddings is false)' : ''),
+        `${abs}: missing tensor '${shown}'` + (name === 'lm_head.weight' ? ' (config says tie_word_embeddings is false)' : ''),
       );
     }
     const where = `${table.files[t.file]}: tensor '${t.stored ?? t.name}'`;

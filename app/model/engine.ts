@@ -2,7 +2,7 @@
 // cancellable, streaming generation. Everything heavy runs on the engine's own worker thread.
 import { loadAddon } from '../native.ts';
 import { kvBytesPerToken, openCheckpoint, type Checkpoint } from './checkpoint.ts';
-import { batchImages, decodeImage, processImage, readPreprocessorConfig, type PreprocessorConfig, type ProcessedImage } from './preprocess.ts';
+import { batchImages, decodeImage, ImageError, processImage, readPreprocessorConfig, type PreprocessorConfig, type ProcessedImage } from './preprocess.ts';
 import { TextProcessor, type ChatMessage } from './text.ts';
 
 export interface MemoryCategory {
@@ -87,7 +87,7 @@ export interface EpisodeTurnNative {
     layers: Array<{
       cap: number;
       slotTokens: Int32Array; // source token index of every slot the layer holds after compression
-      telemetry?: { temperature: number | null; normalizedEntropy: number | null; lambdaEff: number | null; miCur: number[]; miEma: number[]; groupWeights: number[]; stability: number[]; branch: string };
+      telemetry?: { temperature: number | null; normalizedEntropy: number | null; lambdaEff: number | null; miCur: number[]; miEma: number[]; groupWeights: number[]; stability: number[]; layerBudget?: number; branch: string };
     }>;
   };
 }
@@ -140,7 +140,18 @@ export class Engine {
   }
 
   async processImages(images: Array<string | Buffer | ProcessedImage>): Promise<ProcessedImage[]> {
-    return Promise.all(images.map(async (im) => (typeof im === 'string' || Buffer.isBuffer(im) ? processImage(await decodeImage(im), this.preprocessor) : im)));
+    return Promise.all(
+      images.map(async (im, i) => {
+        if (typeof im !== 'string' && !Buffer.isBuffer(im)) return im;
+        const decoded = await decodeImage(im);
+        try {
+          return processImage(decoded, this.preprocessor);
+        } catch (e) {
+          // name the image: a prompt may carry several
+          throw new ImageError(`${typeof im === 'string' ? im : `image ${i} (${im.length} bytes)`}: ${(e as Error).message}`);
+        }
+      }),
+    );
   }
 
   /** Checks that the image pad runs of `ids` match the images, in order; throws with what is wrong. */

@@ -63,10 +63,10 @@ describe('bench model shapes', () => {
 
   it('an unknown shape or a fraction above 1 is refused by name', () => {
     const bad = spawnSync(process.execPath, ['bin/starkv.js', 'bench', '--shape', '13b'], { cwd: ROOT, encoding: 'utf8' });
-    expect(bad.status).toBe(1);
+    expect(bad.status).toBe(2); // a bad command line (exit 2), not a failure (1)
     expect(bad.stderr).toMatch(/--shape must be one of 2b, 7b \(got '13b'\)/);
     const frac = spawnSync(process.execPath, ['bin/starkv.js', 'bench', '--fraction', '2'], { cwd: ROOT, encoding: 'utf8' });
-    expect(frac.status).toBe(1);
+    expect(frac.status).toBe(2);
     expect(frac.stderr).toMatch(/--fraction '2' must be a number >= 0.01 and <= 1/);
   });
 });

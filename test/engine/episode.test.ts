@@ -186,6 +186,18 @@ describe('Episode (chat turns, real tokenizer)', () => {
     await ep.dispose();
   });
 
+  it('reports each layer\'s own budget where the method splits it over layers (PyramidKV)', async () => {
+    const ep = new Episode(e, { method: 'pyramidkv', budget: 20, historyImages: 2 });
+    const r = await ep.step({ text: 'Open the settings.', image: imgs[0], maxNewTokens: 2, temperature: 0 });
+    const uniform = Math.floor((r.refLen * 20) / 100);
+    const caps = r.layers.map((l) => l.cap);
+    // the pyramid: the first layer gets more than the uniform cap, the last less, and each holds its own cap
+    expect(caps[0]!).toBeGreaterThan(uniform);
+    expect(caps[caps.length - 1]!).toBeLessThan(uniform);
+    for (const l of r.layers) expect(l.kept).toBe(l.cap);
+    await ep.dispose();
+  });
+
   it('with no eviction, persistent turns give the same replies as re-prefilling everything', async () => {
     const a = new Episode(e, { method: 'full', historyImages: 10 });
     const b = new Episode(e, { method: 'full', historyImages: 10, protocol: 'reference' });
@@ -208,8 +220,8 @@ describe('Episode (chat turns, real tokenizer)', () => {
     expect(lines[2].layers[0].temperature).toBeGreaterThan(0);
     expect(lines[2].timings.prefillMs).toBeGreaterThan(0);
     const bad = spawnSync(process.execPath, ['bin/starkv.js', 'episode', '--model', path.join(dir, 'model'), '--protocol', 'sideways'], { cwd: ROOT, encoding: 'utf8' });
-    expect(bad.status).toBe(1);
-    expect(bad.stderr).toMatch(/--protocol must be persistent or reference/);
+    expect(bad.status).toBe(2); // a bad command line, refused before the checkpoint loads
+    expect(bad.stderr).toMatch(/--protocol '.*' must be one of persistent, reference/);
   });
 
   it('starkv episode --compare: with no eviction both protocols give the same replies', () => {

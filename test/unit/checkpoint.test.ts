@@ -124,7 +124,17 @@ describe('checkpoint folders', () => {
         delete h['model.layers.1.mlp.up_proj.weight'];
       }),
     );
-    expect(() => openCheckpoint(d)).toThrow(/missing tensor 'model\.language_model\.layers\.1\.mlp\.up_proj\.weight'/);
+    // named as this (old-layout) folder names its tensors, not by our internal (new-layout) names
+    expect(() => openCheckpoint(d)).toThrow(/missing tensor 'model\.layers\.1\.mlp\.up_proj\.weight'/);
+  });
+  it('a missing tensor in a new-layout folder is named the new way', () => {
+    const d = path.join(dir, 'missing-new');
+    writeCheckpoint(d, tinyConfig('qwen2_5_vl'), { dtype: 'F32', layout: 'new', shards: 1, seed: 3 });
+    rewriteHeader(st(d), (h) => {
+      h['model.visual.merger.mlp.0.biasX'] = h['model.visual.merger.mlp.0.bias'];
+      delete h['model.visual.merger.mlp.0.bias'];
+    });
+    expect(() => openCheckpoint(d)).toThrow(/missing tensor 'model\.visual\.merger\.mlp\.0\.bias'/);
   });
   it('a tensor of the wrong shape', () => {
     const d = broken('shape', (d) =>

@@ -13,7 +13,7 @@ import { writeCheckpoint } from '../../model/checkpoint-writer.ts';
 import { processImage, type RgbImage } from '../../model/preprocess.ts';
 import { parseModelConfig, type ModelConfig } from '../../model/config.ts';
 import { expectedTensors } from '../../model/checkpoint.ts';
-import { formatBytes, parseNumberOpt } from '../format.ts';
+import { formatBytes, parseNumberOpt, UsageError } from '../format.ts';
 
 /** Patches of the vision block whose attention the limits measure (4 n^2 * 80 * 16 FLOPs: 86 GFLOP). */
 const ATTN_TOKENS = 4096;
@@ -124,7 +124,7 @@ export default async function bench(argv: string[]): Promise<number> {
     return 0;
   }
   const shapeKey = values.shape ?? '2b';
-  if (!(shapeKey in SHAPES)) throw new Error(`--shape must be one of ${Object.keys(SHAPES).join(', ')} (got '${shapeKey}')`);
+  if (!(shapeKey in SHAPES)) throw new UsageError(`--shape must be one of ${Object.keys(SHAPES).join(', ')} (got '${shapeKey}')`);
   const shape = SHAPES[shapeKey as keyof typeof SHAPES];
   const fraction = parseNumberOpt(values.fraction, 'fraction', { min: 0.01, max: 1 }) ?? shape.fraction;
   const decodeTokens = parseNumberOpt(values['decode-tokens'], 'decode-tokens', { int: true, min: 2 }) ?? 16;

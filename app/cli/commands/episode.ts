@@ -4,7 +4,8 @@ import { parseArgs } from 'node:util';
 import { Engine } from '../../model/engine.ts';
 import { Episode, type Protocol, type TurnResult } from '../../model/episode.ts';
 import { processImage, type ProcessedImage, type RgbImage } from '../../model/preprocess.ts';
-import { formatBytes, parseNumberOpt } from '../format.ts';
+import { KV_METHOD_NAMES } from '../../protocol.ts';
+import { formatBytes, parseChoiceOpt, parseNumberOpt, UsageError } from '../format.ts';
 
 const USAGE = `usage: starkv episode --model <dir> [--method starkv] [--budget 20 | --cap-tokens N] [--steps 5]
        [--image a.png ...] [--task TEXT] [--history 5] [--protocol persistent|reference] [--max-new-tokens 32]
@@ -54,12 +55,18 @@ export default async function episode(argv: string[]): Promise<number> {
     process.stderr.write('starkv episode: --model is required\n' + USAGE + '\n');
     return 2;
   }
-  const protocol = (values.protocol ?? 'persistent') as Protocol;
-  if (protocol !== 'persistent' && protocol !== 'reference') throw new Error(`--protocol must be persistent or reference, not '${protocol}'`);
+  // Every option is checked before the checkpoint loads (a 7B load takes a while).
+  const protocol: Protocol = parseChoiceOpt(values.protocol, 'protocol', ['persistent', 'reference'] as const, 'persistent');
+  const method = parseChoiceOpt(values.method, 'method', KV_METHOD_NAMES, 'starkv');
+  if (values.budget !== undefined && values['cap-tokens'] !== undefined) throw new UsageError('give --budget or --cap-tokens, not both');
+  const budget = parseNumberOpt(values.budget, 'budget', { above: 0, max: 100 });
+  const capTokens = parseNumberOpt(values['cap-tokens'], 'cap-tokens', { int: true, min: 1 });
+  const historyImages = parseNumberOpt(values.history, 'history', { int: true, min: 1 });
+  const maxNew = parseNumberOpt(values['max-new-tokens'], 'max-new-tokens', { int: true, min: 1 }) ?? 32;
   const params: Record<string, number | boolean | string> = {};
   for (const p of values.param ?? []) {
     const m = /^([\w.]+)=(.*)$/.exec(p);
-    if (!m) throw new Error(`--param '${p}' must be name=value`);
+    if (!m) throw new UsageError(`--param '${p}' must be name=value`);
     const v = m[2]!;
     params[m[1]!] = v === 'true' ? true : v === 'false' ? false : Number.isFinite(Number(v)) && v !== '' ? Number(v) : v;
   }
@@ -68,13 +75,12 @@ export default async function episode(argv: string[]): Promise<number> {
   const ac = new AbortController();
   const onSigint = () => ac.abort();
   process.once('SIGINT', onSigint);
-  const maxNew = parseNumberOpt(values['max-new-tokens'], 'max-new-tokens', { int: true, min: 1 }) ?? 32;
   const run = async (proto: Protocol, print: (r: TurnResult) => void): Promise<TurnResult[]> => {
     const ep = new Episode(engine, {
-      method: values.method ?? 'starkv',
-      budget: parseNumberOpt(values.budget, 'budget', { min: 0.01 }),
-      capTokens: parseNumberOpt(values['cap-tokens'], 'cap-tokens', { int: true, min: 1 }),
-      historyImages: parseNumberOpt(values.history, 'history', { int: true, min: 1 }),
+      method,
+      budget,
+      capTokens,
+      historyImages,
       params,
       protocol: proto,
     });

@@ -7,7 +7,8 @@ import { writeReport } from '../../eval/report.ts';
 import { runGrounding } from '../../eval/run-grounding.ts';
 import { writeAgentNetFixture, writeGroundingFixture, writeTrajectoryFixture } from '../../eval/fixture.ts';
 import { runTrajectories } from '../../eval/run-trajectory.ts';
-import { parseNumberOpt } from '../format.ts';
+import { KV_METHOD_NAMES } from '../../protocol.ts';
+import { parseChoiceOpt, parseNumberOpt, UsageError } from '../format.ts';
 
 const USAGE = `usage:
   starkv eval grounding --model <dir> --data <folder> [--methods starkv,guikv,snapkv,full] [--budgets 5,10,20,40]
@@ -66,14 +67,14 @@ export default async function evalCmd(argv: string[]): Promise<number> {
   }
   if (sub === 'report') {
     const out = positionals[0] ?? values.out;
-    if (!out) throw new Error('starkv eval report needs the output folder of a run');
+    if (!out) throw new UsageError('starkv eval report needs the output folder of a run');
     const f = await writeReport(out);
     process.stdout.write(`wrote ${f.html}, ${f.markdown}, ${f.summary}, ${f.plots.join(', ')}\n`);
     return 0;
   }
   if (sub === 'fixture') {
     const dir = positionals[0];
-    if (!dir) throw new Error('starkv eval fixture needs a folder');
+    if (!dir) throw new UsageError('starkv eval fixture needs a folder');
     const count = parseNumberOpt(values.n, 'n', { int: true, min: 1 });
     const n = values.agentnet
       ? await writeAgentNetFixture(dir, count ?? 2)
@@ -91,14 +92,18 @@ export default async function evalCmd(argv: string[]): Promise<number> {
     process.stderr.write(`starkv eval ${sub} needs --model, --data and --out\n${USAGE}\n`);
     return 2;
   }
-  const methods = (values.methods ?? 'starkv,guikv,snapkv,full').split(',').map((s) => s.trim()).filter(Boolean);
-  const budgets = (values.budgets ?? '5,10,20,40').split(',').map((b) => parseNumberOpt(b.trim(), 'budgets', { min: 0.01 })!);
   // Checked before the model loads (a 7B checkpoint takes a while).
-  const protocol = values.protocol ?? 'persistent';
-  if (protocol !== 'persistent' && protocol !== 'reference') throw new Error(`--protocol must be persistent or reference, not '${protocol}'`);
-  const prompt = values.prompt ?? 'standard';
-  if (prompt !== 'standard' && prompt !== 'papers') throw new Error(`--prompt must be standard or papers, not '${prompt}'`);
-  const engine = await Engine.load(values.model, { threads: parseNumberOpt(values.threads, 'threads', { int: true, min: 1 }), device: values.device, cpuMatmul: values['cpu-matmul'] as string | undefined, weights: values.weights as string | undefined });
+  const methods = (values.methods ?? 'starkv,guikv,snapkv,full').split(',').map((s) => s.trim()).filter(Boolean);
+  for (const m of methods) parseChoiceOpt(m, 'methods', KV_METHOD_NAMES, 'starkv');
+  if (!methods.length) throw new UsageError('--methods lists no method');
+  const budgets = (values.budgets ?? '5,10,20,40').split(',').map((b) => parseNumberOpt(b.trim(), 'budgets', { above: 0, max: 100 })!);
+  const protocol = parseChoiceOpt(values.protocol, 'protocol', ['persistent', 'reference'] as const, 'persistent');
+  const prompt = parseChoiceOpt(values.prompt, 'prompt', ['standard', 'papers'] as const, 'standard');
+  const threads = parseNumberOpt(values.threads, 'threads', { int: true, min: 1 });
+  const limit = parseNumberOpt(values.limit, 'limit', { int: true, min: 1 });
+  const maxNewTokens = parseNumberOpt(values['max-new-tokens'], 'max-new-tokens', { int: true, min: 1 });
+  const historyImages = parseNumberOpt(values.history, 'history', { int: true, min: 1 });
+  const engine = await Engine.load(values.model, { threads, device: values.device, cpuMatmul: values['cpu-matmul'] as string | undefined, weights: values.weights as string | undefined });
   if (!engine.text) throw new Error(`${values.model}: the UI-TARS prompts need the checkpoint's tokenizer.json`);
   const ac = new AbortController();
   const onSigint = () => {
@@ -112,14 +117,14 @@ export default async function evalCmd(argv: string[]): Promise<number> {
       out: values.out,
       methods,
       budgets,
-      limit: parseNumberOpt(values.limit, 'limit', { int: true, min: 1 }),
-      maxNewTokens: parseNumberOpt(values['max-new-tokens'], 'max-new-tokens', { int: true, min: 1 }),
+      limit,
+      maxNewTokens,
       signal: ac.signal,
     };
     const r =
       sub === 'grounding'
         ? await runGrounding(engine, { ...common, prompt })
-        : await runTrajectories(engine, { ...common, protocol, prompt, historyImages: parseNumberOpt(values.history, 'history', { int: true, min: 1 }) });
+        : await runTrajectories(engine, { ...common, protocol, prompt, historyImages });
     if (r.stopped) return 130;
     const ck = engine.checkpoint;
     const model = `${path.basename(path.resolve(ck.dir))} (${ck.config.arch}, ${ck.config.numLayers} layers, ${(ck.parameters / 1e9).toFixed(ck.parameters < 1e8 ? 3 : 1)}B parameters, ${ck.dtype}; device ${engine.info().device})`;

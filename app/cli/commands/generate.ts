@@ -1,7 +1,7 @@
 // `starkv generate`: one prompt (text or ids) with images through the in-process engine.
 import { parseArgs } from 'node:util';
 import { Engine } from '../../model/engine.ts';
-import { parseIdList, parseNumberOpt } from '../format.ts';
+import { parseIdList, parseNumberOpt, UsageError } from '../format.ts';
 
 const USAGE = `usage: starkv generate --model <dir> (--prompt TEXT | --input-ids 1,2,3) [--image a.png ...]
        [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--threads N] [--device auto|cpu|cuda[:N]] [--cpu-matmul fp32|bf16|auto] [--weights auto|mapped|resident] [--json]
@@ -33,12 +33,17 @@ export default async function generate(argv: string[]): Promise<number> {
     process.stdout.write(USAGE + '\n');
     return 0;
   }
-  if (!values.model || (!values.prompt && !values['input-ids']) || (values.prompt && values['input-ids'])) {
-    process.stderr.write('starkv generate: give --model and exactly one of --prompt or --input-ids\n' + USAGE + '\n');
-    return 2;
-  }
+  if (!values.model || (!values.prompt && !values['input-ids']) || (values.prompt && values['input-ids'])) throw new UsageError('give --model and exactly one of --prompt or --input-ids');
+  // Every option is checked before the checkpoint loads.
   const maxNewTokens = parseNumberOpt(values['max-new-tokens'], 'max-new-tokens', { int: true, min: 1 }) ?? 64;
   const threads = parseNumberOpt(values.threads, 'threads', { int: true, min: 1 });
+  const ids = values['input-ids'] ? parseIdList(values['input-ids'], '--input-ids') : undefined;
+  const sampling = {
+    temperature: parseNumberOpt(values.temperature, 'temperature', { min: 0 }),
+    topP: parseNumberOpt(values['top-p'], 'top-p', { above: 0, max: 1 }),
+    topK: parseNumberOpt(values['top-k'], 'top-k', { int: true, min: 0 }),
+    seed: parseNumberOpt(values.seed, 'seed', { int: true, min: 0 }),
+  };
   const tLoad = performance.now();
   const engine = await Engine.load(values.model, { threads, device: values.device, cpuMatmul: values['cpu-matmul'], weights: values.weights });
   const loadMs = performance.now() - tLoad;
@@ -51,14 +56,11 @@ export default async function generate(argv: string[]): Promise<number> {
     let printed = 0;
     const streamed: number[] = [];
     const r = await engine.generate({
-      ids: values['input-ids'] ? parseIdList(values['input-ids'], '--input-ids') : undefined,
+      ids,
       messages: values.prompt ? [{ role: 'user', content: [...images.map(() => ({ type: 'image' as const })), { type: 'text' as const, text: values.prompt }] }] : undefined,
       images,
       maxNewTokens,
-      temperature: parseNumberOpt(values.temperature, 'temperature', { min: 0 }),
-      topP: parseNumberOpt(values['top-p'], 'top-p', { min: 0 }),
-      topK: parseNumberOpt(values['top-k'], 'top-k', { int: true, min: 0 }),
-      seed: parseNumberOpt(values.seed, 'seed', { int: true, min: 0 }),
+      ...sampling,
       signal: ac.signal,
       onToken: stream
         ? (id) => {
@@ -72,12 +74,12 @@ export default async function generate(argv: string[]): Promise<number> {
     if (values.json) {
       const out = {
         tokens: r.tokens,
-        text: r.text,
+        text: r.text ?? null, // null: the checkpoint has no tokenizer.json
         prompt_tokens: r.promptTokens,
         stop_reason: r.stopReason,
         prompt_logits_last: Array.from(r.promptLogitsLast),
         images: r.images,
-        timings: { load_ms: loadMs, ...r.timings },
+        timings: { loadMs, ...r.timings },
         memory: engine.memory(),
         engine: engine.info(),
       };

@@ -1,7 +1,7 @@
 // `starkv inspect <dir>`: what a checkpoint folder holds, or exactly what is wrong with it.
 import { parseArgs } from 'node:util';
 import { estimateMemory, kvBytesPerToken, openCheckpoint } from '../../model/checkpoint.ts';
-import { readPreprocessorConfig } from '../../model/preprocess.ts';
+import { readPreprocessorConfig, smartResize } from '../../model/preprocess.ts';
 import { TextProcessor } from '../../model/text.ts';
 import { formatBytes } from '../format.ts';
 
@@ -15,7 +15,11 @@ export default async function inspect(argv: string[]): Promise<number> {
   const c = ck.config;
   const pre = readPreprocessorConfig(ck.dir);
   const hasTokenizer = TextProcessor.fromDir(ck.dir) !== null;
-  const mem = estimateMemory(ck);
+  // One 1920x1080 screenshot per ViT call, resized within this checkpoint's own pixel limits.
+  const unit = pre.patchSize * pre.mergeSize;
+  const [rh, rw] = smartResize(1080, 1920, pre.minPixels, pre.maxPixels, unit);
+  const patches = (rh / pre.patchSize) * (rw / pre.patchSize);
+  const mem = estimateMemory(ck, 4096, patches);
   const info = {
     dir: ck.dir,
     architecture: c.arch === 'qwen2_vl' ? 'Qwen2-VL' : 'Qwen2.5-VL',
@@ -29,7 +33,7 @@ export default async function inspect(argv: string[]): Promise<number> {
     preprocessor: pre,
     tokenizer: hasTokenizer,
     kvBytesPerToken: kvBytesPerToken(c),
-    estimatedMemory: { ...mem, assumption: '4096 prompt tokens, 4 screenshots of 1080p in one ViT call, fp32 KV' },
+    estimatedMemory: { ...mem, assumption: `4096 prompt tokens, fp32 KV, one 1920x1080 screenshot per ViT call (${rw}x${rh} after resizing: ${patches} patches, ${patches / (pre.mergeSize * pre.mergeSize)} visual tokens)` },
   };
   if (values.json) {
     process.stdout.write(JSON.stringify(info, null, 2) + '\n');

@@ -12,8 +12,10 @@ import { OpenAIBackend } from '../../model/backends/openai.ts';
 import type { ModelBackend } from '../../model/backends/types.ts';
 import { NativeBackend } from '../../model/backends/native.ts';
 import { Engine } from '../../model/engine.ts';
+import { KV_METHOD_NAMES } from '../../protocol.ts';
 import { writeReport } from '../../store/report.ts';
 import { EpisodeWriter } from '../../store/trajectory.ts';
+import { parseChoiceOpt, parseNumberOpt, UsageError } from '../format.ts';
 
 const USAGE = `usage: starkv run --task "..." (--endpoint URL --model NAME | --checkpoint DIR) [options]
 
@@ -21,9 +23,9 @@ const USAGE = `usage: starkv run --task "..." (--endpoint URL --model NAME | --c
   --endpoint URL       OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1
   --model NAME         model name the server serves
   --checkpoint DIR     run the model in-process from a checkpoint folder instead (screenshots stay here)
-  --kv-method M        in-process KV compression: full|snapkv|pyramidkv|h2o|adakv|vlcache|guikv|starkv (default full);
+  --kv-method M        in-process KV compression: full|snapkv|pyramidkv|h2o|adakv|vlcache|guikv|starkv (default starkv);
                        one persistent cache per run: each step prefills only its new tokens
-  --kv-budget B        KV budget in percent (default 20)
+  --kv-budget B        KV budget in percent, in (0, 100] (default 20)
   --threads N          engine threads (default: all cores)
   --device D           auto (a CUDA GPU when present, else the CPU), cpu, cuda or cuda:N
   --cpu-matmul M       fp32 (default), bf16 (bf16 weights: bf16 x bf16 prefill matmuls and attention, ~1.8x faster on AVX512-BF16/AMX CPUs) or auto
@@ -37,7 +39,7 @@ const USAGE = `usage: starkv run --task "..." (--endpoint URL --model NAME | --c
   --yes-risky          run risky actions without asking
   --language NAME      language of the model's Thought (default English)
   --max-tokens N       per reply (default 500)
-  --temperature T      (default 0)          --top-p P      (default: server's)
+  --temperature T      >= 0 (default 0)     --top-p P      in (0, 1] (default: the server's; in-process 1)
   --timeout S          per model call (default 120)       --retries N   (default 2)
   --max-pixels N       the server's max_pixels for smart_resize (default ${UITARS_LIMITS.maxPixels})
   --min-pixels N       the server's min_pixels (default ${UITARS_LIMITS.minPixels})
@@ -46,14 +48,10 @@ const USAGE = `usage: starkv run --task "..." (--endpoint URL --model NAME | --c
   --wait-ms N          how long wait() waits (default 5000)
 `;
 
-function num(v: string | undefined, name: string, min = 0): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < min) throw new UsageError(`--${name} must be a number >= ${min} (got '${v}')`);
-  return n;
+/** A numeric option (parseNumberOpt with an inclusive lower bound). */
+function num(v: string | boolean | undefined, name: string, min = 0, int = false): number | undefined {
+  return parseNumberOpt(v as string | undefined, name, { min, int });
 }
-
-class UsageError extends Error {}
 
 /** Asks on the terminal; null without one. Ctrl+C while asking interrupts like anywhere else. */
 async function askLine(question: string, signal: AbortSignal | undefined, onInterrupt: () => void): Promise<string | null> {
@@ -145,45 +143,64 @@ export default async function run(argv: string[]): Promise<number> {
   process.on('SIGINT', onSigint);
   process.on('SIGUSR1', onUsr1);
   try {
+    // Every option is checked before anything slow (loading a checkpoint, the endpoint check) or visible
+    // (opening the desktop) happens.
     const task = (values.task as string | undefined) ?? positionals.join(' ');
     if (!task.trim()) throw new UsageError('no task: give --task "..."');
-    const coords = (values.coords as string | undefined) ?? 'absolute';
-    if (coords !== 'absolute' && coords !== 'relative1000') throw new UsageError(`--coords must be absolute or relative1000`);
+    const coords = parseChoiceOpt(values.coords as string | undefined, 'coords', ['absolute', 'relative1000'] as const, 'absolute');
     const displayArg = values.display as string | undefined;
     const xDisplay = displayArg?.startsWith(':') ? displayArg : process.env.DISPLAY;
-    const displayId = displayArg && !displayArg.startsWith(':') ? num(displayArg, 'display')! : 0;
+    const displayId = displayArg && !displayArg.startsWith(':') ? num(displayArg, 'display', 0, true)! : 0;
+    const cfg = {
+      maxSteps: num(values['max-steps'], 'max-steps', 1, true), historyImages: num(values.history, 'history', 1, true),
+      maxTokens: num(values['max-tokens'], 'max-tokens', 1, true), temperature: num(values.temperature, 'temperature'),
+      topP: parseNumberOpt(values['top-p'] as string | undefined, 'top-p', { above: 0, max: 1 }), waitMs: num(values['wait-ms'], 'wait-ms'),
+      minPixels: num(values['min-pixels'], 'min-pixels', 1, true), maxPixels: num(values['max-pixels'], 'max-pixels', 1, true),
+      sendMaxPixels: num(values['send-max-pixels'], 'send-max-pixels', 784, true),
+    };
+    if (values.checkpoint && values.endpoint) throw new UsageError('give either --endpoint or --checkpoint, not both');
+    if (!values.checkpoint) {
+      for (const o of ['kv-method', 'kv-budget', 'threads', 'device', 'cpu-matmul', 'weights'])
+        if (values[o] !== undefined) throw new UsageError(`--${o} is for the in-process engine (--checkpoint DIR); an endpoint's server does its own`);
+      if (!values.endpoint) throw new UsageError('no --endpoint: the URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (or --checkpoint DIR to run in-process)');
+      if (!values.model) throw new UsageError('no --model: the model name the server serves');
+    }
+    const method = parseChoiceOpt(values['kv-method'] as string | undefined, 'kv-method', KV_METHOD_NAMES, 'starkv');
+    const budget = parseNumberOpt(values['kv-budget'] as string | undefined, 'kv-budget', { above: 0, max: 100 }) ?? 20;
+    const threads = num(values.threads, 'threads', 1, true);
+    const timeoutS = num(values.timeout, 'timeout', 1) ?? 120;
+    const retries = num(values.retries, 'retries', 0, true);
+    // The desktop first: no X display is a quick error, not one after a long model load.
+    desktop = await Desktop.open({ xDisplay });
+    desktop.display(displayId);
 
     let backend: ModelBackend;
     let modelName: string;
     if (values.checkpoint) {
-      if (values.endpoint) throw new UsageError('give either --endpoint or --checkpoint, not both');
-      const engine = await Engine.load(values.checkpoint as string, { threads: num(values.threads as string, 'threads', 1), device: values.device as string | undefined, cpuMatmul: values['cpu-matmul'] as string | undefined, weights: values.weights as string | undefined });
-      const method = (values['kv-method'] as string | undefined) ?? 'full';
-      const budget = num(values['kv-budget'] as string, 'kv-budget', 0) ?? 20;
+      const engine = await Engine.load(values.checkpoint as string, { threads, device: values.device as string | undefined, cpuMatmul: values['cpu-matmul'] as string | undefined, weights: values.weights as string | undefined });
       const native = new NativeBackend(engine, { kv: { method, budget } });
       closeBackend = () => native.close();
       backend = native;
-      modelName = `${engine.checkpoint.dir} (in-process${method === 'full' ? '' : `, ${method} ${budget}%`})`;
+      const info = engine.info();
+      modelName = `${engine.checkpoint.dir} (in-process on ${info.device ?? 'cpu'}${method === 'full' ? ', full KV cache' : `, ${method} ${budget}%`})`;
+      if (info.deviceNote && (values.device ?? 'auto') === 'auto') err.write(`note: the engine runs on the CPU (${info.deviceNote})\n`);
     } else {
-      if (!values.endpoint) throw new UsageError('no --endpoint: the URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (or --checkpoint DIR to run in-process)');
-      if (!values.model) throw new UsageError('no --model: the model name the server serves');
       const remote = new OpenAIBackend({
         baseURL: values.endpoint as string, model: values.model as string,
         apiKey: (values['api-key'] as string | undefined) ?? process.env.STARKV_API_KEY,
-        timeoutMs: (num(values.timeout as string, 'timeout', 1) ?? 120) * 1000, retries: num(values.retries as string, 'retries'),
+        timeoutMs: timeoutS * 1000, retries,
       });
       for (const w of [...remote.warnings, ...(await remote.check())]) err.write(`note: ${w}\n`);
       backend = remote;
       modelName = values.model as string;
     }
-    desktop = await Desktop.open({ xDisplay });
     const operator = new DesktopOperator(desktop, {
       displayId, dryRun: !!values['dry-run'], coordSpace: coords as CoordSpace,
       limits: {
-        minPixels: num(values['min-pixels'] as string, 'min-pixels', 1) ?? backend.imageLimits?.minPixels ?? UITARS_LIMITS.minPixels,
-        maxPixels: num(values['max-pixels'] as string, 'max-pixels', 1) ?? backend.imageLimits?.maxPixels ?? UITARS_LIMITS.maxPixels,
+        minPixels: cfg.minPixels ?? backend.imageLimits?.minPixels ?? UITARS_LIMITS.minPixels,
+        maxPixels: cfg.maxPixels ?? backend.imageLimits?.maxPixels ?? UITARS_LIMITS.maxPixels,
       },
-      maxSendPixels: num(values['send-max-pixels'] as string, 'send-max-pixels', 784),
+      maxSendPixels: cfg.sendMaxPixels,
     });
     const d = operator.display;
     err.write(`display ${d.id} (${d.name}) ${d.width}x${d.height}+${d.x}+${d.y} scale ${d.scaleFactor} on ${desktop.xDisplay}; model ${modelName} at ${backend.destination}${values['dry-run'] ? '; DRY RUN: no input will be sent' : ''}\n`);
@@ -195,10 +212,8 @@ export default async function run(argv: string[]): Promise<number> {
     const yes = !!values['yes-risky'];
     agent = new Agent(
       {
-        task, maxSteps: num(values['max-steps'] as string, 'max-steps', 1), historyImages: num(values.history as string, 'history', 1),
-        language: values.language as string | undefined, maxTokens: num(values['max-tokens'] as string, 'max-tokens', 1),
-        temperature: num(values.temperature as string, 'temperature'), topP: num(values['top-p'] as string, 'top-p'),
-        waitMs: num(values['wait-ms'] as string, 'wait-ms'), risk: DEFAULT_RISK_POLICY,
+        task, maxSteps: cfg.maxSteps, historyImages: cfg.historyImages, language: values.language as string | undefined,
+        maxTokens: cfg.maxTokens, temperature: cfg.temperature, topP: cfg.topP, waitMs: cfg.waitMs, risk: DEFAULT_RISK_POLICY,
       },
       backend, operator, store,
       {

@@ -43,6 +43,15 @@ void SoftmaxRow(float* x, int64_t n, int64_t valid, float scale) {
     mv = _mm512_max_ps(mv, v);
   }
   m = _mm512_reduce_max_ps(mv);
+#elif defined(__AVX2__) && defined(__FMA__)
+  const __m256 sc = _mm256_set1_ps(scale);
+  __m256 mv = _mm256_set1_ps(-INFINITY);
+  for (; i + 8 <= valid; i += 8) {
+    const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i), sc);
+    _mm256_storeu_ps(x + i, v);
+    mv = _mm256_max_ps(mv, v);
+  }
+  m = Hmax8(mv);
 #endif
   for (; i < valid; ++i) {
     x[i] *= scale;
@@ -66,6 +75,15 @@ void SoftmaxRow(float* x, int64_t n, int64_t valid, float scale) {
     sum += Hsum(e);
     i = valid;
   }
+#elif defined(__AVX2__) && defined(__FMA__)
+  const __m256 mm = _mm256_set1_ps(m);
+  __m256 sv = _mm256_setzero_ps();
+  for (; i + 8 <= valid; i += 8) {
+    const __m256 e = Exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), mm));
+    _mm256_storeu_ps(x + i, e);
+    sv = _mm256_add_ps(sv, e);
+  }
+  sum = Hsum8(sv);
 #endif
   for (; i < valid; ++i) {
     x[i] = std::exp(x[i] - m);

@@ -42,6 +42,21 @@ inline bool VecAct(Act a, __m512 x, __m512* out) {
   }
   return false;
 }
+#elif defined(__AVX2__) && defined(__FMA__)
+// The same on 8 lanes (AVX2 CPUs).
+inline bool VecAct8(Act a, __m256 x, __m256* out) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  if (a == Act::Silu) {
+    *out = _mm256_div_ps(x, _mm256_add_ps(one, Exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+    return true;
+  }
+  if (a == Act::QuickGelu) {
+    const __m256 e = Exp8(_mm256_mul_ps(x, _mm256_set1_ps(-1.702f)));
+    *out = _mm256_mul_ps(x, _mm256_div_ps(one, _mm256_add_ps(one, e)));
+    return true;
+  }
+  return false;
+}
 #endif
 
 }  // namespace
@@ -114,6 +129,13 @@ void GatedAct(ThreadPool& pool, Act act, const float* gate, const float* up, int
         VecAct(act, Load16(gate + i), &v);
         _mm512_storeu_ps(out + i, _mm512_mul_ps(v, Load16(up + i)));
       }
+#elif defined(__AVX2__) && defined(__FMA__)
+    __m256 v;
+    if (VecAct8(act, _mm256_setzero_ps(), &v))
+      for (; i + 8 <= e; i += 8) {
+        VecAct8(act, _mm256_loadu_ps(gate + i), &v);
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(v, _mm256_loadu_ps(up + i)));
+      }
 #endif
     for (; i < e; ++i) out[i] = ApplyAct(act, gate[i]) * up[i];
   });
@@ -128,6 +150,13 @@ void Activation(ThreadPool& pool, Act act, float* x, int64_t n) {
       for (; i + 16 <= e; i += 16) {
         VecAct(act, Load16(x + i), &v);
         _mm512_storeu_ps(x + i, v);
+      }
+#elif defined(__AVX2__) && defined(__FMA__)
+    __m256 v;
+    if (VecAct8(act, _mm256_setzero_ps(), &v))
+      for (; i + 8 <= e; i += 8) {
+        VecAct8(act, _mm256_loadu_ps(x + i), &v);
+        _mm256_storeu_ps(x + i, v);
       }
 #endif
     for (; i < e; ++i) x[i] = ApplyAct(act, x[i]);

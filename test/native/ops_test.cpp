@@ -16,6 +16,7 @@
 #include "core/weight_store.h"
 #include "cpu/cpu_backend.h"
 #include "cpu/sample.h"
+#include "cpu/simd.h"
 #include "golden_util.h"
 
 using namespace starkv;
@@ -213,6 +214,40 @@ void TestAttention(gt::Checker& ck) {
   }
 }
 
+// The vectorised exp this CPU build uses (softmax, SiLU): AVX-512 Exp16 or AVX2 Exp8, against std::exp.
+void TestVectorExp(gt::Checker& ck) {
+  std::vector<float> xs;
+  for (float x = -90.0f; x <= 90.0f; x += 0.0137f) xs.push_back(x);
+  for (float x : {0.0f, -0.0f, -1e-30f, 1e-30f, -87.3f, -87.33654f, -87.4f, 88.7f, 88.72283f, 88.73f, -INFINITY, INFINITY})
+    xs.push_back(x);
+  while (xs.size() % 16) xs.push_back(0.0f);
+  std::vector<float> y(xs.size());
+  const char* path = "scalar";
+#if defined(__AVX512F__)
+  path = "Exp16 (AVX-512)";
+  for (size_t i = 0; i < xs.size(); i += 16) _mm512_storeu_ps(y.data() + i, cpu::Exp16(_mm512_loadu_ps(xs.data() + i)));
+#elif defined(__AVX2__) && defined(__FMA__)
+  path = "Exp8 (AVX2)";
+  for (size_t i = 0; i < xs.size(); i += 8) _mm256_storeu_ps(y.data() + i, cpu::Exp8(_mm256_loadu_ps(xs.data() + i)));
+#else
+  for (size_t i = 0; i < xs.size(); ++i) y[i] = std::exp(xs[i]);
+#endif
+  double worst = 0.0;
+  bool edges = true;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const float x = xs[i];
+    if (x < -87.33654f) edges &= y[i] == 0.0f;  // flushed to exactly zero, -inf included
+    else if (x > 88.72284f) edges &= std::isinf(y[i]) && y[i] > 0;
+    else {
+      const double ref = std::exp(static_cast<double>(x));
+      if (ref >= 1.2e-38 && ref <= 3.4e38) worst = std::max(worst, std::fabs(y[i] - ref) / ref);
+    }
+  }
+  std::printf("  vector exp: %s, worst relative error %.2e over %zu points\n", path, worst, xs.size());
+  ck.Expect(worst < 5e-7, std::string("vector exp within ~4 ulp of exp: ") + path);
+  ck.Expect(edges, std::string("vector exp: zero below -87.34 (and at -inf), +inf above 88.72: ") + path);
+}
+
 void TestMisc(gt::Checker& ck) {
   // dtypes
   ck.Expect(F16ToF32(0x3c00) == 1.0f && F16ToF32(0xc000) == -2.0f && F16ToF32(0x0001) == std::ldexp(1.0f, -24) &&
@@ -331,6 +366,7 @@ int main() {
   gt::Checker ck;
   TestMatmul(ck);
   TestAttention(ck);
+  TestVectorExp(ck);
   TestMisc(ck);
   return ck.Finish("ops_test");
 }

@@ -101,6 +101,33 @@ inline void DotRowsR(const float* x, const void* w, int64_t ldw, int64_t K, floa
     }
   }
   for (int r = 0; r < R; ++r) y[r] = Hsum(_mm512_add_ps(_mm512_add_ps(a[r][0], a[r][1]), _mm512_add_ps(a[r][2], a[r][3])));
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+  // AVX2: four 8-lane accumulators (k mod 32), the 8-wide remainder into the first, a scalar tail, then
+  // ((a0 + a1) + (a2 + a3)); the same for every R.
+  auto load = [&](int r, int64_t k) -> __m256 {
+    if constexpr (WD == DType::F32) return _mm256_loadu_ps(wr[r] + k);
+    else if constexpr (WD == DType::BF16)
+      return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wr[r] + k))), 16));
+    else return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wr[r] + k)));
+  };
+  __m256 a[R][4];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < 4; ++j) a[r][j] = _mm256_setzero_ps();
+  int64_t k = 0;
+  for (; k + 32 <= K; k += 32)
+    for (int j = 0; j < 4; ++j) {
+      const __m256 xv = _mm256_loadu_ps(x + k + 8 * j);
+      for (int r = 0; r < R; ++r) a[r][j] = _mm256_fmadd_ps(xv, load(r, k + 8 * j), a[r][j]);
+    }
+  for (; k + 8 <= K; k += 8) {
+    const __m256 xv = _mm256_loadu_ps(x + k);
+    for (int r = 0; r < R; ++r) a[r][0] = _mm256_fmadd_ps(xv, load(r, k), a[r][0]);
+  }
+  for (int r = 0; r < R; ++r) {
+    float tail = 0.0f;
+    for (int64_t kk = k; kk < K; ++kk) tail += x[kk] * LoadF32(wr[r], WD, kk);
+    y[r] = Hsum8(_mm256_add_ps(_mm256_add_ps(a[r][0], a[r][1]), _mm256_add_ps(a[r][2], a[r][3]))) + tail;
+  }
 #else
   for (int r = 0; r < R; ++r) y[r] = DotScalar16(x, [&](int64_t kk) { return LoadF32(wr[r], WD, kk); }, K);
 #endif

@@ -43,7 +43,7 @@ void SoftmaxRow(float* x, int64_t n, int64_t valid, float scale) {
     mv = _mm512_max_ps(mv, v);
   }
   m = _mm512_reduce_max_ps(mv);
-#elif defined(__AVX2__) && defined(__FMA__)
+#elif defined(STARKV_AVX2)
   const __m256 sc = _mm256_set1_ps(scale);
   __m256 mv = _mm256_set1_ps(-INFINITY);
   for (; i + 8 <= valid; i += 8) {
@@ -75,7 +75,7 @@ void SoftmaxRow(float* x, int64_t n, int64_t valid, float scale) {
     sum += Hsum(e);
     i = valid;
   }
-#elif defined(__AVX2__) && defined(__FMA__)
+#elif defined(STARKV_AVX2)
   const __m256 mm = _mm256_set1_ps(m);
   __m256 sv = _mm256_setzero_ps();
   for (; i + 8 <= valid; i += 8) {

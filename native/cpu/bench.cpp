@@ -234,7 +234,7 @@ BenchLimits MeasureLimits(int64_t M, int64_t N, int64_t K, int64_t bytes, int re
         }
         s = Hsum(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
         for (; k < e; ++k) s += p[k];
-#elif defined(__AVX2__)
+#elif defined(STARKV_AVX2)
         // 8 accumulators of 8 lanes: a scalar sum is one dependent add per element and measured ~8 GB/s,
         // the add latency, not the memory
         __m256 a[8];

@@ -1,7 +1,7 @@
 // The matmul micro-kernels, reading the weight rows in their own dtype (bf16/f16 widened exactly to
 // fp32 in registers) and accumulating in fp32.
-// DotTile: an MR x NR tile of dot products y[i][j] = x_i . w_j over K, 16 lanes then a fixed reduction
-// tree; every output is summed in the same order whatever the tile shape, thread count or M >= 2.
+// DotTile: an MR x NR tile of dot products y[i][j] = x_i . w_j over K, 16 lanes (8 on AVX2 CPUs) then a
+// fixed reduction tree; every output is summed in the same order whatever the tile shape, thread count or M >= 2.
 // DotRow (decode, M == 1): one weight row at a time, read front to back with four 16-lane accumulators
 // (k mod 64); its sums differ from DotTile's in the last bits. Reading the rows one after the other
 // keeps each thread's weight stream sequential, which the hardware prefetchers follow far better than
@@ -56,6 +56,32 @@ inline void DotTile(const float* x, int64_t ldx, const void* w, int64_t ldw, int
   }
   for (int i = 0; i < mr; ++i)
     for (int j = 0; j < nr; ++j) y[i * ldy + j] = Hsum(acc[i][j]);
+#elif defined(STARKV_AVX2)
+  // AVX2: 8 lanes (k mod 8) then Hsum8, plus a scalar tail; the same order for every tile shape.
+  using WT = typename std::conditional<WD == DType::F32, float, uint16_t>::type;
+  const WT* wr[NR];
+  for (int j = 0; j < NR; ++j) wr[j] = static_cast<const WT*>(w) + (j < nr ? j : 0) * ldw;
+  __m256 acc[MR][NR];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps();
+  int64_t k = 0;
+  for (; k + 8 <= K; k += 8) {
+    __m256 wv[NR];
+    for (int j = 0; j < NR; ++j) {
+      if constexpr (WD == DType::F32) wv[j] = Load8(wr[j] + k);
+      else wv[j] = Load8(wr[j] + k, WD);
+    }
+    for (int i = 0; i < MR; ++i) {
+      const __m256 xv = _mm256_loadu_ps(xr[i] + k);
+      for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_fmadd_ps(xv, wv[j], acc[i][j]);
+    }
+  }
+  for (int i = 0; i < mr; ++i)
+    for (int j = 0; j < nr; ++j) {
+      float tail = 0.0f;
+      for (int64_t kk = k; kk < K; ++kk) tail += xr[i][kk] * LoadF32(wr[j], WD, kk);
+      y[i * ldy + j] = Hsum8(acc[i][j]) + tail;
+    }
 #else
   for (int i = 0; i < mr; ++i)
     for (int j = 0; j < nr; ++j) {
@@ -101,14 +127,12 @@ inline void DotRowsR(const float* x, const void* w, int64_t ldw, int64_t K, floa
     }
   }
   for (int r = 0; r < R; ++r) y[r] = Hsum(_mm512_add_ps(_mm512_add_ps(a[r][0], a[r][1]), _mm512_add_ps(a[r][2], a[r][3])));
-#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#elif defined(STARKV_AVX2)
   // AVX2: four 8-lane accumulators (k mod 32), the 8-wide remainder into the first, a scalar tail, then
   // ((a0 + a1) + (a2 + a3)); the same for every R.
-  auto load = [&](int r, int64_t k) -> __m256 {
-    if constexpr (WD == DType::F32) return _mm256_loadu_ps(wr[r] + k);
-    else if constexpr (WD == DType::BF16)
-      return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wr[r] + k))), 16));
-    else return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wr[r] + k)));
+  auto load = [&](int r, int64_t k) {
+    if constexpr (WD == DType::F32) return Load8(wr[r] + k);
+    else return Load8(wr[r] + k, WD);
   };
   __m256 a[R][4];
   for (int r = 0; r < R; ++r)

@@ -133,14 +133,8 @@ void WidenRows(const Tensor& W, int64_t n0, int64_t nb, int64_t K, float* dst) {
     int64_t k = 0;
 #if defined(__AVX512F__)
     for (; k + 16 <= K; k += 16) _mm512_storeu_ps(d + k, Load16(s + k, t));
-#elif defined(__AVX2__) && defined(__F16C__)
-    if (t == DType::BF16)
-      for (; k + 8 <= K; k += 8) {
-        const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + k));
-        _mm256_storeu_ps(d + k, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)));
-      }
-    else
-      for (; k + 8 <= K; k += 8) _mm256_storeu_ps(d + k, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + k))));
+#elif defined(STARKV_AVX2)
+    for (; k + 8 <= K; k += 8) _mm256_storeu_ps(d + k, Load8(s + k, t));
 #endif
     for (; k < K; ++k) d[k] = t == DType::BF16 ? Bf16ToF32(s[k]) : F16ToF32(s[k]);
   }

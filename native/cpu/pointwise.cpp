@@ -42,7 +42,7 @@ inline bool VecAct(Act a, __m512 x, __m512* out) {
   }
   return false;
 }
-#elif defined(__AVX2__) && defined(__FMA__)
+#elif defined(STARKV_AVX2)
 // The same on 8 lanes (AVX2 CPUs).
 inline bool VecAct8(Act a, __m256 x, __m256* out) {
   const __m256 one = _mm256_set1_ps(1.0f);
@@ -129,7 +129,7 @@ void GatedAct(ThreadPool& pool, Act act, const float* gate, const float* up, int
         VecAct(act, Load16(gate + i), &v);
         _mm512_storeu_ps(out + i, _mm512_mul_ps(v, Load16(up + i)));
       }
-#elif defined(__AVX2__) && defined(__FMA__)
+#elif defined(STARKV_AVX2)
     __m256 v;
     if (VecAct8(act, _mm256_setzero_ps(), &v))
       for (; i + 8 <= e; i += 8) {
@@ -151,7 +151,7 @@ void Activation(ThreadPool& pool, Act act, float* x, int64_t n) {
         VecAct(act, Load16(x + i), &v);
         _mm512_storeu_ps(x + i, v);
       }
-#elif defined(__AVX2__) && defined(__FMA__)
+#elif defined(STARKV_AVX2)
     __m256 v;
     if (VecAct8(act, _mm256_setzero_ps(), &v))
       for (; i + 8 <= e; i += 8) {

@@ -71,8 +71,17 @@ constexpr bool kHaveAvx512 = false;
 
 // AVX2 + FMA (CPUs without AVX-512: most desktop CPUs, AMD Zen 1-3): 8-lane versions of the hot helpers,
 // the same Cephes expf as Exp16.
-#if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__) && !defined(__AVX512F__)
+#define STARKV_AVX2 1
 constexpr bool kHaveAvx2 = true;
+
+// 8 fp32 lanes from fp32, or from bf16/f16 widened exactly.
+inline __m256 Load8(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 Load8(const uint16_t* p, DType t) {
+  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  if (t == DType::F16) return _mm256_cvtph_ps(h);
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
 
 // Fixed-order horizontal sum (halving tree), the same on every call.
 inline float Hsum8(__m256 v) {

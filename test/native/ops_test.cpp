@@ -226,7 +226,7 @@ void TestVectorExp(gt::Checker& ck) {
 #if defined(__AVX512F__)
   path = "Exp16 (AVX-512)";
   for (size_t i = 0; i < xs.size(); i += 16) _mm512_storeu_ps(y.data() + i, cpu::Exp16(_mm512_loadu_ps(xs.data() + i)));
-#elif defined(__AVX2__) && defined(__FMA__)
+#elif defined(STARKV_AVX2)
   path = "Exp8 (AVX2)";
   for (size_t i = 0; i < xs.size(); i += 8) _mm256_storeu_ps(y.data() + i, cpu::Exp8(_mm256_loadu_ps(xs.data() + i)));
 #else

@@ -24,7 +24,7 @@ export function defaultConfigFile(): string {
 export function defaultSettings(dataDir = defaultDataDir()): Settings {
   return {
     model: {
-      source: 'endpoint',
+      source: 'checkpoint', // the in-process engine: the folder is picked in Settings (a task without one says so)
       checkpointDir: '',
       device: 'auto',
       cpuMatmul: 'fp32',

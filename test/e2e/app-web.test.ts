@@ -83,7 +83,14 @@ describe('starkv serve in a browser', () => {
   });
 
   it('changes settings, which persist in the server-owned file and across a reload', async () => {
+    // A fresh install runs the model in-process; a task before any folder is chosen says what is missing.
+    await runTask('anything');
+    await expect.poll(() => text('.notice-error')).toContain('no checkpoint folder chosen: pick one in Settings');
+    await expect.poll(() => page.textContent('[data-testid=status]')).toContain('idle');
+    await page.click('.notice-error');
     await tab('settings');
+    expect(await page.inputValue('[data-testid=model-source]')).toBe('checkpoint');
+    await page.selectOption('[data-testid=model-source]', 'endpoint');
     await page.fill('[data-testid=endpoint-url]', model.endpoint);
     await page.press('[data-testid=endpoint-url]', 'Enter');
     await page.fill('[data-testid=endpoint-model]', 'scripted-ui-tars');

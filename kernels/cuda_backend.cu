@@ -2,6 +2,7 @@
 // each op forwarded to its kernel (pointwise.cu, attention.cu, gemm.cu) on one stream. Also the device
 // queries behind cudaInfo() and the device bench.
 #include <cuda_runtime.h>
+#include <dlfcn.h>
 
 #include <algorithm>
 #include <chrono>
@@ -67,7 +68,21 @@ int CountDevices(std::string* reason) {
   const cudaError_t e = cudaGetDeviceCount(&n);
   if (e != cudaSuccess) {
     cudaGetLastError();
-    if (reason) *reason = std::string("no CUDA device: ") + cudaGetErrorString(e);
+    if (reason) {
+      *reason = std::string("no CUDA device: ") + cudaGetErrorString(e);
+      if (e == cudaErrorInsufficientDriver) {
+        // The runtime says the same when there is no driver at all: tell the two apart.
+        void* drv = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
+        int rt = 0;
+        cudaRuntimeGetVersion(&rt);
+        if (!drv) *reason = "no CUDA device: no NVIDIA driver found (libcuda.so.1 is not installed)";
+        else {
+          *reason += " (the driver is older than CUDA " + std::to_string(rt / 1000) + "." + std::to_string(rt % 1000 / 10) +
+                     ", which this build links: update the NVIDIA driver)";
+          dlclose(drv);
+        }
+      }
+    }
     return 0;
   }
   if (n == 0 && reason) *reason = "no CUDA device: the driver reports 0 devices";

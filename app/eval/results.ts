@@ -1,6 +1,7 @@
 // Results of an evaluation run: appended to a JSONL file as they come (fsync'd), read back for resume
 // and for the report. Each line is one (sample, method, budget) result.
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, truncateSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import path from 'node:path';
 
 export interface ResultRow {
   id: string;
@@ -15,6 +16,37 @@ export interface ResultRow {
   fullKvBytes: number;
   groups: Record<string, string>;
   [k: string]: unknown;
+}
+
+/** What a results folder's rows depend on besides (method, budget, sample): a resumed run must match. */
+export type RunConfig = Record<string, string | number | null>;
+
+/**
+ * Resuming into `outDir` is only right when its results were made the same way (same model, data, prompt,
+ * protocol, ...); methods, budgets and --limit may change (that adds cells or samples). Throws, naming
+ * what differs, when the folder holds results of another configuration (run.json, written by
+ * recordRunConfig once a run has started). A folder without results, or from before run.json, passes.
+ */
+export function checkRunConfig(outDir: string, config: RunConfig): void {
+  const file = path.join(outDir, 'run.json');
+  if (!existsSync(file) || readResults(path.join(outDir, 'results.jsonl')).length === 0) return;
+  let prev: RunConfig;
+  try {
+    prev = JSON.parse(readFileSync(file, 'utf8')) as RunConfig;
+  } catch (e) {
+    throw new Error(`${file}: not valid JSON (${(e as Error).message}); delete it if the folder's results are what you want to resume`);
+  }
+  const diff = Object.keys({ ...prev, ...config })
+    .filter((k) => (prev[k] ?? null) !== (config[k] ?? null))
+    .map((k) => `${k}: ${JSON.stringify(prev[k] ?? null)} there, ${JSON.stringify(config[k] ?? null)} now`);
+  if (diff.length)
+    throw new Error(`${outDir} holds results made another way (${diff.join('; ')}): resuming would mix them; use another --out, or delete the folder to start over`);
+}
+
+/** Records how the results in `outDir` are made (see checkRunConfig). */
+export function recordRunConfig(outDir: string, config: RunConfig): void {
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(path.join(outDir, 'run.json'), JSON.stringify(config, null, 2) + '\n');
 }
 
 export const resultKey = (r: { id: string; method: string; budget: number }) => `${r.method}|${r.budget}|${r.id}`;

@@ -33,7 +33,13 @@ export async function runGrounding(engine: Engine, o: GroundingRunOptions): Prom
   try {
     for (const j of todo) {
       if (o.signal?.aborted) return { done, skipped: jobs.length - todo.length, stopped: true };
-      const r = await groundOne(engine, j.s, j.method, j.budget, o.maxNewTokens, o.prompt);
+      let r;
+      try {
+        r = await groundOne(engine, j.s, j.method, j.budget, o.maxNewTokens, o.prompt);
+      } catch (e) {
+        // name the run that failed; what is written so far stays (a rerun resumes after it)
+        throw new Error(`${j.method} at ${j.budget}% on sample ${j.s.id}: ${(e as Error).message}`);
+      }
       w.append({ ...r });
       done++;
       progress.tick(`${j.method}@${j.budget}%`);

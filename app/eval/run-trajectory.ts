@@ -59,7 +59,13 @@ export async function runTrajectories(engine: Engine, o: TrajectoryRunOptions): 
           const messages = papers
             ? driverMessages(ep.task, shots, k, o.historyImages ?? 5, replies, o.protocol === 'reference' ? 10 : Infinity)
             : stepMessages(ep, shots, k, o.historyImages ?? 5);
-          const r = (await backend.generate({ messages, maxTokens: o.maxNewTokens ?? (papers ? 1000 : 128), temperature: 0, episode: episodeId })) as Awaited<ReturnType<NativeBackend['generate']>> & { kvTurn?: KvTurn };
+          let r: Awaited<ReturnType<NativeBackend['generate']>> & { kvTurn?: KvTurn };
+          try {
+            r = await backend.generate({ messages, maxTokens: o.maxNewTokens ?? (papers ? 1000 : 128), temperature: 0, episode: episodeId });
+          } catch (e) {
+            // name the run that failed; what is written so far stays (a rerun resumes after it)
+            throw new Error(`${method} at ${budget}% on episode ${ep.id} step ${k}: ${(e as Error).message}`);
+          }
           replies.push(r.text);
           if (have.has(key(method, budget, ep.id, k))) continue;
           const gt = ep.steps[k]!.action;

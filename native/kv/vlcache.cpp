@@ -134,7 +134,7 @@ class VlCache final : public KvMethod {
       tel.branch = "layer_budget_le_window";
     }
     if (W < 1)
-      throw KvError("vlcache layer budget " + std::to_string(lb) + " leaves no window (the reference raises here)");
+      throw KvError("vlcache layer budget " + std::to_string(lb) + " leaves no window: the budget is too small for VL-Cache at this prompt length (the reference raises here too)");
     const int64_t P = L - W;
     ValidateLayer(in, W);
     std::vector<float> scores;

@@ -25,6 +25,11 @@ describe('device selection', () => {
     expect(typeof info.compiled).toBe('boolean');
     expect(Array.isArray(info.devices)).toBe(true);
     if (info.devices.length === 0) expect(info.error).toMatch(/no CUDA device|built without CUDA/);
+    // Without any NVIDIA driver the runtime says "driver version is insufficient", as for an old one: the
+    // addon tells the two apart (whether libcuda.so.1 is installed, as the dynamic loader sees it).
+    const libcuda = /libcuda\.so\.1\b/.test(spawnSync('/sbin/ldconfig', ['-p'], { encoding: 'utf8' }).stdout ?? '');
+    if (info.compiled && info.devices.length === 0 && !libcuda) expect(info.error).toBe('no CUDA device: no NVIDIA driver found (libcuda.so.1 is not installed)');
+    if (info.compiled && info.devices.length === 0 && libcuda && /insufficient/.test(info.error ?? '')) expect(info.error).toMatch(/update the NVIDIA driver/);
     if (info.compiled) expect(info.archs).toEqual(expect.arrayContaining(['80', '86', '89', '90']));
   });
 

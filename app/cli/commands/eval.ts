@@ -4,6 +4,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Engine } from '../../model/engine.ts';
 import { writeReport } from '../../eval/report.ts';
+import { checkRunConfig, recordRunConfig } from '../../eval/results.ts';
 import { runGrounding } from '../../eval/run-grounding.ts';
 import { writeAgentNetFixture, writeGroundingFixture, writeTrajectoryFixture } from '../../eval/fixture.ts';
 import { runTrajectories } from '../../eval/run-trajectory.ts';
@@ -103,8 +104,15 @@ export default async function evalCmd(argv: string[]): Promise<number> {
   const limit = parseNumberOpt(values.limit, 'limit', { int: true, min: 1 });
   const maxNewTokens = parseNumberOpt(values['max-new-tokens'], 'max-new-tokens', { int: true, min: 1 });
   const historyImages = parseNumberOpt(values.history, 'history', { int: true, min: 1 });
+  // A resumed run must have been made the same way (methods, budgets and --limit may grow).
+  const runConfig = {
+    eval: sub, model: path.resolve(values.model), data: path.resolve(values.data), prompt,
+    protocol: sub === 'trajectory' ? protocol : null, history: sub === 'trajectory' ? historyImages ?? null : null, maxNewTokens: maxNewTokens ?? null,
+  };
+  checkRunConfig(values.out, runConfig);
   const engine = await Engine.load(values.model, { threads, device: values.device, cpuMatmul: values['cpu-matmul'] as string | undefined, weights: values.weights as string | undefined });
   if (!engine.text) throw new Error(`${values.model}: the UI-TARS prompts need the checkpoint's tokenizer.json`);
+  recordRunConfig(values.out, runConfig);
   const ac = new AbortController();
   const onSigint = () => {
     process.stderr.write('\nstopping after the current sample; rerun the same command to continue\n');

@@ -56,7 +56,15 @@ export function loadTrajectories(dir: string): TrajectoryEpisode[] {
     const file = path.join(root, f);
     let items: unknown[];
     try {
-      if (f.endsWith('.jsonl')) items = readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
+      if (f.endsWith('.jsonl'))
+        items = readFileSync(file, 'utf8').split('\n').flatMap((l, i) => {
+          if (!l.trim()) return [];
+          try {
+            return [JSON.parse(l)];
+          } catch (e) {
+            throw new Error(`line ${i + 1}: ${(e as Error).message}`);
+          }
+        });
       else if (f.endsWith('.json')) {
         const v = JSON.parse(readFileSync(file, 'utf8'));
         items = Array.isArray(v) ? v : [v];

@@ -1,6 +1,6 @@
 // A checkpoint folder, resolved: validated config, the tensor table in the normalised layout with every
 // tensor's shape checked against the config, and the plain spec the native engine loads.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { readModelConfig, type ModelConfig } from './config.ts';
 import { CheckpointError, normaliseName, readTensorTable, type TensorEntry } from './safetensors.ts';
@@ -80,6 +80,7 @@ export function expectedTensors(c: ModelConfig): Map<string, number[]> {
 export function openCheckpoint(dir: string): Checkpoint {
   const abs = path.resolve(dir);
   if (!existsSync(abs)) throw new CheckpointError(`${abs}: no such folder`);
+  if (!statSync(abs).isDirectory()) throw new CheckpointError(`${abs}: not a folder (give the checkpoint folder, the one with config.json and the .safetensors files)`);
   const config = readModelConfig(abs);
   // generation_config.json may add stop tokens.
   const gen = path.join(abs, 'generation_config.json');

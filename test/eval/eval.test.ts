@@ -130,6 +130,16 @@ describe('starkv eval grounding end to end on a tiny checkpoint', () => {
     const rb = spawnSync(process.execPath, ['bin/starkv.js', 'eval', 'report', out], { cwd: ROOT, encoding: 'utf8' });
     expect(rb.status, rb.stderr).toBe(0);
     expect(readFileSync(path.join(out, 'report.html'))).toEqual(html);
+    // Resuming the folder with other settings would mix results made two ways: refused before the model
+    // loads, naming what differs; nothing is written.
+    const other = spawnSync(process.execPath, args.map((a) => (a === '6' ? '7' : a)), { cwd: ROOT, encoding: 'utf8' });
+    expect(other.status).toBe(1);
+    expect(other.stderr).toMatch(/holds results made another way \(maxNewTokens: 6 there, 7 now\)/);
+    expect(readResults(path.join(out, 'results.jsonl')).length).toBe(8);
+    // more budgets into the same folder is a resume that adds cells
+    const more = spawnSync(process.execPath, args.map((a) => (a === '20' ? '20,40' : a)), { cwd: ROOT, encoding: 'utf8' });
+    expect(more.status, more.stderr).toBe(0);
+    expect(readResults(path.join(out, 'results.jsonl')).length).toBe(12);
   });
 });
 

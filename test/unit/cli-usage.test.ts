@@ -2,7 +2,8 @@
 // happens (exit 2), failures exit 1, piping into `head` ends quietly, `parse --help` does not wait for
 // stdin, and `generate --json` keeps its documented fields. Runs the real bin/starkv.js.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { GOLDEN_HF, ROOT, TMP } from '../helpers/paths.ts';
@@ -117,6 +118,46 @@ describe('starkv command line', () => {
     expect(r.status, r.stdout).toBe(0);
     expect(JSON.parse(r.stdout).actions[0]).toMatchObject({ type: 'click' });
   }, 20_000);
+
+  it('inspect: a file instead of the folder, and a folder without preprocessor_config.json, are named', () => {
+    const file = starkv(['inspect', path.join(TINY, 'config.json')]);
+    expect(file.code).toBe(1);
+    expect(file.stderr).toMatch(/config\.json: not a folder \(give the checkpoint folder/);
+    const nopre = path.join(TMP, 'cli-usage-nopre');
+    rmSync(nopre, { recursive: true, force: true });
+    cpSync(TINY, nopre, { recursive: true });
+    rmSync(path.join(nopre, 'preprocessor_config.json'));
+    const r = starkv(['inspect', nopre]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/images +3136\.\.1003520 pixels.*\(no preprocessor_config\.json: the Qwen2-VL processor defaults/);
+    expect(JSON.parse(starkv(['inspect', nopre, '--json']).stdout).preprocessorConfigFound).toBe(false);
+  });
+
+  it('serve: --port takes plain digits only, and a port in use is said so', async () => {
+    for (const p of ['', '1e3', '0x50', ' 80 ', '70000']) {
+      const r = starkv(['serve', '--port', p]);
+      expect(r.code, p).toBe(2);
+      expect(r.stderr).toMatch(/--port must be a whole number from 0 to 65535/);
+    }
+    const busy = createServer();
+    await new Promise<void>((res) => busy.listen(0, '127.0.0.1', () => res()));
+    const port = (busy.address() as { port: number }).port;
+    const rdir = path.join(TMP, 'cli-usage-renderer');
+    mkdirSync(rdir, { recursive: true });
+    writeFileSync(path.join(rdir, 'index.html'), '<!doctype html><title>t</title>');
+    try {
+      const r = await new Promise<{ code: number | null; stderr: string }>((res) => {
+        const c = spawn(process.execPath, [BIN, 'serve', '--port', String(port), '--renderer', rdir, '--config', path.join(TMP, 'cli-usage-s.json'), '--data', path.join(TMP, 'cli-usage-data')], { cwd: ROOT });
+        let stderr = '';
+        c.stderr.on('data', (d) => (stderr += d));
+        c.on('close', (code) => res({ code, stderr }));
+      });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`port ${port} on 127.0.0.1 is already in use`);
+    } finally {
+      busy.close();
+    }
+  }, 30_000);
 
   it('report tells an option, a missing folder and a folder that is no recording apart', () => {
     const opt = starkv(['report', '--frobnicate']);

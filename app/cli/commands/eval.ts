@@ -16,7 +16,7 @@ const USAGE = `usage:
                         [--prompt standard|papers] [--limit N] [--max-new-tokens N] [--threads N]
                         [--device auto|cpu|cuda[:N]] [--cpu-matmul fp32|bf16|auto] [--weights auto|mapped|resident] --out <dir>
   starkv eval trajectory --model <dir> --data <folder> [--methods ...] [--budgets ...] [--protocol persistent|reference]
-                        [--history 5] [--prompt standard|papers] [--limit N] --out <dir>
+                        [--history 5] [--prompt standard|papers] [--limit N episodes] --out <dir>
   starkv eval report <out>          rebuild report.html, report.md, summary.json and the PNG plots from results.jsonl
   starkv eval fixture <dir> [--n N] [--trajectories | --agentnet]
                                     write a tiny synthetic ScreenSpot-v2 dataset (or trajectories, or AgentNetBench tasks)
@@ -24,7 +24,7 @@ Grounding data is in the ScreenSpot / ScreenSpot-v2 / ScreenSpot-Pro layout; --p
 papers' ScreenSpot prompt (the GUI-KV / STaR-KV drivers': screenshot first, click(point=...)) instead of
 UI-TARS-1.5's grounding prompt. Trajectory data: *.jsonl / *.json
 episodes {id, task, platform?, steps: [{screenshot, action: {type: click|left_double|right_single|drag|scroll|
-hotkey|type|wait|finished|call_user, ...}}]} with screenshots relative to the folder; a step counts when the
+hover|hotkey|type|wait|finished|call_user, ...}}]} with screenshots relative to the folder; a step counts when the
 model's action has the recorded type and, for points, lands in the recorded box (or within 14 % of the
 screenshot's longer side). AgentNetBench folders (OpenCUA's task files *.json with screenshots in images/)
 are read as they are: the prompt gets high_level_task_description, and each step also gets the benchmark's
@@ -34,7 +34,9 @@ GUI-KV / STaR-KV evaluation, which the papers report) is reported beside it; --p
 as that driver does (its UI-TARS-1.5 prompt, the model's own earlier replies as the history; with
 --protocol reference that is the papers' protocol; --max-new-tokens defaults to the driver's 1000 there, 128
 otherwise). Runs are resumable:
-rerun the same command and it continues where it stopped (results.jsonl in --out).`;
+rerun the same command and it continues where it stopped (results.jsonl in --out); more methods, budgets or
+a larger --limit add to it, while another model, data, prompt, protocol, history or --max-new-tokens is
+refused (run.json records them: use another --out).`;
 
 export default async function evalCmd(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
@@ -76,6 +78,7 @@ export default async function evalCmd(argv: string[]): Promise<number> {
   if (sub === 'fixture') {
     const dir = positionals[0];
     if (!dir) throw new UsageError('starkv eval fixture needs a folder');
+    if (values.agentnet && values.trajectories) throw new UsageError('give --trajectories or --agentnet, not both');
     const count = parseNumberOpt(values.n, 'n', { int: true, min: 1 });
     const n = values.agentnet
       ? await writeAgentNetFixture(dir, count ?? 2)

@@ -1,4 +1,6 @@
 // `starkv inspect <dir>`: what a checkpoint folder holds, or exactly what is wrong with it.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { estimateMemory, kvBytesPerToken, openCheckpoint } from '../../model/checkpoint.ts';
 import { readPreprocessorConfig, smartResize } from '../../model/preprocess.ts';
@@ -14,6 +16,7 @@ export default async function inspect(argv: string[]): Promise<number> {
   const ck = openCheckpoint(positionals[0]!);
   const c = ck.config;
   const pre = readPreprocessorConfig(ck.dir);
+  const hasPreprocessor = existsSync(path.join(ck.dir, 'preprocessor_config.json'));
   const hasTokenizer = TextProcessor.fromDir(ck.dir) !== null;
   // One 1920x1080 screenshot per ViT call, resized within this checkpoint's own pixel limits.
   const unit = pre.patchSize * pre.mergeSize;
@@ -31,6 +34,7 @@ export default async function inspect(argv: string[]): Promise<number> {
     text: { hidden: c.hiddenSize, layers: c.numLayers, heads: c.numHeads, kvHeads: c.numKvHeads, headDim: c.headDim, intermediate: c.intermediateSize, vocab: c.vocabSize, tiedHead: c.tieWordEmbeddings, mropeSection: c.mropeSection, ropeTheta: c.ropeTheta },
     vision: c.vision,
     preprocessor: pre,
+    preprocessorConfigFound: hasPreprocessor,
     tokenizer: hasTokenizer,
     kvBytesPerToken: kvBytesPerToken(c),
     estimatedMemory: { ...mem, assumption: `4096 prompt tokens, fp32 KV, one 1920x1080 screenshot per ViT call (${rw}x${rh} after resizing: ${patches} patches, ${patches / (pre.mergeSize * pre.mergeSize)} visual tokens)` },
@@ -46,7 +50,8 @@ export default async function inspect(argv: string[]): Promise<number> {
     `  text      hidden ${c.hiddenSize}, ${c.numLayers} layers, ${c.numHeads} heads / ${c.numKvHeads} KV heads (hd ${c.headDim}), MLP ${c.intermediateSize}, vocab ${c.vocabSize}, ${c.tieWordEmbeddings ? 'tied' : 'separate'} head`,
     `  vision    width ${c.vision.width}, depth ${c.vision.depth}, ${c.vision.numHeads} heads, MLP ${c.vision.mlpWidth}, ${c.vision.norm}, ${c.vision.act}` +
       (c.arch === 'qwen2_5_vl' ? `, windows ${c.vision.windowSize}px, full attention in blocks [${c.vision.fullattBlockIndexes.join(',')}]` : ''),
-    `  images    ${pre.minPixels}..${pre.maxPixels} pixels, patch ${pre.patchSize}, merge ${pre.mergeSize}`,
+    `  images    ${pre.minPixels}..${pre.maxPixels} pixels, patch ${pre.patchSize}, merge ${pre.mergeSize}` +
+      (hasPreprocessor ? '' : ' (no preprocessor_config.json: the Qwen2-VL processor defaults; UI-TARS-1.5 ships max_pixels 12845056)'),
     `  tokenizer ${hasTokenizer ? 'tokenizer.json found' : 'none (use --input-ids)'}`,
     `  KV cache  ${formatBytes(kvBytesPerToken(c))} per token (fp32)`,
     `  memory    ~${formatBytes(mem.total)} (weights ${formatBytes(mem.weights)}, KV ${formatBytes(mem.kv)}, activations ${formatBytes(mem.activations)}) for ${info.estimatedMemory.assumption}`,

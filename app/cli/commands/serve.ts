@@ -42,7 +42,7 @@ export default async function serve(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  const port = values.port === undefined ? 0 : Number(values.port);
+  const port = values.port === undefined ? 0 : /^\d{1,5}$/.test(values.port as string) ? Number(values.port) : NaN;
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     process.stderr.write(`starkv serve: --port must be a whole number from 0 to 65535 (got '${values.port}')\n`);
     return 2;
@@ -77,7 +77,14 @@ export default async function serve(argv: string[]): Promise<number> {
   const configFile = path.resolve((values.config as string | undefined) ?? defaultConfigFile());
   const settings = new SettingsStore(configFile, defaultSettings(dataDir));
   const host = new Host({ settings, runner: new DesktopRunner(), mode: 'web' });
-  const server = await startServer({ host, rendererDir, port, bindHost });
+  let server: Awaited<ReturnType<typeof startServer>>;
+  try {
+    server = await startServer({ host, rendererDir, port, bindHost });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e;
+    process.stderr.write(`starkv serve: port ${port} on ${bindHost} is already in use (another starkv serve?); choose another --port, or leave it out for a free one\n`);
+    return 1;
+  }
   process.stdout.write(`${server.url}\n`);
   process.stderr.write(`starkv: web UI on ${server.url.split('?')[0]} (open the line above); settings in ${configFile}; Ctrl+C stops\n`);
   if (!process.env.DISPLAY) process.stderr.write('starkv: note: DISPLAY is not set, so tasks cannot capture or control a screen from this process\n');

@@ -6,6 +6,7 @@ import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { loadTrajectories } from '../../app/eval/trajectory.ts';
 import { GOLDEN_HF, ROOT, TMP } from '../helpers/paths.ts';
 
 const BIN = path.join(ROOT, 'bin', 'starkv.js');
@@ -158,6 +159,16 @@ describe('starkv command line', () => {
       busy.close();
     }
   }, 30_000);
+
+  it('eval fixture: --trajectories and --agentnet exclude each other; a bad JSONL line is named by number', () => {
+    const r = starkv(['eval', 'fixture', path.join(TMP, 'cli-usage-fx'), '--trajectories', '--agentnet']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/give --trajectories or --agentnet, not both/);
+    const d = path.join(TMP, 'cli-usage-traj');
+    mkdirSync(d, { recursive: true });
+    writeFileSync(path.join(d, 'episodes.jsonl'), '{"id": "a", "task": "t", "steps": []}\n\n{"id": "b", oops}\n');
+    expect(() => loadTrajectories(d)).toThrow(/episodes\.jsonl: not valid JSON \(line 3: /);
+  });
 
   it('report tells an option, a missing folder and a folder that is no recording apart', () => {
     const opt = starkv(['report', '--frobnicate']);

@@ -100,7 +100,9 @@ export class Agent {
     private readonly store: TrajectoryStore | null = null,
     private readonly hooks: AgentHooks = {},
   ) {
-    this.cfg = { ...DEFAULTS, ...cfg, settle: cfg.settle ?? DEFAULTS.settle };
+    // A key given as undefined (an option the user left out) keeps its default.
+    const given = Object.fromEntries(Object.entries(cfg).filter(([, v]) => v !== undefined)) as AgentConfig;
+    this.cfg = { ...DEFAULTS, ...given, settle: cfg.settle ?? DEFAULTS.settle };
     if (!cfg.task.trim()) throw new Error('the task is empty');
   }
 

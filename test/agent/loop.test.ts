@@ -97,6 +97,13 @@ describe('agent loop', () => {
     expect(html).toContain('<b>finished: typed it</b>');
   });
 
+  it('options left out (undefined, as the CLI passes them) keep their defaults', async () => {
+    const r = await runAgent(() => "Thought: done.\nAction: finished(content='ok')", { maxTokens: undefined, maxSteps: undefined, historyImages: undefined, temperature: undefined });
+    expect(r.result.status).toBe('finished');
+    expect([r.agent.cfg.maxTokens, r.agent.cfg.maxSteps, r.agent.cfg.historyImages, r.agent.cfg.temperature]).toEqual([500, 100, 5, 0]);
+    expect(r.requests[0]!.body.max_tokens).toBe(500);
+  });
+
   it('call_user pauses and asks; the answer goes to the model; no answer ends the episode', async () => {
     const asked: string[] = [];
     const r = await runAgent((i) => (i === 0 ? 'Thought: Which account should I use?\nAction: call_user()' : "Action: finished(content='ok')"), {}, {

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { planImage, toModel, type ImageGeometry } from '../../app/agent/coords.ts';
 import { readEpisode } from '../../app/store/trajectory.ts';
+import { writeTinyRealVocab } from '../helpers/tiny-real-vocab.ts';
 import type { ChatRequest, ScriptedReply } from '../agent/helpers/page-server.ts';
 import { openScene, type Scene } from '../agent/helpers/scene.ts';
 
@@ -115,6 +116,22 @@ describe('starkv run end to end', () => {
     expect(readdirSync(dir).filter((f) => /^step-\d{4}\.png$/.test(f))).toHaveLength(10);
     expect(readdirSync(dir)).toContain('report.html');
   }, 120_000);
+
+  it('runs the model in-process from a checkpoint folder, STaR-KV at 20 % unless told otherwise', async () => {
+    // The tiny real-vocabulary checkpoint whose weights reply this whatever the screenshot (see the helper).
+    const model = writeTinyRealVocab(path.join(root, 'scripted-model'), 23, "Action: finished(content='done')");
+    const out = path.join(root, 'in-process');
+    const r = await cli(['--task', 'Say done', '--checkpoint', model, '--out', out, '--threads', '1']).out;
+    expect(r.code, `stdout: ${r.stdout}\nstderr: ${r.stderr}`).toBe(0);
+    expect(r.stderr).toMatch(/model .*scripted-model \(in-process on cpu, starkv 20%\)/);
+    expect(r.stdout).toMatch(/finished: done/);
+    const dir = path.join(out, readdirSync(out)[0]!);
+    const kinds = readEpisode(dir).records.map((x) => x.kind);
+    expect(kinds).toEqual(expect.arrayContaining(['episode', 'observation', 'reply', 'end']));
+    const full = await cli(['--task', 'Say done', '--checkpoint', model, '--kv-method', 'full', '--threads', '1']).out;
+    expect(full.code, full.stderr).toBe(0);
+    expect(full.stderr).toMatch(/\(in-process on cpu, full KV cache\)/);
+  }, 60_000);
 
   it('Ctrl+C (SIGINT) stops the run cleanly and records it', async () => {
     script(Array.from({ length: 50 }, () => 'Thought: Wait for it.\nAction: wait()'));

@@ -77,9 +77,10 @@ export function loadTrajectories(dir: string): TrajectoryEpisode[] {
       const p = episodeSchema.safeParse(it);
       if (!p.success) {
         const is = p.error.issues[0]!;
-        throw new Error(`${file}: episode ${i}: field '${is.path.join('.')}': ${is.message}`);
+        const id = typeof (it as { id?: unknown })?.id === 'string' ? ` (id '${(it as { id: string }).id}')` : '';
+        throw new Error(`${file}: episode ${i}${id}: field '${is.path.join('.')}': ${is.message}`);
       }
-      for (const s of p.data.steps) if (!existsSync(path.resolve(root, s.screenshot))) throw new Error(`${file}: episode ${p.data.id}: screenshot '${s.screenshot}' not found`);
+      for (const s of p.data.steps) if (!existsSync(path.resolve(root, s.screenshot))) throw new Error(`${file}: episode ${i} (id '${p.data.id}'): screenshot '${s.screenshot}' not found`);
       out.push({ ...p.data, dir: root });
     });
   }

@@ -36,9 +36,9 @@ describe('step matching', () => {
     const bad = path.join(dir, 'bad');
     mkdirSync(bad, { recursive: true });
     writeFileSync(path.join(bad, 'a.jsonl'), JSON.stringify({ id: 'x', task: 't', steps: [{ screenshot: 'nope.png', action: { type: 'click', x: 1 } }] }) + '\n');
-    expect(() => loadTrajectories(bad)).toThrow(/a\.jsonl: episode 0: field 'steps\.0\.action\.y'/);
+    expect(() => loadTrajectories(bad)).toThrow(/a\.jsonl: episode 0 \(id 'x'\): field 'steps\.0\.action\.y'/);
     writeFileSync(path.join(bad, 'a.jsonl'), JSON.stringify({ id: 'x', task: 't', steps: [{ screenshot: 'nope.png', action: { type: 'wait' } }] }) + '\n');
-    expect(() => loadTrajectories(bad)).toThrow(/screenshot 'nope\.png' not found/);
+    expect(() => loadTrajectories(bad)).toThrow(/a\.jsonl: episode 0 \(id 'x'\): screenshot 'nope\.png' not found/);
     writeFileSync(path.join(bad, 'shot.png'), '');
     const ep = JSON.stringify({ id: 'x', task: 't', steps: [{ screenshot: 'shot.png', action: { type: 'wait' } }] });
     writeFileSync(path.join(bad, 'a.jsonl'), `${ep}\n${ep}\n`);

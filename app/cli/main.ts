@@ -31,6 +31,20 @@ function version(): string {
   return `starkv ${pkg.version}`;
 }
 
+/** `--temperature -1` as `--temperature=-1`: node's parseArgs takes a value starting with '-' for an option
+ *  and refuses it as "ambiguous"; joined, the command's own range check names the option and its range. */
+export function joinNegativeValues(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!, next = args[i + 1];
+    if (a.startsWith('--') && a.length > 2 && !a.includes('=') && next !== undefined && /^-(\d|\.\d)/.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
 /** A bad command line (our UsageError, or node's parseArgs refusing an option) rather than a failure. */
 function isUsageError(e: unknown): e is Error {
   return e instanceof UsageError || (e instanceof Error && String((e as { code?: unknown }).code ?? '').startsWith('ERR_PARSE_ARGS'));
@@ -58,7 +72,7 @@ export async function main(argv: string[]): Promise<number> {
   });
   const mod = (await import(pathToFileURL(file).href)) as { default: (a: string[]) => Promise<number> };
   try {
-    return await mod.default(rest);
+    return await mod.default(joinNegativeValues(rest));
   } catch (e) {
     if (!isUsageError(e)) throw e;
     process.stderr.write(`starkv ${cmd}: ${e.message}\n(starkv ${cmd} --help shows the options)\n`);

@@ -88,6 +88,10 @@ describe('starkv command line', () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--top-p '1.5' must be a number > 0 and <= 1/);
     expect(bad.stderr).not.toMatch(/req\./);
+    // a negative value after its option is checked by range, not refused as "ambiguous"
+    const neg = starkv(['generate', '--model', TINY, '--input-ids', '1,2', '--temperature', '-1']);
+    expect(neg.code).toBe(2);
+    expect(neg.stderr).toMatch(/--temperature '-1' must be a number >= 0/);
     const r = starkv(['generate', '--model', TINY, '--input-ids', '1,2,3', '--max-new-tokens', '2', '--json']);
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout);

@@ -125,12 +125,23 @@ describe('starkv run end to end', () => {
     expect(r.code, `stdout: ${r.stdout}\nstderr: ${r.stderr}`).toBe(0);
     expect(r.stderr).toMatch(/model .*scripted-model \(in-process on cpu, starkv 20%\)/);
     expect(r.stdout).toMatch(/finished: done/);
+    // with each reply, what the compressed cache holds: layer 0 within its cap, fewer bytes than a full cache
+    const kv = /kv \(starkv 20 %\): \+(\d+) tokens prefilled in \d+ ms, compressed in \d+ ms; layer 0 keeps (\d+) of (\d+) tokens \(cap (\d+) for the (\d+)-token prompt\); ([\d.]+) MiB held vs ([\d.]+) MiB uncompressed/.exec(r.stdout);
+    expect(kv, r.stdout).not.toBeNull();
+    const [, , kept, len, cap, prompt, held, fullMiB] = kv!.map(Number);
+    expect(kept).toBeLessThanOrEqual(cap! + 8); // the reply's tokens are appended after compression
+    expect(kept).toBeLessThan(len!);
+    expect(cap).toBe(Math.floor((prompt! * 20) / 100));
+    expect(held).toBeLessThan(fullMiB!);
     const dir = path.join(out, readdirSync(out)[0]!);
     const kinds = readEpisode(dir).records.map((x) => x.kind);
     expect(kinds).toEqual(expect.arrayContaining(['episode', 'observation', 'reply', 'end']));
     const full = await cli(['--task', 'Say done', '--checkpoint', model, '--kv-method', 'full', '--threads', '1']).out;
     expect(full.code, full.stderr).toBe(0);
     expect(full.stderr).toMatch(/\(in-process on cpu, full KV cache\)/);
+    const f = /kv \(full cache\): \+(\d+) tokens prefilled .*; layer 0 keeps (\d+) of \d+ tokens;/.exec(full.stdout);
+    expect(f, full.stdout).not.toBeNull();
+    expect(Number(f![2])).toBeGreaterThanOrEqual(Number(f![1])); // nothing evicted
   }, 60_000);
 
   it('Ctrl+C (SIGINT) stops the run cleanly and records it', async () => {

@@ -10,7 +10,7 @@ import { DEFAULT_RISK_POLICY } from '../../agent/safety.ts';
 import { Desktop } from '../../desktop/desktop.ts';
 import { OpenAIBackend } from '../../model/backends/openai.ts';
 import type { ModelBackend } from '../../model/backends/types.ts';
-import { NativeBackend } from '../../model/backends/native.ts';
+import { NativeBackend, type KvTurn } from '../../model/backends/native.ts';
 import { Engine } from '../../model/engine.ts';
 import { KV_METHOD_NAMES } from '../../protocol.ts';
 import { writeReport } from '../../store/report.ts';
@@ -99,6 +99,18 @@ function printer(out: NodeJS.WritableStream): (e: AgentEvent) => void {
   };
 }
 
+const mib = (b: number) => (b / 1048576).toFixed(1);
+
+/** "kv (starkv 20 %): +335 tokens prefilled in 1234 ms, compressed in 12 ms; layer 0 keeps 550 of 2731 tokens
+ *  (cap 544 for the 2721-token prompt); 12.3 MiB held vs 61.5 MiB uncompressed" */
+export function kvLine(t: KvTurn): string {
+  const l0 = t.layers[0];
+  const what = t.method === 'full' ? 'full cache' : `${t.method} ${t.capTokens ? `cap ${t.capTokens}` : `${t.budgetPercent} %`}`;
+  const keep = l0 ? `; layer 0 keeps ${l0.kept} of ${t.layout.length} tokens${t.method === 'full' ? '' : ` (cap ${l0.cap} for the ${t.refLen}-token prompt)`}` : '';
+  return `  kv (${what}): +${t.prefillTokens} tokens prefilled in ${t.timings.prefillMs.toFixed(0)} ms, compressed in ${t.timings.compressMs.toFixed(0)} ms${keep}; ` +
+    `${mib(t.kvBytes)} MiB held vs ${mib(t.fullKvBytes)} MiB uncompressed`;
+}
+
 export default async function run(argv: string[]): Promise<number> {
   let values: Record<string, string | boolean | undefined>;
   let positionals: string[];
@@ -178,7 +190,9 @@ export default async function run(argv: string[]): Promise<number> {
     let modelName: string;
     if (values.checkpoint) {
       const engine = await Engine.load(values.checkpoint as string, { threads, device: values.device as string | undefined, cpuMatmul: values['cpu-matmul'] as string | undefined, weights: values.weights as string | undefined });
-      const native = new NativeBackend(engine, { kv: { method, budget } });
+      // With each reply, one line on what the compressed cache holds (the app's KV inspector, in brief).
+      const onKvTurn = (t: KvTurn) => process.stdout.write(kvLine(t) + '\n');
+      const native = new NativeBackend(engine, { kv: { method, budget }, onKvTurn });
       closeBackend = () => native.close();
       backend = native;
       const info = engine.info();

@@ -11,6 +11,8 @@ import { BackendError, GenerationCancelled, type GenerateRequest, type GenerateR
 export interface NativeBackendOptions {
   kv?: KvSettings;
   seed?: number;
+  /** Called with each persistent-episode turn's report (what the cache holds, timings), after the reply. */
+  onKvTurn?: (t: KvTurn) => void;
 }
 
 /** The engine's report of a persistent-episode turn, as the host turns it into KV telemetry. */
@@ -120,7 +122,10 @@ export class NativeBackend implements ModelBackend {
       usage: { promptTokens, completionTokens: tokens.length },
       timings: { totalMs: performance.now() - t0, firstTokenMs },
     };
-    if (kvTurn) result.kvTurn = kvTurn;
+    if (kvTurn) {
+      result.kvTurn = kvTurn;
+      this.opts.onKvTurn?.(kvTurn);
+    }
     return result;
   }
 }

@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util';
 import type { ScreenAction } from './actions.ts';
 import { mapAction, planImage, UITARS_LIMITS, type ImageGeometry } from './coords.ts';
+import { parseNumberOpt } from '../cli/format.ts';
 import { parseReply, ReplyParseError } from './parse.ts';
 
 export interface ParsedActionJson {
@@ -57,8 +58,6 @@ export function runParse(argv: string[], input: string): { code: number; out: st
   } catch (e) {
     return err((e as Error).message);
   }
-  for (const [k, v] of Object.entries({ 'max-pixels': values['max-pixels'], 'min-pixels': values['min-pixels'] }))
-    if (v !== undefined && !(Number.isInteger(Number(v)) && Number(v) > 0)) return err(`--${k} '${v}' must be a positive integer`);
   const m = /^(\d+)x(\d+)$/.exec(values.screen ?? '');
   if (!m) return err('--screen WxH is required (the size of the screenshot the model saw, before resizing)');
   const screen = { width: Number(m[1]), height: Number(m[2]) };
@@ -66,7 +65,8 @@ export function runParse(argv: string[], input: string): { code: number; out: st
   if (coords !== 'absolute' && coords !== 'relative1000') return err('--coords must be absolute or relative1000');
   let g: ImageGeometry;
   try {
-    const limits = { minPixels: Number(values['min-pixels'] ?? UITARS_LIMITS.minPixels), maxPixels: Number(values['max-pixels'] ?? UITARS_LIMITS.maxPixels) };
+    const px = (k: 'min-pixels' | 'max-pixels') => parseNumberOpt(values[k], k, { int: true, min: 1 });
+    const limits = { minPixels: px('min-pixels') ?? UITARS_LIMITS.minPixels, maxPixels: px('max-pixels') ?? UITARS_LIMITS.maxPixels };
     g = { origin: { x: 0, y: 0 }, injectorScale: 1, capture: screen, ...planImage(screen, limits), coordSpace: coords };
   } catch (e) {
     return err((e as Error).message);

@@ -157,7 +157,7 @@ export class ChatEpisode {
       fullKvBytes: perToken * this.seen,
       layers: r.kv.layers.map((l, i) => ({
         layer: i,
-        cap: (l.telemetry?.layerBudget ?? -1) >= 0 ? l.telemetry!.layerBudget! : l.cap,
+        cap: l.cap,
         kept: l.slotTokens.length,
         keep: mapKept(this.layout, l.slotTokens),
         temperature: l.telemetry?.temperature ?? null,

@@ -87,7 +87,7 @@ export interface EpisodeTurnNative {
     layers: Array<{
       cap: number;
       slotTokens: Int32Array; // source token index of every slot the layer holds after compression
-      telemetry?: { temperature: number | null; normalizedEntropy: number | null; lambdaEff: number | null; miCur: number[]; miEma: number[]; groupWeights: number[]; stability: number[]; layerBudget?: number; branch: string };
+      telemetry?: { temperature: number | null; normalizedEntropy: number | null; lambdaEff: number | null; miCur: number[]; miEma: number[]; groupWeights: number[]; stability: number[]; branch: string };
     }>;
   };
 }

@@ -21,6 +21,15 @@
 
 namespace starkv::cpu {
 
+// Cephes expf, shared by the vector exps (Exp16, Exp8): the input range (below kExpLo the result is
+// flushed to 0, above kExpHi it is +inf), ln 2 split in two for the range reduction, and the degree-6
+// polynomial's coefficients, highest first.
+namespace cephes {
+constexpr float kExpLo = -87.33654f, kExpHi = 88.72283f, kLog2e = 1.44269504088896341f;
+constexpr float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
+constexpr float kP[6] = {1.9875691500E-4f, 1.3981999507E-3f, 8.3334519073E-3f, 4.1665795894E-2f, 1.6666665459E-1f, 5.0000001201E-1f};
+}  // namespace cephes
+
 #if defined(__AVX512F__)
 constexpr bool kHaveAvx512 = true;
 
@@ -46,21 +55,17 @@ inline float Hsum(__m512 v) {
   return _mm_cvtss_f32(d);
 }
 // e^x for 16 lanes (Cephes expf: range reduction by ln2, degree-6 polynomial; ~1 ulp). Lanes below
-// -87.3 (including -inf) give exactly 0, lanes above 88.7 give +inf.
+// kExpLo (including -inf) give exactly 0; lanes above kExpHi saturate at e^kExpHi (~3.4e38, finite).
 inline __m512 Exp16(__m512 x) {
-  const __mmask16 under = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.33654f), _CMP_LT_OQ);
-  x = _mm512_min_ps(x, _mm512_set1_ps(88.72283f));
-  x = _mm512_max_ps(x, _mm512_set1_ps(-87.33654f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500E-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507E-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073E-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894E-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459E-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201E-1f));
+  using namespace cephes;
+  const __mmask16 under = _mm512_cmp_ps_mask(x, _mm512_set1_ps(kExpLo), _CMP_LT_OQ);
+  x = _mm512_min_ps(x, _mm512_set1_ps(kExpHi));
+  x = _mm512_max_ps(x, _mm512_set1_ps(kExpLo));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Hi), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Lo), r);
+  __m512 p = _mm512_set1_ps(kP[0]);
+  for (int i = 1; i < 6; ++i) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP[i]));
   const __m512 r2 = _mm512_mul_ps(r, r);
   const __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, r2, r), _mm512_set1_ps(1.0f));
   return _mm512_maskz_mov_ps(static_cast<__mmask16>(~under), _mm512_scalef_ps(y, n));
@@ -73,7 +78,6 @@ constexpr bool kHaveAvx512 = false;
 // the same Cephes expf as Exp16.
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__) && !defined(__AVX512F__)
 #define STARKV_AVX2 1
-constexpr bool kHaveAvx2 = true;
 
 // 8 fp32 lanes from fp32, or from bf16/f16 widened exactly.
 inline __m256 Load8(const float* p) { return _mm256_loadu_ps(p); }
@@ -96,22 +100,18 @@ inline float Hmax8(__m256 v) {
   const __m128 d = _mm_max_ss(c, _mm_movehdup_ps(c));
   return _mm_cvtss_f32(d);
 }
-// e^x for 8 lanes, as Exp16: lanes below -87.3 (including -inf) give exactly 0, above 88.7 give +inf.
-// 2^n is built in the exponent bits; n in [-126, 128], and 2^128 is split as 2^64 * 2^64.
+// e^x for 8 lanes, as Exp16 (the same edges: 0 below kExpLo, saturated above kExpHi). 2^n is built in the
+// exponent bits; n in [-126, 128], and 2^128 is split as 2^64 * 2^64.
 inline __m256 Exp8(__m256 x) {
-  const __m256 under = _mm256_cmp_ps(x, _mm256_set1_ps(-87.33654f), _CMP_LT_OQ);
-  const __m256 over = _mm256_cmp_ps(x, _mm256_set1_ps(88.72283f), _CMP_GT_OQ);
-  x = _mm256_min_ps(x, _mm256_set1_ps(88.72283f));
-  x = _mm256_max_ps(x, _mm256_set1_ps(-87.33654f));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500E-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507E-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073E-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894E-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459E-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201E-1f));
+  using namespace cephes;
+  const __m256 under = _mm256_cmp_ps(x, _mm256_set1_ps(kExpLo), _CMP_LT_OQ);
+  x = _mm256_min_ps(x, _mm256_set1_ps(kExpHi));
+  x = _mm256_max_ps(x, _mm256_set1_ps(kExpLo));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Hi), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Lo), r);
+  __m256 p = _mm256_set1_ps(kP[0]);
+  for (int i = 1; i < 6; ++i) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kP[i]));
   const __m256 r2 = _mm256_mul_ps(r, r);
   const __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, r2, r), _mm256_set1_ps(1.0f));
   // y * 2^n as y * 2^h * 2^(n-h), h = n/2 rounded toward zero: both factors stay normal for n in [-126, 128].
@@ -120,12 +120,8 @@ inline __m256 Exp8(__m256 x) {
   const __m256i lo = _mm256_sub_epi32(ni, hi);
   const __m256 p1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(hi, _mm256_set1_epi32(127)), 23));
   const __m256 p2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(lo, _mm256_set1_epi32(127)), 23));
-  __m256 out = _mm256_mul_ps(_mm256_mul_ps(y, p1), p2);
-  out = _mm256_blendv_ps(out, _mm256_set1_ps(INFINITY), over);
-  return _mm256_andnot_ps(under, out);
+  return _mm256_andnot_ps(under, _mm256_mul_ps(_mm256_mul_ps(y, p1), p2));
 }
-#else
-constexpr bool kHaveAvx2 = false;
 #endif
 
 // Lane-structured scalar dot product: 16 partial sums (lane l takes k = l mod 16) reduced by the same

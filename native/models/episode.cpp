@@ -213,7 +213,9 @@ std::vector<LayerReport> CompressTurn(Episode& ep, const KvPolicy& policy, const
     if (policy.method) {
       kv::Selection sel;
       policy.method->Compress(inputs[l], policy.budget, params[l], ep.states[l], sel, rep.tel);
-      rep.cap = sel.cap;
+      // The layer's own budget where the method splits the budget over layers (PyramidKV, VL-Cache), else
+      // the uniform cap(L, b).
+      rep.cap = rep.tel.layer_budget >= 0 ? rep.tel.layer_budget : sel.cap;
       rep.compressed = sel.compressed;
       if (sel.compressed) {
         int64_t n;

@@ -27,7 +27,7 @@ struct KvPolicy {
 
 struct LayerReport {
   bool compressed = false;
-  int64_t cap = -1;
+  int64_t cap = -1;  // the layer's own budget, window included (its share where the method splits it)
   std::vector<int64_t> slot_tokens;  // source token of every slot the layer holds afterwards
   kv::Telemetry tel;
 };

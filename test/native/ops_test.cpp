@@ -4,6 +4,7 @@
 // KV store growth.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <cstdio>
@@ -218,7 +219,7 @@ void TestAttention(gt::Checker& ck) {
 void TestVectorExp(gt::Checker& ck) {
   std::vector<float> xs;
   for (float x = -90.0f; x <= 90.0f; x += 0.0137f) xs.push_back(x);
-  for (float x : {0.0f, -0.0f, -1e-30f, 1e-30f, -87.3f, -87.33654f, -87.4f, 88.7f, 88.72283f, 88.73f, -INFINITY, INFINITY})
+  for (float x : {0.0f, -0.0f, -1e-30f, 1e-30f, -87.3f, cpu::cephes::kExpLo, -87.4f, 88.7f, cpu::cephes::kExpHi, 88.73f, -INFINITY, INFINITY})
     xs.push_back(x);
   while (xs.size() % 16) xs.push_back(0.0f);
   std::vector<float> y(xs.size());
@@ -234,10 +235,11 @@ void TestVectorExp(gt::Checker& ck) {
 #endif
   double worst = 0.0;
   bool edges = true;
+  const float top = y[std::find(xs.begin(), xs.end(), cpu::cephes::kExpHi) - xs.begin()];
   for (size_t i = 0; i < xs.size(); ++i) {
     const float x = xs[i];
-    if (x < -87.33654f) edges &= y[i] == 0.0f;  // flushed to exactly zero, -inf included
-    else if (x > 88.72284f) edges &= std::isinf(y[i]) && y[i] > 0;
+    if (x < cpu::cephes::kExpLo) edges &= y[i] == 0.0f;  // flushed to exactly zero, -inf included
+    else if (x > cpu::cephes::kExpHi) edges &= y[i] == top && top > 3.4e38f;  // saturated, both ISAs alike
     else {
       const double ref = std::exp(static_cast<double>(x));
       if (ref >= 1.2e-38 && ref <= 3.4e38) worst = std::max(worst, std::fabs(y[i] - ref) / ref);
@@ -245,7 +247,9 @@ void TestVectorExp(gt::Checker& ck) {
   }
   std::printf("  vector exp: %s, worst relative error %.2e over %zu points\n", path, worst, xs.size());
   ck.Expect(worst < 5e-7, std::string("vector exp within ~4 ulp of exp: ") + path);
-  ck.Expect(edges, std::string("vector exp: zero below -87.34 (and at -inf), +inf above 88.72: ") + path);
+  // The edges are the vector exps' own (a scalar build runs std::exp, with its denormals and +inf).
+  if (std::string(path) != "scalar") ck.Expect(edges, std::string("vector exp: zero below -87.34 (and at -inf), saturated at e^88.72 above it: ") + path);
+  else std::printf("  vector exp: none in this build (no AVX2 / AVX-512): the edge checks are for the vector paths\n");
 }
 
 void TestMisc(gt::Checker& ck) {

@@ -1,9 +1,10 @@
 // Attention as blocked GEMMs. A work item is a set of query rows that share one KV head and one key
-// range: (query head, block of up to 64 query rows) for prefill and vision, or (KV head, one query
-// row with all the query heads of its group) for decode. Per item: S = Q K^T (single-threaded sgemm),
-// a row-wise fp32 softmax of S * scale with the causal mask (max-subtracted, normalised like torch),
-// then O = P V. Each output row is produced by one thread in a fixed order, so results do not depend
-// on the thread count.
+// range: (query head, block of up to 128 query rows) for prefill and vision, or (KV head, one query
+// row with all the query heads of its group) for decode. Per item, over chunks of kAttnKeyChunk key
+// slots: S = Q K_c^T (single-threaded GEMM), an online fp32 softmax of S * scale with the causal mask
+// (running max and sum per row), O += P V_c with O rescaled when a row's max grows; at the end O / sum.
+// Each output row is produced by one thread in a fixed order, so results do not depend on the thread
+// count.
 #include "cpu/attention.h"
 
 #include <algorithm>
@@ -30,8 +31,8 @@ struct Item {
   int64_t causal_step;
 };
 
-// In place: row of n scores -> probabilities of x * scale over the first `valid`, zeros after.
-void SoftmaxRow(float* x, int64_t n, int64_t valid, float scale) {
+// x[0, valid) *= scale in place; returns their maximum (-inf for none).
+float ScaleMax(float* x, int64_t valid, float scale) {
   float m = -INFINITY;
   int64_t i = 0;
 #if defined(__AVX512F__)
@@ -57,8 +58,13 @@ void SoftmaxRow(float* x, int64_t n, int64_t valid, float scale) {
     x[i] *= scale;
     m = std::max(m, x[i]);
   }
+  return m;
+}
+
+// x[i] = exp(x[i] - m) for i < valid in place; returns their sum.
+float ExpSum(float* x, int64_t valid, float m) {
   float sum = 0.0f;
-  i = 0;
+  int64_t i = 0;
 #if defined(__AVX512F__)
   const __m512 mm = _mm512_set1_ps(m);
   __m512 sv = _mm512_setzero_ps();
@@ -89,9 +95,25 @@ void SoftmaxRow(float* x, int64_t n, int64_t valid, float scale) {
     x[i] = std::exp(x[i] - m);
     sum += x[i];
   }
-  const float inv = 1.0f / sum;
-  for (i = 0; i < valid; ++i) x[i] *= inv;
-  for (; i < n; ++i) x[i] = 0.0f;
+  return sum;
+}
+
+// One chunk of a row's online softmax: x [n] raw scores of which the first `valid` are unmasked.
+// In place: x = exp(x * scale - m') (zeros after valid), with m' the running maximum m updated by this
+// chunk; the running sum l becomes l * alpha + sum(x). Returns alpha = exp(m - m'), the factor by which
+// the row's output accumulated over earlier chunks must be multiplied (1 when the chunk has no key).
+float SoftmaxChunk(float* x, int64_t n, int64_t valid, float scale, float& m, float& l) {
+  float alpha = 1.0f;
+  if (valid > 0) {
+    const float mc = ScaleMax(x, valid, scale);
+    if (mc > m) {
+      alpha = m == -INFINITY ? 0.0f : std::exp(m - mc);
+      m = mc;
+    }
+    l = l * alpha + ExpSum(x, valid, m);
+  }
+  for (int64_t i = std::max<int64_t>(valid, 0); i < n; ++i) x[i] = 0.0f;
+  return alpha;
 }
 
 }  // namespace
@@ -154,40 +176,68 @@ void Attention(ThreadPool& pool, MemoryAccount* account, const AttnArgs& a, bool
       }
     });
   }
-  // Per thread: the scores [rows][span] (fp32), and for bf16 the probabilities and the query rows.
-  const int64_t s_floats = (max_rows * max_span + 15) / 16 * 16;
-  const int64_t per_thread = s_floats + (b16 ? (max_rows * max_span + max_rows * hd + 31) / 32 * 16 : 0);
+  // Per thread, for one item at a time: the scores of a key chunk [rows][kAttnKeyChunk] (fp32), the
+  // output accumulator and one chunk's P V [rows][hd], the running max and sum per row, and for bf16 the
+  // chunk's probabilities and the query rows.
+  const int64_t C = kAttnKeyChunk;
+  const int64_t chunk = std::min(C, max_span);
+  auto up16 = [](int64_t n) { return (n + 15) / 16 * 16; };
+  const int64_t s_floats = up16(max_rows * chunk), o_floats = up16(max_rows * hd), ml_floats = up16(2 * max_rows);
+  const int64_t b16_floats = b16 ? up16((max_rows * chunk + max_rows * hd + 1) / 2) : 0;
+  const int64_t per_thread = s_floats + 2 * o_floats + ml_floats + b16_floats;
   Buffer scratch(account, MemCategory::Workspace, sizeof(float) * static_cast<size_t>(per_thread * nt));
   pool.Run(nt, [&](int t, int ntt) {
     const int64_t n_items = static_cast<int64_t>(items.size());
     const int64_t b = n_items * t / ntt, e = n_items * (t + 1) / ntt;
     float* S = scratch.f() + per_thread * t;
-    uint16_t* P16 = reinterpret_cast<uint16_t*>(S + s_floats);
-    uint16_t* Q16 = P16 + max_rows * max_span;
+    float* O = S + s_floats;
+    float* T = O + o_floats;
+    float* rm = T + o_floats;
+    float* rl = rm + max_rows;
+    uint16_t* P16 = reinterpret_cast<uint16_t*>(rm + ml_floats);
+    uint16_t* Q16 = P16 + max_rows * chunk;
     for (int64_t w = b; w < e; ++w) {
       const Item& it = items[w];
-      const int64_t span = it.hi - it.lo;
+      const int64_t R = it.rows;
+      std::fill(rm, rm + R, -INFINITY);
+      std::fill(rl, rl + R, 0.0f);
+      std::fill(O, O + R * hd, 0.0f);
+      const uint16_t* k16 = nullptr;
+      const uint16_t* v16 = nullptr;
       if (b16) {
-        const uint16_t* k16 = static_cast<const uint16_t*>(kv16.data()) + (it.g * a.n_kv + it.lo) * hd;
-        const uint16_t* v16 = k16 + a.kv_heads * a.n_kv * hd;
-        for (int64_t r = 0; r < it.rows; ++r) F32ToBf16Row(it.q + r * it.q_ld, Q16 + r * hd, hd);
-        Bf16GemmSingle(it.rows, span, hd, Q16, hd, k16, hd, true, S, span);
-        for (int64_t r = 0; r < it.rows; ++r) {
-          const int64_t hi = std::min(it.hi, it.causal_hi0 + r * it.causal_step);
-          SoftmaxRow(S + r * span, span, hi - it.lo, a.scale);
-          F32ToBf16Row(S + r * span, P16 + r * span, span);
-        }
-        Bf16GemmSingle(it.rows, hd, span, P16, span, v16, hd, false, it.out, it.out_ld);
-        continue;
+        k16 = static_cast<const uint16_t*>(kv16.data()) + (it.g * a.n_kv + it.lo) * hd;
+        v16 = k16 + a.kv_heads * a.n_kv * hd;
+        for (int64_t r = 0; r < R; ++r) F32ToBf16Row(it.q + r * it.q_ld, Q16 + r * hd, hd);
       }
       const float* kp = a.k + it.g * a.k_head + it.lo * a.k_row;
       const float* vp = a.v + it.g * a.v_head + it.lo * a.v_row;
-      SgemmSingle(use_dnnl, true, it.rows, span, hd, it.q, it.q_ld, kp, a.k_row, S, span);
-      for (int64_t r = 0; r < it.rows; ++r) {
-        const int64_t hi = std::min(it.hi, it.causal_hi0 + r * it.causal_step);
-        SoftmaxRow(S + r * span, span, hi - it.lo, a.scale);
+      for (int64_t c0 = it.lo; c0 < it.hi; c0 += C) {
+        const int64_t cn = std::min(C, it.hi - c0), off = c0 - it.lo;
+        if (b16)
+          Bf16GemmSingle(R, cn, hd, Q16, hd, k16 + off * hd, hd, true, S, cn);
+        else
+          SgemmSingle(use_dnnl, true, R, cn, hd, it.q, it.q_ld, kp + off * a.k_row, a.k_row, S, cn);
+        for (int64_t r = 0; r < R; ++r) {
+          const int64_t hi = std::min(it.hi, it.causal_hi0 + r * it.causal_step);
+          const float alpha = SoftmaxChunk(S + r * cn, cn, std::min(hi - c0, cn), a.scale, rm[r], rl[r]);
+          if (alpha != 1.0f)
+            for (int64_t d = 0; d < hd; ++d) O[r * hd + d] *= alpha;
+          if (b16) F32ToBf16Row(S + r * cn, P16 + r * cn, cn);
+        }
+        // The first chunk's P V is the accumulator itself; later ones are added to it.
+        float* dst = c0 == it.lo ? O : T;
+        if (b16)
+          Bf16GemmSingle(R, hd, cn, P16, cn, v16 + off * hd, hd, false, dst, hd);
+        else
+          SgemmSingle(use_dnnl, false, R, hd, cn, S, cn, vp + off * a.v_row, a.v_row, dst, hd);
+        if (dst == T)
+          for (int64_t i = 0; i < R * hd; ++i) O[i] += T[i];
       }
-      SgemmSingle(use_dnnl, false, it.rows, hd, span, S, span, vp, a.v_row, it.out, it.out_ld);
+      for (int64_t r = 0; r < R; ++r) {
+        const float inv = 1.0f / rl[r];
+        float* out = it.out + r * it.out_ld;
+        for (int64_t d = 0; d < hd; ++d) out[d] = O[r * hd + d] * inv;
+      }
     }
   });
 }

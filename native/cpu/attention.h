@@ -1,6 +1,8 @@
 // CPU attention (prefill, decode and vision segments) over the strided layout of AttnArgs.
 #pragma once
 
+#include <cstdint>
+
 #include "core/backend.h"
 #include "core/memory.h"
 #include "core/thread_pool.h"
@@ -10,6 +12,12 @@ namespace starkv::cpu {
 // bf16 (the CPU's bf16 prefill path, needs oneDNN's bf16 matmul): blocks of 16 or more query rows
 // multiply in bf16 with fp32 accumulation (Q, K, V and the probabilities rounded to bf16, as torch runs
 // a bf16 model); decode rows and bf16 = false stay fp32.
+// Keys are taken in chunks of this many slots with an online softmax (running max and sum per row, the
+// output rescaled when the max grows, divided by the sum at the end): a chunk's scores stay in cache
+// whatever the span (flash-attention style). On the bf16 path the chunk's unnormalised probabilities
+// exp(s - running max) are rounded to bf16 (as torch's CPU flash attention does for bf16).
+constexpr int64_t kAttnKeyChunk = 512;
+
 void Attention(ThreadPool& pool, MemoryAccount* account, const AttnArgs& a, bool use_dnnl, bool bf16 = false);
 
 }  // namespace starkv::cpu

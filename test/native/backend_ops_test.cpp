@@ -19,6 +19,7 @@
 #include "core/backend.h"
 #include "core/dtype.h"
 #include "core/error.h"
+#include "cpu/attention.h"
 #include "cpu/cpu_backend.h"
 #ifdef STARKV_HAVE_CUDA
 #include "cuda_backend.h"  // kernels/
@@ -361,24 +362,44 @@ std::vector<double> AttnRef(const std::vector<float>& q, int64_t q_row, const st
         s[t - lo] = d * scale;
         m = std::max(m, s[t - lo]);
       }
-      double z = 0;
-      for (double& e : s) z += (e = std::exp(e - m));
-      for (int c = 0; c < hd; ++c) {
-        double o = 0;
-        for (int64_t t = lo; t < hi; ++t) {
-          double p = s[t - lo] / z;
-          if (bf16_p) p = Bf16ToF32(F32ToBf16(static_cast<float>(p)));
-          o += p * v[g * kv_head + t * kv_row + c];
+      if (!bf16_p) {
+        double z = 0;
+        for (double& e : s) z += (e = std::exp(e - m));
+        for (int c = 0; c < hd; ++c) {
+          double o = 0;
+          for (int64_t t = lo; t < hi; ++t) o += s[t - lo] / z * v[g * kv_head + t * kv_row + c];
+          out[i * out_row + h * hd + c] = o;
         }
-        out[i * out_row + h * hd + c] = o;
+        continue;
       }
+      // The bf16 path's online softmax: keys in chunks of kAttnKeyChunk from the range's start; in each,
+      // exp(s - running max) rounded to bf16 multiplies V, the sum takes the unrounded terms, and what
+      // was accumulated before is rescaled when the max grows.
+      std::vector<double> o(static_cast<size_t>(hd), 0.0);
+      double run_m = -INFINITY, z = 0;
+      for (int64_t c0 = lo; c0 < hi; c0 += cpu::kAttnKeyChunk) {
+        const int64_t c1 = std::min(hi, c0 + cpu::kAttnKeyChunk);
+        double mc = run_m;
+        for (int64_t t = c0; t < c1; ++t) mc = std::max(mc, s[t - lo]);
+        const double alpha = run_m == -INFINITY ? 0.0 : std::exp(run_m - mc);
+        run_m = mc;
+        z *= alpha;
+        for (double& x : o) x *= alpha;
+        for (int64_t t = c0; t < c1; ++t) {
+          const double e = std::exp(s[t - lo] - mc);
+          z += e;
+          const double p = Bf16ToF32(F32ToBf16(static_cast<float>(e)));
+          for (int c = 0; c < hd; ++c) o[c] += p * v[g * kv_head + t * kv_row + c];
+        }
+      }
+      for (int c = 0; c < hd; ++c) out[i * out_row + h * hd + c] = o[c] / z;
     }
   }
   return out;
 }
 
 // bf16 attention cases (the CPU's bf16 prefill path on a bf16 model): the reference takes q, k and v
-// rounded to bf16 and rounds the normalised probabilities to bf16, as the path does; what is left is
+// rounded to bf16 and rounds the unnormalised probabilities of each key chunk to bf16, as the path does; what is left is
 // fp32 accumulation and softmax, which move a few probabilities across a bf16 rounding boundary (one
 // bf16 step, 2^-8 of the probability, each): up to ~3e-5 here, hence 1e-4 rather than fp32's 1e-5
 // (without the reference's rounding the error is ~1e-3). A device runs attention in fp32 whatever the
@@ -483,6 +504,8 @@ void AttentionCases() {
   AttnStoreCase(1, 1500, 4, 7, 128);   // long decode: the key range split over blocks (CUDA)
   AttnStoreCase(5, 777, 2, 2, 80);     // split with several rows
   AttnStoreCase(1, 600, 2, 1, 64);     // split without GQA (prefill layout)
+  AttnStoreCase(600, 600, 2, 2, 64);   // causal over two key chunks: early rows see none of the second
+  AttnStoreCase(40, 1300, 2, 3, 80);   // a block after a prefix of three chunks
   AttnSegmentCase(70, 2, 80, {0, 16, 40, 41, 70});
   AttnSegmentCase(64, 3, 64, {0, 64});
   AttnSegmentCase(45, 1, 128, {0, 1, 2, 45});
@@ -499,6 +522,9 @@ void AttentionCases() {
   AttnStoreCase(1, 300, 4, 7, 128, true);
   AttnSegmentCase(70, 2, 80, {0, 16, 40, 41, 70}, true);
   AttnSegmentCase(300, 2, 80, {0, 300}, true);
+  AttnStoreCase(600, 600, 2, 2, 64, true);
+  AttnStoreCase(40, 1300, 2, 3, 80, true);
+  AttnSegmentCase(1100, 1, 64, {0, 530, 1100}, true);  // windows longer than a chunk, not aligned to it
 }
 
 double ActRef(Act a, double x) {

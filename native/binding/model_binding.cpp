@@ -450,6 +450,8 @@ Napi::Value BenchLimitsJs(const Napi::CallbackInfo& info) {
       o.Set("sgemmGflops", res.sgemm_gflops);
       o.Set("ownSgemmGflops", res.own_sgemm_gflops);
       o.Set("bf16GemmGflops", res.bf16_gemm_gflops);
+      o.Set("bf16TeamGflops", res.bf16_team_gflops);
+      o.Set("bf16SplitGflops", res.bf16_split_gflops);
       o.Set("engineBf16xGflops", res.engine_bf16x_gflops);
       o.Set("openblasGflops", res.openblas_gflops);
       o.Set("openblasCore", res.openblas_core);

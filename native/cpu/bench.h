@@ -15,7 +15,12 @@ struct BenchLimits {
   std::string openblas_note;      // why OpenBLAS was not measured
   double bandwidth_gbs = 0;
   double engine_bf16_gflops = 0;  // the engine's own prefill MatMul with a bf16 weight, same shape
-  double bf16_gemm_gflops = 0;    // oneDNN's bf16 x bf16 -> fp32 matmul (its own threads); 0 where not fast
+  // oneDNN's bf16 x bf16 -> fp32 matmul: the better of its own threads over the whole product (team)
+  // and the product cut as the engine's prefill cuts it, each piece single-threaded on a pool thread into
+  // a dense tile (split: its AMX brgemm where there is AMX, which the team run does not reach as well);
+  // 0 where not fast.
+  double bf16_gemm_gflops = 0;
+  double bf16_team_gflops = 0, bf16_split_gflops = 0;
   double engine_bf16x_gflops = 0; // the engine's prefill MatMul on its bf16 path (cpuMatmul bf16); 0 likewise
   // The engine's attention on a vision block's shape (full attention over attn_tokens patches, 16 heads of
   // 80): fp32, and on the bf16 path (0 where that is not fast); both 0 when attn_tokens is 0.

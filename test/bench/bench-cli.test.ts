@@ -17,6 +17,9 @@ describe('starkv bench', () => {
     // The engine's attention on a vision block, fp32 always, bf16 exactly where the bf16 matmul is fast.
     expect(j.limits.engineAttnGflops).toBeGreaterThan(0);
     expect(j.limits.engineAttnBf16Gflops > 0).toBe(j.limits.bf16GemmGflops > 0);
+    // The bf16 peak is the better of oneDNN's own threads and the engine's cut of the product.
+    expect(j.limits.bf16GemmGflops).toBe(Math.max(j.limits.bf16TeamGflops, j.limits.bf16SplitGflops));
+    expect(j.limits.bf16SplitGflops > 0).toBe(j.limits.bf16GemmGflops > 0);
     expect(j.prefill.attentionRatioToPeak).toBeCloseTo(j.limits.engineAttnGflops / j.limits.sgemmGflops, 9);
     // The GEMM peak is the best of our GEMM library and OpenBLAS (installed by .ci/run), told its core type.
     expect(j.limits.openblasGflops, j.limits.openblasNote).toBeGreaterThan(0);

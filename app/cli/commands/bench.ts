@@ -147,7 +147,7 @@ export default async function bench(argv: string[]): Promise<number> {
   }
   if (!gpu) log('measuring this machine\'s limits (fp32 GEMM peak, memory read bandwidth) ...');
   const limits = gpu
-    ? { sgemmGflops: gpu.bf16GemmTflops * 1000, ownSgemmGflops: gpu.bf16GemmTflops * 1000, openblasGflops: 0, openblasCore: '', openblasNote: 'GPU run', bandwidthGBs: gpu.bandwidthGBs, engineBf16Gflops: NaN, bf16GemmGflops: NaN, engineBf16xGflops: NaN, engineAttnGflops: NaN, engineAttnBf16Gflops: NaN, gpu }
+    ? { sgemmGflops: gpu.bf16GemmTflops * 1000, ownSgemmGflops: gpu.bf16GemmTflops * 1000, openblasGflops: 0, openblasCore: '', openblasNote: 'GPU run', bandwidthGBs: gpu.bandwidthGBs, engineBf16Gflops: NaN, bf16GemmGflops: NaN, bf16TeamGflops: NaN, bf16SplitGflops: NaN, engineBf16xGflops: NaN, engineAttnGflops: NaN, engineAttnBf16Gflops: NaN, gpu }
     : await addon.benchLimits({ gemmM: 2048, gemmN: 2048, gemmK: 2048, bandwidthBytes: 1 << 30, reps: 5, threads, attnTokens: ATTN_TOKENS });
 
   const engine = await Engine.load(dir, { threads, device, cpuMatmul: values['cpu-matmul'], weights: values.weights });
@@ -224,7 +224,7 @@ export default async function bench(argv: string[]): Promise<number> {
             ? `limits:  ${gpu.device}: bf16 GEMM ${gpu.bf16GemmTflops.toFixed(1)} TFLOP/s (${gpu.gemm}), device memory copy ${gpu.bandwidthGBs.toFixed(0)} GB/s`
             : `limits:  fp32 GEMM peak ${limits.sgemmGflops.toFixed(1)} GFLOP/s (best of ${report.machine.engine.gemm.startsWith('onednn') ? 'oneDNN' : 'built-in'} ${limits.ownSgemmGflops.toFixed(1)}, ` +
               (limits.openblasGflops > 0 ? `OpenBLAS ${limits.openblasGflops.toFixed(1)} as ${limits.openblasCore}` : `OpenBLAS not measured: ${limits.openblasNote}`) +
-              `)` + (limits.bf16GemmGflops > 0 ? `, bf16 GEMM peak ${limits.bf16GemmGflops.toFixed(1)} GFLOP/s (oneDNN)` : '') + `, memory read ${limits.bandwidthGBs.toFixed(1)} GB/s before and ${after.bandwidthGBs.toFixed(1)} GB/s right after decoding (the bound uses ${bandwidthGBs.toFixed(1)})`,
+              `)` + (limits.bf16GemmGflops > 0 ? `, bf16 GEMM peak ${limits.bf16GemmGflops.toFixed(1)} GFLOP/s (oneDNN: best of its own threads ${limits.bf16TeamGflops.toFixed(1)} and cache-sized blocks per thread ${limits.bf16SplitGflops.toFixed(1)})` : '') + `, memory read ${limits.bandwidthGBs.toFixed(1)} GB/s before and ${after.bandwidthGBs.toFixed(1)} GB/s right after decoding (the bound uses ${bandwidthGBs.toFixed(1)})`,
           `model:   ${c.arch}, ${c.numLayers} text layers, ${c.vision.depth} vision blocks, ${engine.checkpoint.dtype}, ${formatBytes(engine.checkpoint.weightBytes)}`,
           `prefill: ${p.patches} patches + ${p.promptTokens} tokens in ${(p.visionMs + p.textMs).toFixed(0)} ms (vision ${p.visionMs.toFixed(0)}, text ${p.textMs.toFixed(0)}) = ${p.tokensPerS.toFixed(1)} tok/s`,
           `         GEMM-bound time ${p.gemmBoundMs.toFixed(0)} ms (${p.matmulGflop.toFixed(0)} GFLOP in matmuls + ${p.attentionGflop.toFixed(0)} in attention) -> ${(100 * p.ratioToGemmBound).toFixed(1)}% of the GEMM bound (target 70%)` +

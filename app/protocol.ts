@@ -37,7 +37,7 @@ export const SettingsSchema = z.strictObject({
     checkpointDir: z.string().max(4096),
     device: z.string().regex(DEVICE_RE, 'auto, cpu, cuda or cuda:N'),
     /** The CPU's prefill arithmetic for BF16 weights (Engine.load's cpuMatmul); older settings files lack it. */
-    cpuMatmul: z.enum(['fp32', 'bf16', 'auto']).default('fp32'),
+    cpuMatmul: z.enum(['fp32', 'bf16', 'auto']).default('auto'),
     /** How the CPU holds the checkpoint (Engine.load's weights): mapped, resident (anonymous huge pages:
      * faster decode of large checkpoints, slower load, not evictable) or auto; older files lack it. */
     weights: z.enum(['auto', 'mapped', 'resident']).default('auto'),

@@ -30,7 +30,7 @@ export class EngineCache {
    * engine cannot use it (no driver, no GPU, a build without CUDA), the engine runs on the CPU and the
    * warnings say why; a checkpoint that does not fit on the GPU is an error (it names what did not fit).
    */
-  async get(dir: string, device = 'auto', cpuMatmul = 'fp32', weights = 'auto'): Promise<{ engine: Engine; warnings: string[] }> {
+  async get(dir: string, device = 'auto', cpuMatmul = 'auto', weights = 'auto'): Promise<{ engine: Engine; warnings: string[] }> {
     while (this.loading) await this.loading.catch(() => {});
     const l = this.loaded;
     if (l?.dir === dir && l.device === device && l.cpuMatmul === cpuMatmul && l.weights === weights) return l;

@@ -27,7 +27,7 @@ export function defaultSettings(dataDir = defaultDataDir()): Settings {
       source: 'checkpoint', // the in-process engine: the folder is picked in Settings (a task without one says so)
       checkpointDir: '',
       device: 'auto',
-      cpuMatmul: 'fp32',
+      cpuMatmul: 'auto', // bf16 prefill where the CPU has the kernels: what an agent step waits on
       weights: 'auto',
       endpoint: { baseURL: 'http://127.0.0.1:8000/v1', model: 'ui-tars-1.5-7b', apiKey: '', apiKeySet: false, timeoutS: 120, retries: 2 },
       coordSpace: 'absolute',

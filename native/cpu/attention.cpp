@@ -37,13 +37,25 @@ float ScaleMax(float* x, int64_t valid, float scale) {
   int64_t i = 0;
 #if defined(__AVX512F__)
   const __m512 sc = _mm512_set1_ps(scale);
-  __m512 mv = _mm512_set1_ps(-INFINITY);
+  __m512 mv = _mm512_set1_ps(-INFINITY), m1 = mv, m2 = mv, m3 = mv;  // four chains: vmaxps latency
+  for (; i + 64 <= valid; i += 64) {
+    const __m512 v0 = _mm512_mul_ps(_mm512_loadu_ps(x + i), sc), v1 = _mm512_mul_ps(_mm512_loadu_ps(x + i + 16), sc);
+    const __m512 v2 = _mm512_mul_ps(_mm512_loadu_ps(x + i + 32), sc), v3 = _mm512_mul_ps(_mm512_loadu_ps(x + i + 48), sc);
+    _mm512_storeu_ps(x + i, v0);
+    _mm512_storeu_ps(x + i + 16, v1);
+    _mm512_storeu_ps(x + i + 32, v2);
+    _mm512_storeu_ps(x + i + 48, v3);
+    mv = _mm512_max_ps(mv, v0);
+    m1 = _mm512_max_ps(m1, v1);
+    m2 = _mm512_max_ps(m2, v2);
+    m3 = _mm512_max_ps(m3, v3);
+  }
   for (; i + 16 <= valid; i += 16) {
     const __m512 v = _mm512_mul_ps(_mm512_loadu_ps(x + i), sc);
     _mm512_storeu_ps(x + i, v);
     mv = _mm512_max_ps(mv, v);
   }
-  m = _mm512_reduce_max_ps(mv);
+  m = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(mv, m1), _mm512_max_ps(m2, m3)));
 #elif defined(STARKV_AVX2)
   const __m256 sc = _mm256_set1_ps(scale);
   __m256 mv = _mm256_set1_ps(-INFINITY);
@@ -98,11 +110,64 @@ float ExpSum(float* x, int64_t valid, float m) {
   return sum;
 }
 
+#if defined(__AVX512F__)
+// 16 floats -> bf16, round to nearest even, NaNs kept quiet: F32ToBf16 (core/dtype.h) in lanes.
+inline __m256i Bf16x16(__m512 f) {
+  const __m512i u = _mm512_castps_si512(f);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb)), 16);
+  const __mmask16 nan = _mm512_cmp_ps_mask(f, f, _CMP_UNORD_Q);
+  r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+  return _mm512_cvtepi32_epi16(r);
+}
+#endif
+
+// ExpSum writing its terms to dst as bf16 instead of back to x (the bf16 path's probabilities); the sum
+// takes the fp32 terms.
+float ExpSumBf16(const float* x, int64_t valid, float m, uint16_t* dst) {
+  float sum = 0.0f;
+  int64_t i = 0;
+#if defined(__AVX512F__)
+  const __m512 mm = _mm512_set1_ps(m);
+  __m512 sv = _mm512_setzero_ps(), s1 = sv;
+  for (; i + 32 <= valid; i += 32) {
+    const __m512 e0 = Exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), mm));
+    const __m512 e1 = Exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i + 16), mm));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), Bf16x16(e0));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i + 16), Bf16x16(e1));
+    sv = _mm512_add_ps(sv, e0);
+    s1 = _mm512_add_ps(s1, e1);
+  }
+  for (; i + 16 <= valid; i += 16) {
+    const __m512 e = Exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), mm));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), Bf16x16(e));
+    sv = _mm512_add_ps(sv, e);
+  }
+  sum = Hsum(_mm512_add_ps(sv, s1));
+  if (i < valid) {
+    const __mmask16 k = TailMask(valid - i);
+    const __m512 e = _mm512_maskz_mov_ps(k, Exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), mm)));
+    alignas(32) uint16_t t[16];  // (a masked 16-bit store would need AVX512BW)
+    _mm256_store_si256(reinterpret_cast<__m256i*>(t), Bf16x16(e));
+    std::copy(t, t + (valid - i), dst + i);
+    sum += Hsum(e);
+    i = valid;
+  }
+#endif
+  for (; i < valid; ++i) {
+    const float e = std::exp(x[i] - m);
+    dst[i] = F32ToBf16(e);
+    sum += e;
+  }
+  return sum;
+}
+
 // One chunk of a row's online softmax: x [n] raw scores of which the first `valid` are unmasked.
 // In place: x = exp(x * scale - m') (zeros after valid), with m' the running maximum m updated by this
 // chunk; the running sum l becomes l * alpha + sum(x). Returns alpha = exp(m - m'), the factor by which
 // the row's output accumulated over earlier chunks must be multiplied (1 when the chunk has no key).
-float SoftmaxChunk(float* x, int64_t n, int64_t valid, float scale, float& m, float& l) {
+// With p16, the terms go there rounded to bf16 instead (x then holds the scaled scores).
+float SoftmaxChunk(float* x, int64_t n, int64_t valid, float scale, float& m, float& l, uint16_t* p16) {
   float alpha = 1.0f;
   if (valid > 0) {
     const float mc = ScaleMax(x, valid, scale);
@@ -110,9 +175,11 @@ float SoftmaxChunk(float* x, int64_t n, int64_t valid, float scale, float& m, fl
       alpha = m == -INFINITY ? 0.0f : std::exp(m - mc);
       m = mc;
     }
-    l = l * alpha + ExpSum(x, valid, m);
+    l = l * alpha + (p16 ? ExpSumBf16(x, valid, m, p16) : ExpSum(x, valid, m));
   }
-  for (int64_t i = std::max<int64_t>(valid, 0); i < n; ++i) x[i] = 0.0f;
+  const int64_t z = std::max<int64_t>(valid, 0);
+  if (p16) std::fill(p16 + z, p16 + n, uint16_t{0});
+  else std::fill(x + z, x + n, 0.0f);
   return alpha;
 }
 
@@ -162,16 +229,20 @@ void Attention(ThreadPool& pool, MemoryAccount* account, const AttnArgs& a, bool
   // model: Q, K and V rounded to bf16, scores accumulated in fp32, an fp32 softmax, the probabilities
   // rounded to bf16, P V accumulated in fp32.
   const bool b16 = bf16 && max_rows >= 16;
+  // Q and K rows of the bf16 path are zero-padded to Bf16PaddedK(hd) columns (the scores are the same):
+  // with AMX, oneDNN's kernel for a depth of 80 (the vision heads) runs at less than half its rate at 96.
+  const int64_t hdp = b16 ? Bf16PaddedK(hd) : hd;
   Buffer kv16;
   if (b16) {
     // K and V of every KV head once, [kv_head][slot][hd] contiguous.
-    kv16 = Buffer(account, MemCategory::Workspace, sizeof(uint16_t) * static_cast<size_t>(2 * a.kv_heads * a.n_kv * hd));
+    kv16 = Buffer(account, MemCategory::Workspace, sizeof(uint16_t) * static_cast<size_t>(a.kv_heads * a.n_kv * (hdp + hd)));
     uint16_t* k16 = static_cast<uint16_t*>(kv16.data());
-    uint16_t* v16 = k16 + a.kv_heads * a.n_kv * hd;
+    uint16_t* v16 = k16 + a.kv_heads * a.n_kv * hdp;
     pool.ParallelFor(a.kv_heads * a.n_kv, 64, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
         const int64_t g = i / a.n_kv, s = i % a.n_kv;
-        F32ToBf16Row(a.k + g * a.k_head + s * a.k_row, k16 + i * hd, hd);
+        F32ToBf16Row(a.k + g * a.k_head + s * a.k_row, k16 + i * hdp, hd);
+        std::fill(k16 + i * hdp + hd, k16 + (i + 1) * hdp, uint16_t{0});
         F32ToBf16Row(a.v + g * a.v_head + s * a.v_row, v16 + i * hd, hd);
       }
     });
@@ -183,7 +254,7 @@ void Attention(ThreadPool& pool, MemoryAccount* account, const AttnArgs& a, bool
   const int64_t chunk = std::min(C, max_span);
   auto up16 = [](int64_t n) { return (n + 15) / 16 * 16; };
   const int64_t s_floats = up16(max_rows * chunk), o_floats = up16(max_rows * hd), ml_floats = up16(2 * max_rows);
-  const int64_t b16_floats = b16 ? up16((max_rows * chunk + max_rows * hd + 1) / 2) : 0;
+  const int64_t b16_floats = b16 ? up16((max_rows * chunk + max_rows * hdp + 1) / 2) : 0;
   const int64_t per_thread = s_floats + 2 * o_floats + ml_floats + b16_floats;
   Buffer scratch(account, MemCategory::Workspace, sizeof(float) * static_cast<size_t>(per_thread * nt));
   pool.Run(nt, [&](int t, int ntt) {
@@ -205,24 +276,28 @@ void Attention(ThreadPool& pool, MemoryAccount* account, const AttnArgs& a, bool
       const uint16_t* k16 = nullptr;
       const uint16_t* v16 = nullptr;
       if (b16) {
-        k16 = static_cast<const uint16_t*>(kv16.data()) + (it.g * a.n_kv + it.lo) * hd;
-        v16 = k16 + a.kv_heads * a.n_kv * hd;
-        for (int64_t r = 0; r < R; ++r) F32ToBf16Row(it.q + r * it.q_ld, Q16 + r * hd, hd);
+        const uint16_t* base = static_cast<const uint16_t*>(kv16.data());
+        k16 = base + (it.g * a.n_kv + it.lo) * hdp;
+        v16 = base + a.kv_heads * a.n_kv * hdp + (it.g * a.n_kv + it.lo) * hd;
+        for (int64_t r = 0; r < R; ++r) {
+          F32ToBf16Row(it.q + r * it.q_ld, Q16 + r * hdp, hd);
+          std::fill(Q16 + r * hdp + hd, Q16 + (r + 1) * hdp, uint16_t{0});
+        }
       }
       const float* kp = a.k + it.g * a.k_head + it.lo * a.k_row;
       const float* vp = a.v + it.g * a.v_head + it.lo * a.v_row;
       for (int64_t c0 = it.lo; c0 < it.hi; c0 += C) {
         const int64_t cn = std::min(C, it.hi - c0), off = c0 - it.lo;
         if (b16)
-          Bf16GemmSingle(R, cn, hd, Q16, hd, k16 + off * hd, hd, true, S, cn);
+          Bf16GemmSingle(R, cn, hdp, Q16, hdp, k16 + off * hdp, hdp, true, S, cn);
         else
           SgemmSingle(use_dnnl, true, R, cn, hd, it.q, it.q_ld, kp + off * a.k_row, a.k_row, S, cn);
         for (int64_t r = 0; r < R; ++r) {
           const int64_t hi = std::min(it.hi, it.causal_hi0 + r * it.causal_step);
-          const float alpha = SoftmaxChunk(S + r * cn, cn, std::min(hi - c0, cn), a.scale, rm[r], rl[r]);
+          const float alpha =
+              SoftmaxChunk(S + r * cn, cn, std::min(hi - c0, cn), a.scale, rm[r], rl[r], b16 ? P16 + r * cn : nullptr);
           if (alpha != 1.0f)
             for (int64_t d = 0; d < hd; ++d) O[r * hd + d] *= alpha;
-          if (b16) F32ToBf16Row(S + r * cn, P16 + r * cn, cn);
         }
         // The first chunk's P V is the accumulator itself; later ones are added to it.
         float* dst = c0 == it.lo ? O : T;

@@ -195,6 +195,8 @@ static bool Bf16DenseDstFaster() {
 #endif
 }
 
+int64_t Bf16PaddedK(int64_t k) { return Bf16DenseDstFaster() ? (k + 31) / 32 * 32 : k; }
+
 bool Bf16MatmulFast(std::string* impl) {
 #if defined(STARKV_HAVE_DNNL)
   static const std::pair<bool, std::string> probe = [] {

@@ -52,6 +52,11 @@ void SgemmSingle(bool use_dnnl, bool trans_b, int64_t M, int64_t N, int64_t K, c
 void Bf16GemmSingle(int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda, const uint16_t* B, int64_t ldb,
                     bool trans_b, float* C, int64_t ldc);
 
+// The depth to which a bf16 GEMM's A and B rows are worth zero-padding: a multiple of 32 (one AMX tile
+// row) where oneDNN runs its AMX kernel (it is several times slower on a depth of 80 than of 96 there),
+// else k itself.
+int64_t Bf16PaddedK(int64_t k);
+
 bool HaveDnnl();
 // Tells OpenMP (used by oneDNN) how many threads to use from the calling thread (no-op without it).
 void SetDnnlThreads(int n);

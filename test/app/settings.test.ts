@@ -111,7 +111,7 @@ describe('SettingsStore', () => {
     expect(s.loadWarning).toBeNull();
     expect(s.get().kv.method).toBe('h2o');
     expect(s.get().safety.dryRun).toBe(true);
-    expect(s.get().model.cpuMatmul).toBe('fp32');
+    expect(s.get().model.cpuMatmul).toBe('auto');
     expect(s.get().model.weights).toBe('auto');
   });
 });

@@ -185,7 +185,8 @@ float SoftmaxChunk(float* x, int64_t n, int64_t valid, float scale, float& m, fl
 
 }  // namespace
 
-void Attention(ThreadPool& pool, MemoryAccount* account, const AttnArgs& a, bool use_dnnl, bool bf16) {
+void Attention(ThreadPool& pool, MemoryAccount* account, const AttnArgs& a, bool use_dnnl, bool bf16,
+               Buffer* kv_cache) {
   if (a.heads <= 0 || a.kv_heads <= 0 || a.heads % a.kv_heads != 0 || a.hd <= 0)
     throw Error("attention: bad head counts");
   if (a.n_q <= 0) return;
@@ -232,10 +233,15 @@ void Attention(ThreadPool& pool, MemoryAccount* account, const AttnArgs& a, bool
   // Q and K rows of the bf16 path are zero-padded to Bf16PaddedK(hd) columns (the scores are the same):
   // with AMX, oneDNN's kernel for a depth of 80 (the vision heads) runs at less than half its rate at 96.
   const int64_t hdp = b16 ? Bf16PaddedK(hd) : hd;
-  Buffer kv16;
+  Buffer local;
+  Buffer& kv16 = kv_cache ? *kv_cache : local;
   if (b16) {
     // K and V of every KV head once, [kv_head][slot][hd] contiguous.
-    kv16 = Buffer(account, MemCategory::Workspace, sizeof(uint16_t) * static_cast<size_t>(a.kv_heads * a.n_kv * (hdp + hd)));
+    const size_t kv_bytes = sizeof(uint16_t) * static_cast<size_t>(a.kv_heads * a.n_kv * (hdp + hd));
+    if (kv16.bytes() < kv_bytes) {
+      kv16.Release();
+      kv16 = Buffer(account, MemCategory::Workspace, kv_bytes);
+    }
     uint16_t* k16 = static_cast<uint16_t*>(kv16.data());
     uint16_t* v16 = k16 + a.kv_heads * a.n_kv * hdp;
     pool.ParallelFor(a.kv_heads * a.n_kv, 64, [&](int64_t b, int64_t e) {

@@ -78,7 +78,7 @@ void CpuBackend::LayerNorm(const float* x, int64_t M, int64_t D, const Tensor& w
 void CpuBackend::Rotary(float* x, int64_t n, int64_t row, int heads, int hd, const float* cos, const float* sin) {
   cpu::Rotary(pool_, x, n, row, heads, hd, cos, sin);
 }
-void CpuBackend::Attention(const AttnArgs& a) { cpu::Attention(pool_, account_, a, gemm_.use_dnnl, gemm_.bf16 && a.bf16_weights); }
+void CpuBackend::Attention(const AttnArgs& a) { cpu::Attention(pool_, account_, a, gemm_.use_dnnl, gemm_.bf16 && a.bf16_weights, &attn_kv_); }
 void CpuBackend::GatedAct(Act act, const float* gate, const float* up, int64_t n, float* out) {
   cpu::GatedAct(pool_, act, gate, up, n, out);
 }

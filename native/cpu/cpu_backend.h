@@ -51,6 +51,7 @@ class CpuBackend final : public Backend {
   MemoryAccount* account_;
   ThreadPool pool_;
   Buffer workspace_;
+  Buffer attn_kv_;  // the bf16 attention's copy of K and V, kept between calls (cpu::Attention)
   GemmContext gemm_;
 };
 

@@ -239,6 +239,12 @@ void SetDnnlThreads(int n) {
 void MatMul(GemmContext& ctx, const float* x, int64_t M, const Tensor& W, const Tensor* bias, float* y) {
   const int64_t N = W.Rows(), K = W.Cols();
   if (M <= 0 || N <= 0) return;
+  std::vector<float> bv;
+  if (bias && bias->Valid()) {
+    bv.resize(static_cast<size_t>(N));
+    for (int64_t n = 0; n < N; ++n) bv[n] = bias->At(n);
+  }
+  bool bias_added = false;  // by the dense-tile copies below, instead of a pass of its own over y
 #if defined(STARKV_HAVE_DNNL)
   if (ctx.bf16 && ctx.use_dnnl && W.dtype == DType::BF16 && M >= ctx.large_m) {
     // Prefill in bf16: x rounded to bf16 once (round to nearest even, as torch does), then blocks of
@@ -258,20 +264,31 @@ void MatMul(GemmContext& ctx, const float* x, int64_t M, const Tensor& W, const 
     const uint16_t* wb = static_cast<const uint16_t*>(W.data);
     ctx.pool->Run(nt, [&](int t, int ntt) {
       float* dt = dense ? ws + xb_floats + tile * t : nullptr;
-      for (int64_t blk = blocks * t / ntt; blk < blocks * (t + 1) / ntt; ++blk) {
-        const int64_t n0 = blk * nb, cur = std::min(nb, N - n0);
-        for (int64_t m0 = 0; m0 < M; m0 += ctx.block_m) {
-          const int64_t rows = std::min(ctx.block_m, M - m0);
+      // Slabs of x outer, this thread's weight blocks inner: a slab stays in cache while the blocks
+      // stream past it (blocks outer re-read all of x once per block: 3.6x the traffic at 10k rows).
+      for (int64_t m0 = 0; m0 < M; m0 += ctx.block_m) {
+        const int64_t rows = std::min(ctx.block_m, M - m0);
+        for (int64_t blk = blocks * t / ntt; blk < blocks * (t + 1) / ntt; ++blk) {
+          const int64_t n0 = blk * nb, cur = std::min(nb, N - n0);
           if (!dense) {
             Bf16GemmSingle(rows, cur, K, xb + m0 * K, K, wb + n0 * K, K, true, y + m0 * N + n0, N);
             continue;
           }
           Bf16GemmSingle(rows, cur, K, xb + m0 * K, K, wb + n0 * K, K, true, dt, cur);
-          for (int64_t r = 0; r < rows; ++r)
-            std::memcpy(y + (m0 + r) * N + n0, dt + r * cur, static_cast<size_t>(cur) * sizeof(float));
+          for (int64_t r = 0; r < rows; ++r) {
+            float* yr = y + (m0 + r) * N + n0;
+            const float* tr = dt + r * cur;
+            if (bv.empty()) {
+              std::memcpy(yr, tr, static_cast<size_t>(cur) * sizeof(float));
+              continue;
+            }
+            const float* br = bv.data() + n0;
+            for (int64_t c = 0; c < cur; ++c) yr[c] = tr[c] + br[c];
+          }
         }
       }
     });
+    bias_added = dense;
   } else
 #endif
   if (M < ctx.large_m) {
@@ -305,13 +322,11 @@ void MatMul(GemmContext& ctx, const float* x, int64_t M, const Tensor& W, const 
       }
     });
   }
-  if (bias && bias->Valid()) {
-    std::vector<float> b(static_cast<size_t>(N));
-    for (int64_t n = 0; n < N; ++n) b[n] = bias->At(n);
+  if (!bv.empty() && !bias_added) {
     ctx.pool->ParallelFor(M, 16, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
         float* yr = y + r * N;
-        for (int64_t n = 0; n < N; ++n) yr[n] += b[n];
+        for (int64_t n = 0; n < N; ++n) yr[n] += bv[n];
       }
     });
   }

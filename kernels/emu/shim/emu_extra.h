@@ -11,6 +11,8 @@ inline cudaError_t cudaMemcpyAsync(void* d, const void* s, size_t n, cudaMemcpyK
   return cudaMemcpy(d, s, n, k);  // guarded (cuda_runtime.h)
 }
 constexpr int cudaErrorMemoryAllocation = 2;
+constexpr int cudaErrorInsufficientDriver = 35;  // CountDevices tells "no driver" from "old driver" by it
+inline cudaError_t cudaRuntimeGetVersion(int* v) { *v = 13000; return 0; }
 constexpr unsigned cudaStreamNonBlocking = 1;
 inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned) { *s = nullptr; return 0; }
 inline cudaError_t cudaStreamDestroy(cudaStream_t) { return 0; }

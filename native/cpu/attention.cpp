@@ -73,90 +73,63 @@ float ScaleMax(float* x, int64_t valid, float scale) {
   return m;
 }
 
-// x[i] = exp(x[i] - m) for i < valid in place; returns their sum.
-float ExpSum(float* x, int64_t valid, float m) {
+// Terms exp(x[i] - m) for i < valid, written back to x (fp32) or, with kBf16, to p16 rounded to bf16
+// (the bf16 path's probabilities, without a second pass over the chunk); returns the sum of the fp32
+// terms. Two accumulators (vaddps latency).
+template <bool kBf16>
+float ExpSum(float* x, int64_t valid, float m, uint16_t* p16) {
   float sum = 0.0f;
   int64_t i = 0;
 #if defined(__AVX512F__)
   const __m512 mm = _mm512_set1_ps(m);
-  __m512 sv = _mm512_setzero_ps();
-  for (; i + 16 <= valid; i += 16) {
-    const __m512 e = Exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), mm));
-    _mm512_storeu_ps(x + i, e);
-    sv = _mm512_add_ps(sv, e);
-  }
-  sum = Hsum(sv);
-  if (i < valid) {
-    const __mmask16 k = TailMask(valid - i);
-    const __m512 e = _mm512_maskz_mov_ps(k, Exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), mm)));
-    _mm512_mask_storeu_ps(x + i, k, e);
-    sum += Hsum(e);
-    i = valid;
-  }
-#elif defined(STARKV_AVX2)
-  const __m256 mm = _mm256_set1_ps(m);
-  __m256 sv = _mm256_setzero_ps();
-  for (; i + 8 <= valid; i += 8) {
-    const __m256 e = Exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), mm));
-    _mm256_storeu_ps(x + i, e);
-    sv = _mm256_add_ps(sv, e);
-  }
-  sum = Hsum8(sv);
-#endif
-  for (; i < valid; ++i) {
-    x[i] = std::exp(x[i] - m);
-    sum += x[i];
-  }
-  return sum;
-}
-
-#if defined(__AVX512F__)
-// 16 floats -> bf16, round to nearest even, NaNs kept quiet: F32ToBf16 (core/dtype.h) in lanes.
-inline __m256i Bf16x16(__m512 f) {
-  const __m512i u = _mm512_castps_si512(f);
-  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb)), 16);
-  const __mmask16 nan = _mm512_cmp_ps_mask(f, f, _CMP_UNORD_Q);
-  r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
-  return _mm512_cvtepi32_epi16(r);
-}
-#endif
-
-// ExpSum writing its terms to dst as bf16 instead of back to x (the bf16 path's probabilities); the sum
-// takes the fp32 terms.
-float ExpSumBf16(const float* x, int64_t valid, float m, uint16_t* dst) {
-  float sum = 0.0f;
-  int64_t i = 0;
-#if defined(__AVX512F__)
-  const __m512 mm = _mm512_set1_ps(m);
-  __m512 sv = _mm512_setzero_ps(), s1 = sv;
+  auto put = [&](int64_t at, __m512 e) {
+    if constexpr (kBf16) _mm256_storeu_si256(reinterpret_cast<__m256i*>(p16 + at), Bf16x16(e));
+    else _mm512_storeu_ps(x + at, e);
+  };
+  __m512 s0 = _mm512_setzero_ps(), s1 = s0;
   for (; i + 32 <= valid; i += 32) {
     const __m512 e0 = Exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), mm));
     const __m512 e1 = Exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i + 16), mm));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), Bf16x16(e0));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i + 16), Bf16x16(e1));
-    sv = _mm512_add_ps(sv, e0);
+    put(i, e0);
+    put(i + 16, e1);
+    s0 = _mm512_add_ps(s0, e0);
     s1 = _mm512_add_ps(s1, e1);
   }
   for (; i + 16 <= valid; i += 16) {
     const __m512 e = Exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), mm));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), Bf16x16(e));
-    sv = _mm512_add_ps(sv, e);
+    put(i, e);
+    s0 = _mm512_add_ps(s0, e);
   }
-  sum = Hsum(_mm512_add_ps(sv, s1));
+  sum = Hsum(_mm512_add_ps(s0, s1));
   if (i < valid) {
     const __mmask16 k = TailMask(valid - i);
     const __m512 e = _mm512_maskz_mov_ps(k, Exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), mm)));
-    alignas(32) uint16_t t[16];  // (a masked 16-bit store would need AVX512BW)
-    _mm256_store_si256(reinterpret_cast<__m256i*>(t), Bf16x16(e));
-    std::copy(t, t + (valid - i), dst + i);
+    if constexpr (kBf16) {
+      alignas(32) uint16_t t[16];  // (a masked 16-bit store would need AVX512BW)
+      _mm256_store_si256(reinterpret_cast<__m256i*>(t), Bf16x16(e));
+      std::copy(t, t + (valid - i), p16 + i);
+    } else {
+      _mm512_mask_storeu_ps(x + i, k, e);
+    }
     sum += Hsum(e);
     i = valid;
+  }
+#elif defined(STARKV_AVX2)
+  if constexpr (!kBf16) {  // (the bf16 path needs AVX512-BF16: no AVX2 build runs it)
+    const __m256 mm = _mm256_set1_ps(m);
+    __m256 sv = _mm256_setzero_ps();
+    for (; i + 8 <= valid; i += 8) {
+      const __m256 e = Exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), mm));
+      _mm256_storeu_ps(x + i, e);
+      sv = _mm256_add_ps(sv, e);
+    }
+    sum = Hsum8(sv);
   }
 #endif
   for (; i < valid; ++i) {
     const float e = std::exp(x[i] - m);
-    dst[i] = F32ToBf16(e);
+    if constexpr (kBf16) p16[i] = F32ToBf16(e);
+    else x[i] = e;
     sum += e;
   }
   return sum;
@@ -175,7 +148,7 @@ float SoftmaxChunk(float* x, int64_t n, int64_t valid, float scale, float& m, fl
       alpha = m == -INFINITY ? 0.0f : std::exp(m - mc);
       m = mc;
     }
-    l = l * alpha + (p16 ? ExpSumBf16(x, valid, m, p16) : ExpSum(x, valid, m));
+    l = l * alpha + (p16 ? ExpSum<true>(x, valid, m, p16) : ExpSum<false>(x, valid, m, nullptr));
   }
   const int64_t z = std::max<int64_t>(valid, 0);
   if (p16) std::fill(p16 + z, p16 + n, uint16_t{0});
@@ -273,22 +246,19 @@ void Attention(ThreadPool& pool, MemoryAccount* account, const AttnArgs& a, bool
     float* rl = rm + max_rows;
     uint16_t* P16 = reinterpret_cast<uint16_t*>(rm + ml_floats);
     uint16_t* Q16 = P16 + max_rows * chunk;
+    if (b16) std::fill(Q16, Q16 + max_rows * hdp, uint16_t{0});  // the padding columns stay zero
     for (int64_t w = b; w < e; ++w) {
       const Item& it = items[w];
       const int64_t R = it.rows;
       std::fill(rm, rm + R, -INFINITY);
       std::fill(rl, rl + R, 0.0f);
-      std::fill(O, O + R * hd, 0.0f);
       const uint16_t* k16 = nullptr;
       const uint16_t* v16 = nullptr;
       if (b16) {
         const uint16_t* base = static_cast<const uint16_t*>(kv16.data());
         k16 = base + (it.g * a.n_kv + it.lo) * hdp;
         v16 = base + a.kv_heads * a.n_kv * hdp + (it.g * a.n_kv + it.lo) * hd;
-        for (int64_t r = 0; r < R; ++r) {
-          F32ToBf16Row(it.q + r * it.q_ld, Q16 + r * hdp, hd);
-          std::fill(Q16 + r * hdp + hd, Q16 + (r + 1) * hdp, uint16_t{0});
-        }
+        for (int64_t r = 0; r < R; ++r) F32ToBf16Row(it.q + r * it.q_ld, Q16 + r * hdp, hd);
       }
       const float* kp = a.k + it.g * a.k_head + it.lo * a.k_row;
       const float* vp = a.v + it.g * a.v_head + it.lo * a.v_row;
@@ -302,7 +272,7 @@ void Attention(ThreadPool& pool, MemoryAccount* account, const AttnArgs& a, bool
           const int64_t hi = std::min(it.hi, it.causal_hi0 + r * it.causal_step);
           const float alpha =
               SoftmaxChunk(S + r * cn, cn, std::min(hi - c0, cn), a.scale, rm[r], rl[r], b16 ? P16 + r * cn : nullptr);
-          if (alpha != 1.0f)
+          if (alpha != 1.0f && c0 != it.lo)  // (the first chunk's P V overwrites O)
             for (int64_t d = 0; d < hd; ++d) O[r * hd + d] *= alpha;
         }
         // The first chunk's P V is the accumulator itself; later ones are added to it.

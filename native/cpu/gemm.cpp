@@ -173,29 +173,35 @@ bool HaveDnnl() {
 #endif
 }
 
-// Whether oneDNN runs a bf16 matmul faster into a dense output than into a column block of a wider one:
-// oneDNN 2.6 takes its AMX brgemm only for a dense destination and its older AVX-512 bf16 gemm for a
-// strided one (1.3-1.8x slower per call on a Xeon with AMX, 2026-12-03). Where the two pick the same
-// kernel (AVX512-BF16 without AMX) the copy through a dense tile would only cost.
-static bool Bf16DenseDstFaster() {
+// What oneDNN's bf16 matmul runs here (probed once): its AMX kernel for a dense destination (amx), and
+// whether a column block of a wider output gets another kernel (strided_differs). oneDNN 2.6 takes AMX
+// only for a dense destination and its older AVX-512 bf16 gemm for a strided one (1.3-1.8x slower per
+// call on a Xeon with AMX, 2026-12-03); without AMX both take the same kernel.
+struct Bf16Kernels {
+  bool amx = false, strided_differs = false;
+};
+static const Bf16Kernels& Bf16KernelProbe() {
+  static const Bf16Kernels k = [] {
+    Bf16Kernels r;
 #if defined(STARKV_HAVE_DNNL)
-  static const bool faster = [] {
     try {
       SetDnnlThreads(1);
       const std::string dense = Bf16Desc(Bf16Key(256, 128, 256, 256, 256, true, 128)).impl_info_str();
       const std::string strided = Bf16Desc(Bf16Key(256, 128, 256, 256, 256, true, 1024)).impl_info_str();
-      return dense != strided && dense.find("amx") != std::string::npos;
+      r.amx = dense.find("amx") != std::string::npos;
+      r.strided_differs = dense != strided;
     } catch (const dnnl::error&) {
-      return false;
     }
-  }();
-  return faster;
-#else
-  return false;
 #endif
+    return r;
+  }();
+  return k;
 }
 
-int64_t Bf16PaddedK(int64_t k) { return Bf16DenseDstFaster() ? (k + 31) / 32 * 32 : k; }
+// Slabs through a dense tile only where that reaches the AMX kernel: elsewhere the copy would only cost.
+static bool Bf16DenseDstFaster() { return Bf16KernelProbe().amx && Bf16KernelProbe().strided_differs; }
+
+int64_t Bf16PaddedK(int64_t k) { return Bf16KernelProbe().amx ? (k + 31) / 32 * 32 : k; }
 
 bool Bf16MatmulFast(std::string* impl) {
 #if defined(STARKV_HAVE_DNNL)

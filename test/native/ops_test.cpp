@@ -252,6 +252,30 @@ void TestVectorExp(gt::Checker& ck) {
   else std::printf("  vector exp: none in this build (no AVX2 / AVX-512): the edge checks are for the vector paths\n");
 }
 
+// Bf16x16 (the bf16 attention's probabilities) is F32ToBf16 in lanes, bit for bit: ties, carries into
+// the exponent, subnormals, infinities, NaNs, and a sweep of random bit patterns.
+void TestBf16x16(gt::Checker& ck) {
+#if defined(__AVX512F__)
+  std::vector<uint32_t> bits = {0x00000000u, 0x80000000u, 0x3f808000u, 0x3f818000u, 0x3f80ffffu, 0x7f7fffffu,
+                                0x00000001u, 0x00008000u, 0x00018000u, 0x807fffffu, 0x7f800000u, 0xff800000u,
+                                0x7fc00000u, 0x7f800001u, 0xffbfffffu, 0x3f7fff80u};
+  std::mt19937 rng(7);
+  while (bits.size() < 16 * 4096) bits.push_back(rng());
+  size_t bad = 0;
+  for (size_t i = 0; i < bits.size(); i += 16) {
+    alignas(64) float f[16];
+    std::memcpy(f, bits.data() + i, sizeof f);
+    alignas(32) uint16_t h[16];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(h), cpu::Bf16x16(_mm512_load_ps(f)));
+    for (int l = 0; l < 16; ++l) bad += h[l] != F32ToBf16(f[l]);
+  }
+  ck.Expect(bad == 0, "Bf16x16 equals F32ToBf16 on " + std::to_string(bits.size()) + " bit patterns (" + std::to_string(bad) + " differ)");
+#else
+  std::printf("  Bf16x16: AVX-512 only, not in this build\n");
+  (void)ck;
+#endif
+}
+
 void TestMisc(gt::Checker& ck) {
   // dtypes
   ck.Expect(F16ToF32(0x3c00) == 1.0f && F16ToF32(0xc000) == -2.0f && F16ToF32(0x0001) == std::ldexp(1.0f, -24) &&
@@ -371,6 +395,7 @@ int main() {
   TestMatmul(ck);
   TestAttention(ck);
   TestVectorExp(ck);
+  TestBf16x16(ck);
   TestMisc(ck);
   return ck.Finish("ops_test");
 }

@@ -104,7 +104,7 @@ export class Engine {
   /**
    * `cpuMatmul`: the CPU's prefill arithmetic for BF16 weights. 'fp32' (default: weights widened, the
    * fp32 arithmetic the golden checks hold to), 'bf16' (x rounded to bf16, fp32 accumulation, oneDNN's
-   * AVX512-BF16 / AMX kernels: about 1.8x the fp32 GEMM rate with AVX512-BF16, 3.5x with AMX, an error where
+   * AVX512-BF16 / AMX kernels: about 1.8x the fp32 GEMM rate with AVX512-BF16, about 5x with AMX, an error where
    * not) or 'auto' (bf16 where fast, else fp32).
    * `weights` (CPU): 'mapped' (the files' page cache: shared, evictable), 'resident' (read into
    * anonymous transparent huge pages: decode streams every weight per token, and over many GB 4 KiB

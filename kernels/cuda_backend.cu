@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <iterator>
 #include <mutex>
 #include <unordered_map>
@@ -373,9 +374,8 @@ void CudaBackend::Attention(const AttnArgs& a) {
     if (a.n_segments < 1) throw Error("attention: segments need at least one segment");
     seg = static_cast<const int64_t*>(UploadScratch(a.segments, sizeof(int64_t) * (a.n_segments + 1), 3));
   }
-  const int64_t pf = AttentionSplitFloats(a);
-  float* part = pf > 0 ? static_cast<float*>(Scratch(sizeof(float) * static_cast<size_t>(pf), 4)) : nullptr;
-  LaunchAttention(S(stream_), a, seg, part);
+  const int64_t sb = AttentionScratchBytes(a);
+  LaunchAttention(S(stream_), a, seg, sb > 0 ? Scratch(static_cast<size_t>(sb), 4) : nullptr);
 }
 
 void CudaBackend::GatedAct(Act act, const float* gate, const float* up, int64_t n, float* out) {
@@ -416,7 +416,7 @@ __global__ void CopyKernel(const float4* __restrict__ a, float4* __restrict__ b,
 
 }  // namespace
 
-CudaBenchResult MeasureCuda(int device, int64_t copy_bytes, int gemm_size, int reps) {
+CudaBenchResult MeasureCuda(int device, int64_t copy_bytes, int gemm_size, int reps, int64_t attn_tokens) {
   MemoryAccount acc;
   CudaBackend be(&acc, device);
   CudaBenchResult r;
@@ -460,6 +460,53 @@ CudaBenchResult MeasureCuda(int device, int64_t copy_bytes, int gemm_size, int r
     be.Synchronize();
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     r.bf16_gemm_tflops = 2.0 * double(S) * S * S * reps / s / 1e12;
+  }
+  if (attn_tokens > 0) {
+    // q [n][heads*hd], keys/values [kv_heads][n][hd] (the KV store's layout); values as the CPU bench's.
+    const int64_t n = attn_tokens;
+    r.attn_tokens = n;
+    auto rate = [&](int heads, int kv_heads, int hd, bool causal, bool tc) {
+      const int64_t qn = n * heads * hd, kn = n * kv_heads * hd;
+      std::vector<float> host(static_cast<size_t>(std::max(qn, kn)));
+      for (size_t i = 0; i < host.size(); ++i) host[i] = static_cast<float>(static_cast<int64_t>(i * 7 % 13) - 6) * 0.05f;
+      Buffer q = be.Alloc(MemCategory::Workspace, qn), k = be.Alloc(MemCategory::Workspace, kn),
+             v = be.Alloc(MemCategory::Workspace, kn), out = be.Alloc(MemCategory::Workspace, qn);
+      be.Upload(host.data(), sizeof(float) * qn, q.data());
+      be.Upload(host.data(), sizeof(float) * kn, k.data());
+      be.Upload(host.data(), sizeof(float) * kn, v.data());
+      const int64_t seg[2] = {0, n};
+      AttnArgs a;
+      a.q = q.f();
+      a.q_row = heads * hd;
+      a.k = k.f();
+      a.v = v.f();
+      a.k_row = a.v_row = hd;
+      a.k_head = a.v_head = n * hd;
+      a.out = out.f();
+      a.out_row = heads * hd;
+      a.n_q = a.n_kv = n;
+      a.heads = heads;
+      a.kv_heads = kv_heads;
+      a.hd = hd;
+      a.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+      if (!causal) {
+        a.segments = seg;
+        a.n_segments = 1;
+      }
+      a.bf16_weights = tc;
+      be.Attention(a);  // warms up
+      be.Synchronize();
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < reps; ++i) be.Attention(a);
+      be.Synchronize();
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const double pairs = causal ? 0.5 * double(n) * double(n + 1) : double(n) * double(n);
+      return 4.0 * pairs * hd * heads * reps / s / 1e12;
+    };
+    r.attn_vision_tc_tflops = rate(16, 16, 80, false, true);
+    r.attn_vision_fp32_tflops = rate(16, 16, 80, false, false);
+    r.attn_text_tc_tflops = rate(28, 4, 128, true, true);
+    r.attn_text_fp32_tflops = rate(28, 4, 128, true, false);
   }
   cudaEventDestroy(e0);
   cudaEventDestroy(e1);

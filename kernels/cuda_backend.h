@@ -41,10 +41,15 @@ struct CudaBenchResult {
   double bandwidth_gbs = 0;  // device-to-device copy kernel, read + write bytes / time
   double bf16_gemm_tflops = 0;
   std::string gemm;  // the GEMM that ran ("cublas (...)" or "wmma (...)")
+  // The backend's attention over `attn_tokens` rows (TFLOP/s of q.k and p.v), on a bf16 model's path
+  // (tensor cores) and on the fp32 kernel: one vision block (full attention, 16 heads of 80) and a text
+  // prefill (causal, 28 query heads over 4 KV heads of 128: the 7B's). 0 when not measured.
+  int64_t attn_tokens = 0;
+  double attn_vision_tc_tflops = 0, attn_vision_fp32_tflops = 0, attn_text_tc_tflops = 0, attn_text_fp32_tflops = 0;
 };
-// Measures the device's copy bandwidth and bf16 GEMM rate (M = N = K = `gemm_size`). Throws
-// starkv::Error ("no CUDA device: ...") when there is none.
-CudaBenchResult MeasureCuda(int device, int64_t copy_bytes, int gemm_size, int reps);
+// Measures the device's copy bandwidth, bf16 GEMM rate (M = N = K = `gemm_size`) and, with attn_tokens
+// > 0, the attention rates above. Throws starkv::Error ("no CUDA device: ...") when there is none.
+CudaBenchResult MeasureCuda(int device, int64_t copy_bytes, int gemm_size, int reps, int64_t attn_tokens = 0);
 
 class Gemm;  // kernels/gemm.h: cuBLAS (dlopen) or our own tensor-core kernel
 
@@ -141,7 +146,7 @@ class CudaBackend final : public Backend {
   std::multimap<size_t, void*> cache_;  // free device blocks by size
   size_t cached_bytes_ = 0;
   bool closing_ = false;
-  Buffer scratch_[5];  // 0, 1: row indices; 2: x in 16 bits for cuBLAS; 3: segments; 4: attention splits
+  Buffer scratch_[5];  // 0, 1: row indices; 2: x in 16 bits for cuBLAS; 3: segments; 4: attention splits or bf16 K/V
 
   friend void FreeDeviceBlock(void* p);
 };

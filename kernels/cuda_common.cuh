@@ -78,10 +78,11 @@ void LaunchConvert(cudaStream_t s, const float* x, int64_t n, DType to, void* ou
 
 // ---- attention.cu ----
 // a.segments is read on the host (the mask kind); dev_segments is its device copy. Few query rows over
-// many keys (decode) split the keys over more blocks: `part` then needs AttentionSplitFloats(a) floats
-// of device workspace (null: no split).
-int64_t AttentionSplitFloats(const AttnArgs& a);
-void LaunchAttention(cudaStream_t s, const AttnArgs& a, const int64_t* dev_segments, float* part);
+// many keys (decode) split the keys over more blocks, and a bf16 model's prefill blocks (tensor cores)
+// read bf16 copies of K and V: `scratch` then needs AttentionScratchBytes(a) bytes of device workspace
+// (0: none; a null scratch then means no split).
+int64_t AttentionScratchBytes(const AttnArgs& a);
+void LaunchAttention(cudaStream_t s, const AttnArgs& a, const int64_t* dev_segments, void* scratch);
 
 // ---- gemm.cu (own kernels; cuBLAS is driven from gemm.cu's Gemm class) ----
 // y[M,N] = x[M,K] W[N,K]^T with W in `wt` (BF16/F16 through wmma tensor cores, F32 tiled), fp32 out.

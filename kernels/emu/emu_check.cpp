@@ -22,8 +22,8 @@ void LaunchAddBias(cudaStream_t s, float* y, int64_t M, int64_t N, const void* b
 void LaunchConvert(cudaStream_t s, const float* x, int64_t n, DType to, void* out);
 void LaunchOwnGemm(cudaStream_t s, const float* x, int64_t M, int64_t K, const void* W, DType wt, int64_t N, float* y);
 void LaunchGemv(cudaStream_t s, const float* x, int64_t M, int64_t K, const void* W, DType wt, int64_t N, float* y);
-int64_t AttentionSplitFloats(const AttnArgs& a);
-void LaunchAttention(cudaStream_t s, const AttnArgs& a, const int64_t* dev_segments, float* part);
+int64_t AttentionScratchBytes(const AttnArgs& a);
+void LaunchAttention(cudaStream_t s, const AttnArgs& a, const int64_t* dev_segments, void* scratch);
 }
 using namespace starkv;
 std::mt19937 rng(5);
@@ -51,9 +51,9 @@ int main() {
     a.out_row = qd; a.n_q = c.nq; a.n_kv = c.nkv; a.heads = heads; a.kv_heads = c.kvh; a.hd = c.hd; a.scale = 1.0f / std::sqrt(float(c.hd));
     a.out = o1.data(); cpu.Attention(a);
     a.out = o2.data();
-    std::vector<float> part(std::max<int64_t>(1, cuda::AttentionSplitFloats(a)));
+    std::vector<float> part(std::max<int64_t>(1, cuda::AttentionScratchBytes(a) / 4));
     cuda::LaunchAttention(nullptr, a, nullptr, part.data());
-    char b[128]; std::snprintf(b, sizeof b, "attention nq=%lld nkv=%lld heads=%d/%d hd=%d split=%lld", (long long)c.nq, (long long)c.nkv, heads, c.kvh, c.hd, (long long)cuda::AttentionSplitFloats(a));
+    char b[128]; std::snprintf(b, sizeof b, "attention nq=%lld nkv=%lld heads=%d/%d hd=%d split=%lld", (long long)c.nq, (long long)c.nkv, heads, c.kvh, c.hd, (long long)cuda::AttentionScratchBytes(a) / 4);
     Cmp(b, o2, o1, 1e-5);
   }
   // attention: vision layout with segments

@@ -30,7 +30,7 @@ root, work = sys.argv[1], sys.argv[2]
 import glob, os
 def convert(src):
     s = open(src).read()
-    s = re.sub(r"extern __shared__ ([\w ]+?) (\w+)\[\];", r"\1* \2 = reinterpret_cast<\1*>(emu::dyn_smem);", s)
+    s = re.sub(r"extern __shared__ (?:__align__\(\d+\) )?([\w ]+?) (\w+)\[\];", r"\1* \2 = reinterpret_cast<\1*>(emu::dyn_smem);", s)
     s = s.replace("__shared__", "static")  # blocks run one at a time
     return re.sub(r"([\w:]+(?:<[^<>]*>)?)<<<(.*?)>>>\(", r"emu::Launcher(\2).run(\1, ", s, flags=re.S)
 for name in ["attention", "pointwise", "gemm", "cuda_backend", "cuda_backend_kv"]:

@@ -530,17 +530,19 @@ Napi::Value CpuInfoJs(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// cudaBench({device?, copyBytes?, gemmSize?, reps?}) -> {device, bandwidthGBs, bf16GemmTflops, gemm}:
-// the GPU's copy bandwidth and bf16 GEMM rate; rejects with "no CUDA device: ..." without one.
+// cudaBench({device?, copyBytes?, gemmSize?, reps?, attnTokens?}) -> {device, bandwidthGBs, bf16GemmTflops,
+// gemm, attnTokens, attnVisionTcTflops, attnVisionFp32Tflops, attnTextTcTflops, attnTextFp32Tflops}: the
+// GPU's copy bandwidth and bf16 GEMM rate, and (attnTokens > 0) the backend's attention rates on its
+// tensor-core and fp32 kernels; rejects with "no CUDA device: ..." without one.
 Napi::Value CudaBenchJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
 #ifdef STARKV_HAVE_CUDA
   struct Worker : Napi::AsyncWorker {
-    Worker(Napi::Env env, int dev, int64_t bytes, int size, int reps)
-        : Napi::AsyncWorker(env), d(Napi::Promise::Deferred::New(env)), dev(dev), bytes(bytes), size(size), reps(reps) {}
+    Worker(Napi::Env env, int dev, int64_t bytes, int size, int reps, int64_t attn)
+        : Napi::AsyncWorker(env), d(Napi::Promise::Deferred::New(env)), dev(dev), bytes(bytes), size(size), reps(reps), attn(attn) {}
     void Execute() override {
       try {
-        res = cuda::MeasureCuda(dev, bytes, size, reps);
+        res = cuda::MeasureCuda(dev, bytes, size, reps, attn);
       } catch (const std::exception& e) {
         SetError(e.what());
       }
@@ -551,6 +553,11 @@ Napi::Value CudaBenchJs(const Napi::CallbackInfo& info) {
       o.Set("bandwidthGBs", res.bandwidth_gbs);
       o.Set("bf16GemmTflops", res.bf16_gemm_tflops);
       o.Set("gemm", res.gemm);
+      o.Set("attnTokens", static_cast<double>(res.attn_tokens));
+      o.Set("attnVisionTcTflops", res.attn_vision_tc_tflops);
+      o.Set("attnVisionFp32Tflops", res.attn_vision_fp32_tflops);
+      o.Set("attnTextTcTflops", res.attn_text_tc_tflops);
+      o.Set("attnTextFp32Tflops", res.attn_text_fp32_tflops);
       d.Resolve(o);
     }
     void OnError(const Napi::Error& e) override { d.Reject(e.Value()); }
@@ -558,6 +565,7 @@ Napi::Value CudaBenchJs(const Napi::CallbackInfo& info) {
     int dev;
     int64_t bytes;
     int size, reps;
+    int64_t attn;
     cuda::CudaBenchResult res;
   };
   try {
@@ -565,7 +573,8 @@ Napi::Value CudaBenchJs(const Napi::CallbackInfo& info) {
     auto* w = new Worker(env, static_cast<int>(Int(o, "device", "opts", false, 0, 0, 1023)),
                          Int(o, "copyBytes", "opts", false, int64_t(1) << 30, 1 << 20, int64_t(1) << 36),
                          static_cast<int>(Int(o, "gemmSize", "opts", false, 4096, 64, 32768)),
-                         static_cast<int>(Int(o, "reps", "opts", false, 5, 1, 1000)));
+                         static_cast<int>(Int(o, "reps", "opts", false, 5, 1, 1000)),
+                         Int(o, "attnTokens", "opts", false, 0, 0, 65536));
     Napi::Promise p = w->d.Promise();
     w->Queue();
     return p;

@@ -136,7 +136,7 @@ export default async function bench(argv: string[]): Promise<number> {
   const addon = loadAddon();
   const device = parseDevice(values.device ?? 'cpu');
   // On a GPU (asked for before a checkpoint is written: no device, no 16 GB written) the limits are the GPU's: its copy bandwidth and its bf16 GEMM rate (cuBLAS or ours).
-  const gpu = device.startsWith('cuda') ? await addon.cudaBench({ device: Number(device.split(':')[1] ?? 0) }) : null;
+  const gpu = device.startsWith('cuda') ? await addon.cudaBench({ device: Number(device.split(':')[1] ?? 0), attnTokens: ATTN_TOKENS }) : null;
   let dir = values.model;
   if (!dir) {
     // 2b keeps the name (and the per-element random weights) that BENCHMARKS.md's episode runs use; the
@@ -147,7 +147,7 @@ export default async function bench(argv: string[]): Promise<number> {
   }
   if (!gpu) log('measuring this machine\'s limits (fp32 GEMM peak, memory read bandwidth) ...');
   const limits = gpu
-    ? { sgemmGflops: gpu.bf16GemmTflops * 1000, ownSgemmGflops: gpu.bf16GemmTflops * 1000, openblasGflops: 0, openblasCore: '', openblasNote: 'GPU run', bandwidthGBs: gpu.bandwidthGBs, engineBf16Gflops: NaN, bf16GemmGflops: NaN, bf16TeamGflops: NaN, bf16SplitGflops: NaN, engineBf16xGflops: NaN, engineAttnGflops: NaN, engineAttnBf16Gflops: NaN, gpu }
+    ? { sgemmGflops: gpu.bf16GemmTflops * 1000, ownSgemmGflops: gpu.bf16GemmTflops * 1000, openblasGflops: 0, openblasCore: '', openblasNote: 'GPU run', bandwidthGBs: gpu.bandwidthGBs, engineBf16Gflops: NaN, bf16GemmGflops: NaN, bf16TeamGflops: NaN, bf16SplitGflops: NaN, engineBf16xGflops: NaN, engineAttnGflops: gpu.attnVisionFp32Tflops * 1000, engineAttnBf16Gflops: gpu.attnVisionTcTflops * 1000, gpu }
     : await addon.benchLimits({ gemmM: 2048, gemmN: 2048, gemmK: 2048, bandwidthBytes: 1 << 30, reps: 5, threads, attnTokens: ATTN_TOKENS });
 
   const engine = await Engine.load(dir, { threads, device, cpuMatmul: values['cpu-matmul'], weights: values.weights });
@@ -172,6 +172,8 @@ export default async function bench(argv: string[]): Promise<number> {
     // cpuMatmul bf16: the matmuls and the prefill attention of a bf16 checkpoint run bf16 x bf16 (bound:
     // oneDNN's bf16 matmul rate); an fp32 checkpoint stays fp32.
     const bf16 = !gpu && /bf16/.test(engine.info().gemm ?? '') && engine.checkpoint.dtype === 'BF16';
+    // On a GPU a bf16 checkpoint's prefill attention runs on tensor cores (kernels/attention.cu).
+    const attnBf16 = bf16 || (!!gpu && engine.checkpoint.dtype === 'BF16');
     const matmulPeak = bf16 ? limits.bf16GemmGflops * 1e9 : peak;
     const prefillS = (r.timings.visionMs + r.timings.prefillMs) / 1000;
     const gemmBoundS = (flops.vision + flops.text + attn.vision + attn.text) / matmulPeak;
@@ -200,8 +202,8 @@ export default async function bench(argv: string[]): Promise<number> {
         bf16Matmul: bf16,
         // the engine's attention on one vision block (full attention, ATTN_TOKENS patches) against the
         // same peak as its matmuls
-        attentionGflops: bf16 ? limits.engineAttnBf16Gflops : limits.engineAttnGflops,
-        attentionRatioToPeak: bf16 ? limits.engineAttnBf16Gflops / limits.bf16GemmGflops : limits.engineAttnGflops / limits.sgemmGflops,
+        attentionGflops: attnBf16 ? limits.engineAttnBf16Gflops : limits.engineAttnGflops,
+        attentionRatioToPeak: (attnBf16 ? limits.engineAttnBf16Gflops : limits.engineAttnGflops) / (bf16 ? limits.bf16GemmGflops : limits.sgemmGflops), // (on a GPU sgemmGflops is its bf16 GEMM rate)
       },
       decode: {
         tokens: r.timings.generatedTokens,
@@ -228,7 +230,10 @@ export default async function bench(argv: string[]): Promise<number> {
           `model:   ${c.arch}, ${c.numLayers} text layers, ${c.vision.depth} vision blocks, ${engine.checkpoint.dtype}, ${formatBytes(engine.checkpoint.weightBytes)}`,
           `prefill: ${p.patches} patches + ${p.promptTokens} tokens in ${(p.visionMs + p.textMs).toFixed(0)} ms (vision ${p.visionMs.toFixed(0)}, text ${p.textMs.toFixed(0)}) = ${p.tokensPerS.toFixed(1)} tok/s`,
           `         GEMM-bound time ${p.gemmBoundMs.toFixed(0)} ms (${p.matmulGflop.toFixed(0)} GFLOP in matmuls + ${p.attentionGflop.toFixed(0)} in attention) -> ${(100 * p.ratioToGemmBound).toFixed(1)}% of the GEMM bound (target 70%)` +
-            (gpu ? '' : bf16
+            (gpu
+              ? `\n         engine attention, tensor cores (bf16 models) / fp32 kernel: one vision block (${gpu.attnTokens} patches, 16 heads of 80) ${gpu.attnVisionTcTflops.toFixed(1)} / ${gpu.attnVisionFp32Tflops.toFixed(1)} TFLOP/s, ` +
+                `a causal text prefill (${gpu.attnTokens} tokens, 28/4 heads of 128) ${gpu.attnTextTcTflops.toFixed(1)} / ${gpu.attnTextFp32Tflops.toFixed(1)} TFLOP/s (${(100 * gpu.attnVisionTcTflops / gpu.bf16GemmTflops).toFixed(1)}% and ${(100 * gpu.attnTextTcTflops / gpu.bf16GemmTflops).toFixed(1)}% of the bf16 GEMM rate)`
+              : bf16
               ? `\n         (matmuls and attention bounded by the bf16 GEMM peak)\n         engine prefill matmul on its bf16 path (2048x2048x2048) ${limits.engineBf16xGflops.toFixed(1)} GFLOP/s = ${(100 * p.matmulRatioToPeak).toFixed(1)}% of the bf16 GEMM peak (target 90%)` +
                 `\n         engine attention on its bf16 path (one vision block: ${ATTN_TOKENS} patches, 16 heads of 80) ${p.attentionGflops.toFixed(1)} GFLOP/s = ${(100 * p.attentionRatioToPeak).toFixed(1)}% of the bf16 GEMM peak`
               : `\n         engine prefill matmul (bf16 weights, 2048x2048x2048) ${limits.engineBf16Gflops.toFixed(1)} GFLOP/s = ${(100 * p.matmulRatioToPeak).toFixed(1)}% of the fp32 GEMM peak (target 90%)` +

@@ -20,6 +20,14 @@ template <int M, int N, int K, class T>
 void load_matrix_sync(fragment<matrix_b, M, N, K, T, col_major>& f, const T* p, unsigned ldm) {
   for (int k = 0; k < 16; ++k) for (int n = 0; n < 16; ++n) f.v[k * 16 + n] = ToF(p[n * ldm + k]);
 }
+template <int M, int N, int K, class T>
+void load_matrix_sync(fragment<matrix_b, M, N, K, T, row_major>& f, const T* p, unsigned ldm) {
+  for (int k = 0; k < 16; ++k) for (int n = 0; n < 16; ++n) f.v[k * 16 + n] = ToF(p[k * ldm + n]);
+}
+template <int M, int N, int K>
+void load_matrix_sync(fragment<accumulator, M, N, K, float>& f, const float* p, unsigned ldm, layout_t) {
+  for (int r = 0; r < 16; ++r) for (int c = 0; c < 16; ++c) f.v[r * 16 + c] = p[r * ldm + c];
+}
 template <class A, class B, class C> void mma_sync(C& d, const A& a, const B& b, const C& c) {
   float t[256];
   for (int r = 0; r < 16; ++r) for (int n = 0; n < 16; ++n) {

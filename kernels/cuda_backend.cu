@@ -202,6 +202,47 @@ void CudaBackend::Use() const {
   if (cudaGetDevice(&cur) != cudaSuccess || cur != device_) Check(cudaSetDevice(device_), "cudaSetDevice");
 }
 
+void* CudaBackend::ProfileBegin() {
+  if (!profile_.on()) return nullptr;
+  cudaEvent_t e = nullptr;
+  Check(cudaEventCreate(&e), "cudaEventCreate (op profile)");
+  Check(cudaEventRecord(e, S(stream_)), "cudaEventRecord (op profile)");
+  return e;
+}
+
+void CudaBackend::ProfileEnd(const char* op, void* begin) {
+  cudaEvent_t e = nullptr;
+  if (cudaEventCreate(&e) != cudaSuccess || cudaEventRecord(e, S(stream_)) != cudaSuccess) {
+    cudaGetLastError();  // a destructor does not throw: this op goes unrecorded
+    cudaEventDestroy(static_cast<cudaEvent_t>(begin));
+    if (e) cudaEventDestroy(e);
+    return;
+  }
+  std::lock_guard<std::mutex> lk(prof_mu_);
+  pending_ops_.push_back(PendingOp{op, begin, e});
+}
+
+std::vector<OpTime> CudaBackend::TakeOpProfile() {
+  std::vector<PendingOp> ops;
+  {
+    std::lock_guard<std::mutex> lk(prof_mu_);
+    ops.swap(pending_ops_);
+  }
+  if (!ops.empty()) {
+    Use();
+    Check(cudaStreamSynchronize(S(stream_)), "op profile");
+    for (const PendingOp& o : ops) {
+      float ms = 0.0f;
+      if (cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(o.begin), static_cast<cudaEvent_t>(o.end)) == cudaSuccess)
+        profile_.Add(o.op, ms);
+      cudaEventDestroy(static_cast<cudaEvent_t>(o.begin));
+      cudaEventDestroy(static_cast<cudaEvent_t>(o.end));
+    }
+  }
+  return profile_.Take();
+}
+
+
 std::string CudaBackend::GemmName() const { return gemm_->Name(); }
 
 bool CudaBackend::DeviceMemory(int64_t* free_bytes, int64_t* total_bytes) const {
@@ -287,12 +328,14 @@ void* CudaBackend::UploadScratch(const void* host, size_t bytes, int slot) {
 void CudaBackend::Upload(const void* host, size_t bytes, void* dst) {
   if (!bytes) return;
   Use();
+  const DeviceOpScope prof(this, "upload");
   Check(cudaMemcpyAsync(dst, host, bytes, cudaMemcpyHostToDevice, S(stream_)), "Upload");
 }
 
 void CudaBackend::Download(const void* src, size_t bytes, void* host) {
   if (!bytes) return;
   Use();
+  const DeviceOpScope prof(this, "download");
   Check(cudaMemcpyAsync(host, src, bytes, cudaMemcpyDeviceToHost, S(stream_)), "Download");
   Check(cudaStreamSynchronize(S(stream_)), "Download (a kernel before it failed)");
 }
@@ -331,6 +374,7 @@ void CudaBackend::CopyRows(const float* src, int64_t ld_src, const int64_t* src_
                            const int64_t* dst_rows, int64_t n, int64_t width) {
   if (n <= 0 || width <= 0) return;
   Use();
+  const DeviceOpScope prof(this, "copy_rows");
   std::lock_guard<std::mutex> lk(mu_);
   const size_t ib = sizeof(int64_t) * static_cast<size_t>(n);
   const int64_t* s = src_rows ? static_cast<const int64_t*>(UploadScratch(src_rows, ib, 0)) : nullptr;
@@ -341,6 +385,7 @@ void CudaBackend::CopyRows(const float* src, int64_t ld_src, const int64_t* src_
 void CudaBackend::MatMul(const float* x, int64_t M, const Tensor& W, const Tensor* bias, float* y) {
   if (M <= 0) return;
   Use();
+  const DeviceOpScope prof(this, MatMulOpName(M));
   const int64_t N = W.Rows(), K = W.Cols();
   const void* w = Weight(W, "weight " + ShapeString(W));
   const void* b = bias && bias->Valid() ? Weight(*bias, "bias " + ShapeString(*bias)) : nullptr;
@@ -352,22 +397,26 @@ void CudaBackend::MatMul(const float* x, int64_t M, const Tensor& W, const Tenso
 
 void CudaBackend::RmsNorm(const float* x, int64_t M, int64_t D, const Tensor& w, float eps, float* y) {
   Use();
+  const DeviceOpScope prof(this, "rms_norm");
   LaunchRmsNorm(S(stream_), x, M, D, Weight(w, "norm weight"), w.dtype, eps, y);
 }
 
 void CudaBackend::LayerNorm(const float* x, int64_t M, int64_t D, const Tensor& w, const Tensor& b, float eps,
                             float* y) {
   Use();
+  const DeviceOpScope prof(this, "layer_norm");
   LaunchLayerNorm(S(stream_), x, M, D, Weight(w, "norm weight"), w.dtype, Weight(b, "norm bias"), b.dtype, eps, y);
 }
 
 void CudaBackend::Rotary(float* x, int64_t n, int64_t row, int heads, int hd, const float* cos, const float* sin) {
   Use();
+  const DeviceOpScope prof(this, "rotary");
   LaunchRotary(S(stream_), x, n, row, heads, hd, cos, sin);
 }
 
 void CudaBackend::Attention(const AttnArgs& a) {
   Use();
+  const DeviceOpScope prof(this, AttentionOpName(a.n_q));
   std::lock_guard<std::mutex> lk(mu_);
   const int64_t* seg = nullptr;
   if (a.segments) {
@@ -380,22 +429,26 @@ void CudaBackend::Attention(const AttnArgs& a) {
 
 void CudaBackend::GatedAct(Act act, const float* gate, const float* up, int64_t n, float* out) {
   Use();
+  const DeviceOpScope prof(this, "gated_act");
   LaunchGatedAct(S(stream_), act, gate, up, n, out);
 }
 
 void CudaBackend::Activation(Act act, float* x, int64_t n) {
   Use();
+  const DeviceOpScope prof(this, "activation");
   LaunchActivation(S(stream_), act, x, n);
 }
 
 void CudaBackend::Add(float* y, const float* x, int64_t n) {
   Use();
+  const DeviceOpScope prof(this, "add");
   LaunchAdd(S(stream_), y, x, n);
 }
 
 void CudaBackend::GatherRows(const Tensor& table, const int32_t* ids, int64_t n, float* out) {
   if (n <= 0) return;
   Use();
+  const DeviceOpScope prof(this, "gather_rows");
   const void* t = Weight(table, "embedding table");
   std::lock_guard<std::mutex> lk(mu_);
   const int32_t* d = static_cast<const int32_t*>(UploadScratch(ids, sizeof(int32_t) * static_cast<size_t>(n), 0));
@@ -403,6 +456,7 @@ void CudaBackend::GatherRows(const Tensor& table, const int32_t* ids, int64_t n,
 }
 
 int32_t CudaBackend::Sample(float* logits, int64_t n, const SampleParams& p, std::mt19937_64& rng) {
+  const OpProfile::Scope prof(&profile_, "sample (host)");
   return cpu::Sample(logits, n, p, rng);
 }
 

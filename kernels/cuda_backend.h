@@ -109,8 +109,15 @@ class CudaBackend final : public Backend {
 
   void Synchronize();
   int device() const { return device_; }
+  // Device time per op (events around the work each op queues), resolved here: synchronises first.
+  std::vector<OpTime> TakeOpProfile() override;
 
  private:
+  friend class DeviceOpScope;
+  // Op profile: an event recorded on the stream now (null when the profile is off), and the end of the
+  // op that began there.
+  void* ProfileBegin();
+  void ProfileEnd(const char* op, void* begin);
   void Use() const;  // makes device_ current on this thread
   // The kernels' arguments for the last `rows` query rows of a layer; uploads the queries into `q`.
   kv::WindowArgs WindowInputs(const float* keys, int64_t capacity, int kv_heads, const float* queries_host,
@@ -146,9 +153,38 @@ class CudaBackend final : public Backend {
   std::multimap<size_t, void*> cache_;  // free device blocks by size
   size_t cached_bytes_ = 0;
   bool closing_ = false;
+  std::mutex prof_mu_;
+  struct PendingOp {
+    const char* op;
+    void* begin;  // cudaEvent_t
+    void* end;
+  };
+  std::vector<PendingOp> pending_ops_;
   Buffer scratch_[5];  // 0, 1: row indices; 2: x in 16 bits for cuBLAS; 3: segments; 4: attention splits or bf16 K/V
 
   friend void FreeDeviceBlock(void* p);
+};
+
+// The device time of the work one op queues on the backend's stream, while the profile is on. Only the
+// outermost op of a host thread counts (a KV hook's own uploads and downloads are part of it).
+class DeviceOpScope {
+ public:
+  DeviceOpScope(CudaBackend* be, const char* op) : be_(be), op_(op), begin_(Depth()++ == 0 ? be->ProfileBegin() : nullptr) {}
+  ~DeviceOpScope() {
+    --Depth();
+    if (begin_) be_->ProfileEnd(op_, begin_);
+  }
+  DeviceOpScope(const DeviceOpScope&) = delete;
+  DeviceOpScope& operator=(const DeviceOpScope&) = delete;
+
+ private:
+  static int& Depth() {
+    static thread_local int depth = 0;
+    return depth;
+  }
+  CudaBackend* be_;
+  const char* op_;
+  void* begin_;
 };
 
 }  // namespace starkv::cuda

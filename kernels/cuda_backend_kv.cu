@@ -43,6 +43,7 @@ void CudaBackend::ColumnSums(const float* keys, int64_t capacity, int kv_heads, 
   const int64_t cols = all_keys ? seq_len : seq_len - rows;
   if (cols <= 0) return;  // nothing to score
   Use();
+  const DeviceOpScope prof(this, all_keys ? "kv accumulated sums" : "kv window sums");
   try {
     Buffer q;
     const kv::WindowArgs a = WindowInputs(keys, capacity, kv_heads, queries_host, q_rows, heads, hd, seq_len, rows, q);
@@ -77,6 +78,7 @@ bool CudaBackend::KvZeroCounts(const float* keys, int64_t capacity, int kv_heads
                                int64_t q_rows, int heads, int hd, int64_t seq_len, int64_t rows, float threshold,
                                int64_t* zeros_host) {
   Use();
+  const DeviceOpScope prof(this, "kv zero counts");
   try {
     Buffer q;
     const kv::WindowArgs a = WindowInputs(keys, capacity, kv_heads, queries_host, q_rows, heads, hd, seq_len, rows, q);
@@ -95,6 +97,7 @@ bool CudaBackend::KvResiduals(const float* keys, int64_t capacity, int kv_heads,
                               const int64_t* positions_host, int64_t n, float* res_host) {
   if (n <= 0) return true;
   Use();
+  const DeviceOpScope prof(this, "kv residuals");
   try {
     Buffer pos = Alloc(MemCategory::Workspace, 2 * n);  // int64 slot indices, two floats each
     Upload(positions_host, sizeof(int64_t) * static_cast<size_t>(n), pos.data());
@@ -111,6 +114,7 @@ bool CudaBackend::KvResiduals(const float* keys, int64_t capacity, int kv_heads,
 
 void CudaBackend::RowNorms(const float* x, int64_t rows, int64_t width, float* y) {
   Use();
+  const DeviceOpScope prof(this, "row_norms");
   try {
     kv::RowNorms(x, rows, static_cast<int>(width), width, y, stream_);
   } catch (const kv::CudaKvError& e) {
@@ -121,6 +125,7 @@ void CudaBackend::RowNorms(const float* x, int64_t rows, int64_t width, float* y
 bool CudaBackend::KvCompact(float* keys, float* values, int kv_heads, int64_t capacity, int hd,
                             const int64_t* kept_host, int lists, int64_t n_keep, int64_t past_len, int64_t window) {
   Use();
+  const DeviceOpScope prof(this, "kv compact");
   try {
     const int64_t new_len = n_keep + window;
     if (new_len <= 0) return true;

@@ -11,7 +11,8 @@
 #                      memory" naming what did not fit, and the model must answer as before afterwards)
 # then, when .gpu-pack/starkv-gpu.tar.xz travelled with the tree (scripts/gpu-pack.sh, run where npm is),
 #   starkv devices, and starkv bench --device cuda on the Qwen2-VL-2B shape (a quarter, as BENCHMARKS.md's
-#   CPU runs) and on UI-TARS-1.5-7B's full shape (16 GB of bf16 weights), JSON reports in $OUT.
+#   CPU runs) and on UI-TARS-1.5-7B's full shape (16 GB of bf16 weights), the 7B once more with --profile
+#   (device time per op kind), JSON reports in $OUT.
 # cuBLAS is loaded at run time: the script puts the first libcublas it finds (the CUDA toolkit's, or the
 # nvidia-cublas wheel beside PyTorch) on LD_LIBRARY_PATH and says which; without one our own GEMM runs.
 # Logs go to $OUT (or ./gpu-check-out); the last lines say what passed. Usage, from the repository root:
@@ -75,16 +76,21 @@ if [ -f .gpu-pack/starkv-gpu.tar.xz ] && grep -q "cases run on" "$out/backend_op
     python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' .gpu-pack/starkv-gpu.tar.xz "$pk"
   echo "== pack: $(cat $pk/starkv-gpu/VERSION)"
   $pk/starkv-gpu/run devices 2>&1 | tee "$out/devices.txt"
-  for shape in 7b 2b; do  # UI-TARS-1.5-7B first: the model GPU users run
+  # UI-TARS-1.5-7B first (the model GPU users run), then the same with the op profile (device time per
+  # op kind: where the prefill goes; the checkpoint is written once), then the 2B shape.
+  for run in 7b 7b-profile 2b; do
+    shape=${run%-profile}
+    extra=(--decode-tokens 32)
+    [ "$run" != "$shape" ] && extra=(--decode-tokens 8 --profile)
     t0=$(date +%s)
-    if timeout 300 $pk/starkv-gpu/run bench --device cuda --shape $shape --decode-tokens 32 --out "$out/bench-$shape.json" >"$out/bench-$shape.txt" 2>&1; then
+    if timeout 300 $pk/starkv-gpu/run bench --device cuda --shape $shape "${extra[@]}" --out "$out/bench-$run.json" >"$out/bench-$run.txt" 2>&1; then
       passed=$((passed + 1))
-      echo "== bench $shape: ok in $(($(date +%s) - t0)) s"
+      echo "== bench $run: ok in $(($(date +%s) - t0)) s"
     else
       failed=$((failed + 1))
-      echo "== bench $shape: FAILED in $(($(date +%s) - t0)) s"
+      echo "== bench $run: FAILED in $(($(date +%s) - t0)) s"
     fi
-    cat "$out/bench-$shape.txt"
+    cat "$out/bench-$run.txt"
   done
 else
   echo "== bench not run: $([ -f .gpu-pack/starkv-gpu.tar.xz ] && echo 'no CUDA device was used' || echo 'no .gpu-pack/starkv-gpu.tar.xz travelled (scripts/gpu-pack.sh makes it; carry .gpu-pack)')"

@@ -28,6 +28,13 @@ export function parseDevice(d: string | undefined): DeviceChoice {
   return v;
 }
 
+/** One kind of backend op in an op profile: calls and total time (device time on a GPU). */
+export interface OpTime {
+  op: string;
+  calls: number;
+  ms: number;
+}
+
 export interface EngineInfo {
   threads: number;
   gemm: string;
@@ -302,6 +309,14 @@ export class Engine {
 
   info(): EngineInfo {
     return this.native.info();
+  }
+
+  /**
+   * The backend's op profile: what it collected since the last call (most time first), then profiling
+   * `on` or off. Queued behind running calls, so it covers whole generations.
+   */
+  opProfile(on: boolean): Promise<OpTime[]> {
+    return this.native.opProfile(on);
   }
 
   /** 'cpu' or 'cuda:N' (the first word of info().device). */

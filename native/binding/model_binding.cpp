@@ -106,6 +106,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                         InstanceMethod<&NativeModel::EpisodeReset>("episodeReset"),
                         InstanceMethod<&NativeModel::EpisodeDispose>("episodeDispose"),
                         InstanceMethod<&NativeModel::Memory>("memory"), InstanceMethod<&NativeModel::Info>("info"),
+                        InstanceMethod<&NativeModel::OpProfile>("opProfile"),
                         InstanceMethod<&NativeModel::Dispose>("dispose")});
   }
   explicit NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeModel>(info) {
@@ -203,6 +204,32 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     o.Set("positions", pos);
     o.Set("ropeDelta", Napi::Number::New(env, static_cast<double>(r.delta)));
     return o;
+  }
+
+  // opProfile(on) -> Promise<[{op, calls, ms}]>: what the backend's op profile collected since the last
+  // call (most time first; device ops in device time), then profiling on or off. Queued behind running
+  // calls, so a profile covers whole calls.
+  Napi::Value OpProfile(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsBoolean()) Fail(env, "opProfile(on): on must be a boolean");
+    const bool on = info[0].As<Napi::Boolean>().Value();
+    Model* m = Live(env).model.get();
+    auto cancel = std::make_shared<std::atomic<bool>>(false);
+    return Queue(env, cancel, std::make_shared<Channel>(env), [m, on]() -> Finisher {
+      auto ops = std::make_shared<std::vector<OpTime>>(m->backend().TakeOpProfile());
+      m->backend().EnableOpProfile(on);
+      return [ops](Napi::Env e) -> Napi::Value {
+        Napi::Array a = Napi::Array::New(e, ops->size());
+        for (size_t i = 0; i < ops->size(); ++i) {
+          Napi::Object o = Napi::Object::New(e);
+          o.Set("op", (*ops)[i].op);
+          o.Set("calls", static_cast<double>((*ops)[i].calls));
+          o.Set("ms", (*ops)[i].ms);
+          a.Set(static_cast<uint32_t>(i), o);
+        }
+        return a;
+      };
+    });
   }
 
   Napi::Value Generate(const Napi::CallbackInfo& info) { return Run(info, 0, 0); }

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/memory.h"
+#include "core/op_profile.h"
 #include "core/tensor.h"
 
 namespace starkv {
@@ -59,6 +60,11 @@ class Backend {
   virtual bool HostAccessible() const { return true; }
   // The device's own memory figure (the driver's: every process), when it has one.
   virtual bool DeviceMemory(int64_t* free_bytes, int64_t* total_bytes) const { return false; }
+
+  // Time per op kind while enabled (core/op_profile.h). TakeOpProfile returns what was collected since
+  // the last call, after the device has finished the work queued so far, and resets it.
+  void EnableOpProfile(bool on) { profile_.Enable(on); }
+  virtual std::vector<OpTime> TakeOpProfile() { return profile_.Take(); }
 
   // Activation/workspace memory of this backend (host memory on CPU), counted in the model's account.
   virtual Buffer Alloc(MemCategory cat, int64_t floats) = 0;
@@ -135,6 +141,9 @@ class Backend {
                            const int64_t* positions_host, int64_t n, float* res_host) {
     return false;
   }
+
+ protected:
+  OpProfile profile_;
 };
 
 }  // namespace starkv

@@ -8,7 +8,7 @@ import { startXvfb } from '../agent/helpers/xvfb.ts';
 
 describe('starkv bench', () => {
   it('reports prefill, decode and the machine limits as JSON', () => {
-    const r = spawnSync(process.execPath, ['bin/starkv.js', 'bench', '--model', path.join(GOLDEN_HF, 'qwen2_5vl-tiny'), '--width', '224', '--height', '168', '--decode-tokens', '4', '--json'], { cwd: ROOT, encoding: 'utf8' });
+    const r = spawnSync(process.execPath, ['bin/starkv.js', 'bench', '--model', path.join(GOLDEN_HF, 'qwen2_5vl-tiny'), '--width', '224', '--height', '168', '--decode-tokens', '4', '--profile', '--json'], { cwd: ROOT, encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout.trim().split('\n').pop()!);
     expect(j.limits.sgemmGflops).toBeGreaterThan(0);
@@ -31,7 +31,20 @@ describe('starkv bench', () => {
     expect(j.decode.tokens).toBe(4);
     expect(j.decode.ratioToBandwidthBound).toBeGreaterThan(0);
     expect(j.memory.weights.current).toBeGreaterThan(0);
+    // --profile: every backend op of the generate counted once under its kind. The tiny Qwen2.5-VL has 4
+    // vision blocks and 2 text layers: 6 prefill attentions; 4 tokens = the prefill's and 3 decode steps
+    // (3 x 2 decode attentions); one sample per token.
+    const calls = Object.fromEntries(j.profile.ops.map((o: { op: string; calls: number }) => [o.op, o.calls]));
+    expect(calls['attention prefill']).toBe(4 + 2);
+    expect(calls['attention decode (< 16 rows)']).toBe(3 * 2);
+    expect(calls.sample).toBe(4);
+    expect(calls['matmul']).toBeGreaterThan(0);
+    expect(calls['matmul decode (M <= 4)']).toBeGreaterThan(0);
+    expect(calls['rms_norm']).toBeGreaterThan(0);
+    for (const o of j.profile.ops) expect(o.ms, o.op).toBeGreaterThanOrEqual(0);
+    expect(j.profile.opsMs).toBeCloseTo(j.profile.ops.reduce((a: number, o: { ms: number }) => a + o.ms, 0), 6);
   });
+
 
   it('measures screen capture on a real X server, and says clearly when there is none', async () => {
     const x = await startXvfb(1280, 800);

@@ -657,6 +657,37 @@ struct Runner {
 
 }  // namespace
 
+// The op profile (starkv bench --profile): each op counted once under its shape's name, only while it
+// is enabled, and taking the profile resets it (on a device: event pairs resolved after the stream).
+void ProfileCases() {
+  const HostWeight& W = Weight(DType::BF16, {16, 16}, 0.5f);
+  const std::vector<float> x = Randn(8 * 16);
+  Add("op_profile counts (matmul, matmul decode, add; 3 kinds; none after taking it)",
+      [=, &W](Backend& be) {
+        Mem mem(be);
+        float* xp = mem.Put(x);
+        float* y = mem.Zeros(8 * 16);
+        be.TakeOpProfile();
+        be.MatMul(xp, 8, W.t, nullptr, y);  // not enabled: not counted
+        be.EnableOpProfile(true);
+        be.MatMul(xp, 8, W.t, nullptr, y);
+        be.MatMul(xp, 1, W.t, nullptr, y);
+        be.MatMul(xp, 2, W.t, nullptr, y);
+        be.Add(y, xp, 16);
+        be.EnableOpProfile(false);
+        be.Add(y, xp, 16);
+        const std::vector<OpTime> prof = be.TakeOpProfile();
+        auto calls = [&](const char* op) {
+          for (const OpTime& t : prof)
+            if (t.op == op) return static_cast<float>(t.calls) + (t.ms >= 0 ? 0.0f : 100.0f);
+          return 0.0f;
+        };
+        return std::vector<float>{calls("matmul"), calls("matmul decode (M <= 4)"), calls("add"),
+                                  static_cast<float>(prof.size()), static_cast<float>(be.TakeOpProfile().size())};
+      },
+      {1, 2, 1, 3, 0}, 0, 0);
+}
+
 int main() {
   MatMulCases();
   MatMulBf16Cases();
@@ -668,6 +699,7 @@ int main() {
   GatherCopyCases();
   SampleCases();
   KvHookCases();
+  ProfileCases();
 
   MemoryAccount acc;
   cpu::CpuOptions opt;

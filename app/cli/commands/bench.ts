@@ -115,12 +115,13 @@ export default async function bench(argv: string[]): Promise<number> {
       capture: { type: 'boolean' },
       display: { type: 'string' },
       runs: { type: 'string' },
+      profile: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.capture) return benchCaptureCmd(values.display, parseNumberOpt(values.runs, 'runs', { int: true, min: 1 }) ?? 30, !!values.json);
   if (values.help) {
-    process.stdout.write('usage: starkv bench [--model DIR | --shape 2b|7b --fraction F (2b: Qwen2-VL-2B, default 0.25 of its layers; 7b: UI-TARS-1.5-7B, default all)] [--decode-tokens N] [--threads N] [--device auto|cpu|cuda[:N]] [--cpu-matmul fp32|bf16|auto] [--weights auto|mapped|resident] [--width 1920 --height 1080] [--out FILE.json] [--json]\n       starkv bench --capture [--display :N] [--runs 30] [--json]   screen capture latency (grab + BGRA->RGB, PNG) of the X display\n');
+    process.stdout.write('usage: starkv bench [--model DIR | --shape 2b|7b --fraction F (2b: Qwen2-VL-2B, default 0.25 of its layers; 7b: UI-TARS-1.5-7B, default all)] [--decode-tokens N] [--threads N] [--device auto|cpu|cuda[:N]] [--cpu-matmul fp32|bf16|auto] [--weights auto|mapped|resident] [--width 1920 --height 1080] [--profile] [--out FILE.json] [--json]\n       --profile: time per backend op (device time on a GPU) beside the wall time of the run\n       starkv bench --capture [--display :N] [--runs 30] [--json]   screen capture latency (grab + BGRA->RGB, PNG) of the X display\n');
     return 0;
   }
   const shapeKey = values.shape ?? '2b';
@@ -160,7 +161,9 @@ export default async function bench(argv: string[]): Promise<number> {
     const textIds = Array.from({ length: 64 }, (_, i) => (1000 + i) % Math.min(c.vocabSize, c.imageTokenId, c.visionStartTokenId));
     const ids = [...textIds.slice(0, 20), c.visionStartTokenId, ...Array(img.tokens).fill(c.imageTokenId), c.visionEndTokenId, ...textIds.slice(20)];
     log(`prefill: ${img.resizedWidth}x${img.resizedHeight} screenshot = ${img.grid[1] * img.grid[2]} patches, ${img.tokens} visual tokens, ${ids.length} prompt tokens; then ${decodeTokens} decoded tokens ...`);
+    if (values.profile) await engine.opProfile(true);
     const r = await engine.generate({ ids, images: [img], maxNewTokens: decodeTokens, stopTokens: [] });
+    const ops = values.profile ? await engine.opProfile(false) : null;
     // The read bandwidth of this shared machine moves by up to 1.5x within a minute (other tenants), so
     // it is measured again right after decoding and the decode bound uses the higher of the two: the
     // stricter ratio.
@@ -214,6 +217,13 @@ export default async function bench(argv: string[]): Promise<number> {
         ratioToBandwidthBound: decodeS / bwBoundS, // target <= 1.25
       },
       memory: engine.memory(),
+      // --profile: each kind of backend op's calls and time over the whole generate (prefill and decode);
+      // on a GPU device time, so wallMs - opsMs is where the device waited for the host.
+      profile: ops && {
+        wallMs: r.timings.visionMs + r.timings.prefillMs + r.timings.decodeMs,
+        opsMs: ops.reduce((a, o) => a + o.ms, 0),
+        ops,
+      },
     };
     if (values.out) writeFileSync(values.out, JSON.stringify(report, null, 2));
     if (values.json) process.stdout.write(JSON.stringify(report) + '\n');
@@ -239,6 +249,7 @@ export default async function bench(argv: string[]): Promise<number> {
               : `\n         engine prefill matmul (bf16 weights, 2048x2048x2048) ${limits.engineBf16Gflops.toFixed(1)} GFLOP/s = ${(100 * p.matmulRatioToPeak).toFixed(1)}% of the fp32 GEMM peak (target 90%)` +
                 `\n         engine attention (one vision block: ${ATTN_TOKENS} patches, 16 heads of 80) ${p.attentionGflops.toFixed(1)} GFLOP/s = ${(100 * p.attentionRatioToPeak).toFixed(1)}% of the fp32 GEMM peak`),
           `decode:  ${d.msPerToken.toFixed(1)} ms/token (${d.tokensPerS.toFixed(2)} tok/s); bandwidth bound ${d.bandwidthBoundMs.toFixed(1)} ms for ${formatBytes(d.bytesPerToken)} -> ${d.ratioToBandwidthBound.toFixed(2)}x the bound (target <= 1.25x)`,
+          ...(report.profile ? [profileText(report.profile)] : []),
         ].join('\n') + '\n',
       );
     }
@@ -315,4 +326,11 @@ function copyQwenTokenizer(dir: string): void {
 /** Bytes of the vision tower (not read when decoding). */
 function visionBytes(e: Engine): number {
   return e.checkpoint.tensors.filter((t) => t.name.startsWith('model.visual.')).reduce((a, t) => a + t.nbytes, 0);
+}
+
+/** The op profile as text: each op's time and share of the run's wall time, and what no op accounts for. */
+export function profileText(p: { wallMs: number; opsMs: number; ops: Array<{ op: string; calls: number; ms: number }> }): string {
+  const pct = (ms: number) => `${((100 * ms) / p.wallMs).toFixed(1)}%`;
+  const rows = p.ops.map((o) => `           ${o.op.padEnd(30)} ${o.ms.toFixed(1).padStart(10)} ms ${pct(o.ms).padStart(6)}  ${o.calls} calls`);
+  return [`profile: ${p.opsMs.toFixed(0)} ms in backend ops of ${p.wallMs.toFixed(0)} ms (vision + prefill + decode); not in any op: ${(p.wallMs - p.opsMs).toFixed(0)} ms (${pct(p.wallMs - p.opsMs)})`, ...rows].join('\n');
 }

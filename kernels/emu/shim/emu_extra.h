@@ -1,6 +1,7 @@
 // Host-emulation stand-ins (kernels/emu/run.sh only; never built into the engine): what kernels/*.cu
 // use beyond kernels/kv/emu/cuda_runtime.h.
 #pragma once
+#include <chrono>
 #include "cuda_runtime.h"
 #define __launch_bounds__(x)
 #define __align__(n) __attribute__((aligned(n)))
@@ -25,12 +26,18 @@ inline cudaError_t cudaMemGetInfo(size_t* f, size_t* t) {  // the emulated devic
   *f = g.cap ? g.cap - g.used : size_t(1) << 34;
   return 0;
 }
+// Events as host timestamps: emulated launches and copies finish before they return, so the time
+// between two records is the emulated work queued between them.
+struct CUevent_st { std::chrono::steady_clock::time_point t; };
 typedef struct CUevent_st* cudaEvent_t;
-inline cudaError_t cudaEventCreate(cudaEvent_t* e) { *e = nullptr; return 0; }
-inline cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return 0; }
+inline cudaError_t cudaEventCreate(cudaEvent_t* e) { *e = new CUevent_st{std::chrono::steady_clock::now()}; return 0; }
+inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) { if (e) e->t = std::chrono::steady_clock::now(); return 0; }
 inline cudaError_t cudaEventSynchronize(cudaEvent_t) { return 0; }
-inline cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t, cudaEvent_t) { *ms = 1; return 0; }
-inline cudaError_t cudaEventDestroy(cudaEvent_t) { return 0; }
+inline cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b) {
+  *ms = std::chrono::duration<float, std::milli>(b->t - a->t).count();
+  return 0;
+}
+inline cudaError_t cudaEventDestroy(cudaEvent_t e) { delete e; return 0; }
 struct EmuDeviceProp { char name[256]; int major, minor; size_t totalGlobalMem; };
 inline cudaError_t EmuGetDeviceProperties(EmuDeviceProp* p, int) {
   std::strcpy(p->name, "host emulator of CUDA blocks/threads, not a GPU");

@@ -25,8 +25,10 @@ mkdir -p "$out"
 archs=${STARKV_CUDA_ARCHS:-90}
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >"$out/gpu.txt" 2>&1
 cat "$out/gpu.txt"
+# (CUDA 12 wheels: nvidia/cublas/lib; CUDA 13 wheels: nvidia/cu13/lib; a toolkit: lib64 or targets/.../lib)
 for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
-  $(python3 -c 'import nvidia, os; [print(os.path.join(p, "cublas", "lib")) for p in nvidia.__path__]' 2>/dev/null); do
+  $(ls -d /usr/local/cuda-*/lib64 /usr/local/cuda-*/targets/x86_64-linux/lib 2>/dev/null) \
+  $(python3 -c 'import nvidia, glob, os; [print(os.path.dirname(f)) for p in nvidia.__path__ for f in sorted(glob.glob(os.path.join(p, "**", "libcublas.so*"), recursive=True))]' 2>/dev/null | uniq); do
   if ls "$d"/libcublas.so* >/dev/null 2>&1; then
     export LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     echo "cuBLAS: $(ls "$d"/libcublas.so* | head -1)"

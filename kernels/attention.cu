@@ -212,13 +212,12 @@ void Launch(cudaStream_t s, const DevAttn& d, dim3 grid) {
   CheckLaunch("Attention");
 }
 
-
 // ---- tensor-core attention (bf16 operands, fp32 accumulators and softmax) ----
 // A block is 4 warps over 64 consecutive query rows of one query head (grid: row tiles x heads); each
 // warp owns 16 rows. Q's 16 x hdp tile sits in wmma fragments (hdp = hd rounded up to 16, at most 128;
-// the padding is zeros). Per tile of 64 keys the block stages K and V as bf16 in shared memory, then each
-// warp whose rows see some key of the tile: S = Q K^T (4 column blocks of 16 keys, fp32) to shared
-// memory; lanes (row r = lane & 15, half = lane >> 4 of the 64 columns) mask, scale, take the row max
+// the padding is zeros). Per tile of 64 keys the block copies K and V (bf16 copies made once per call by
+// TcKvKernel) into shared memory, then each warp whose rows see some key of the tile: S = Q K^T (4
+// column blocks of 16 keys, fp32) to shared memory; lanes (row r = lane & 15, half = lane >> 4 of the 64 columns) mask, scale, take the row max
 // and exp-sum with the partner lane (lane ^ 16), rescale the row's fp32 output accumulator O in shared
 // memory and write P as bf16 over S; then O += P V (accumulator tiles loaded from O, 4 key steps,
 // stored back). At the end O / l goes out. Shared memory: 2 * 64 * (hdp + 8) bf16 for K and V, per warp

@@ -40,3 +40,23 @@ export function parseChoiceOpt<T extends string>(v: string | undefined, name: st
   if (!(choices as readonly string[]).includes(v)) throw new UsageError(`--${name} '${v}' must be one of ${choices.join(', ')}`);
   return v as T;
 }
+
+/** An op profile (Engine.opProfile) beside the wall time of the generate it covers. */
+export interface OpProfileReport {
+  /** vision + prefill + decode of the generate */
+  wallMs: number;
+  /** the ops' sum (on a GPU device time: wallMs - opsMs is where the device waited for the host) */
+  opsMs: number;
+  ops: Array<{ op: string; calls: number; ms: number }>;
+}
+
+export function opProfileReport(ops: OpProfileReport['ops'], t: { visionMs: number; prefillMs: number; decodeMs: number }): OpProfileReport {
+  return { wallMs: t.visionMs + t.prefillMs + t.decodeMs, opsMs: ops.reduce((a, o) => a + o.ms, 0), ops };
+}
+
+/** The op profile as text: each op's time and share of the wall time, and what no op accounts for. */
+export function profileText(p: OpProfileReport): string {
+  const pct = (ms: number) => `${((100 * ms) / p.wallMs).toFixed(1)}%`;
+  const rows = p.ops.map((o) => `           ${o.op.padEnd(30)} ${o.ms.toFixed(1).padStart(10)} ms ${pct(o.ms).padStart(6)}  ${o.calls} calls`);
+  return [`profile: ${p.opsMs.toFixed(0)} ms in backend ops of ${p.wallMs.toFixed(0)} ms (vision + prefill + decode); not in any op: ${(p.wallMs - p.opsMs).toFixed(0)} ms (${pct(p.wallMs - p.opsMs)})`, ...rows].join('\n');
+}

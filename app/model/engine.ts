@@ -313,7 +313,8 @@ export class Engine {
 
   /**
    * The backend's op profile: what it collected since the last call (most time first), then profiling
-   * `on` or off. Queued behind running calls, so it covers whole generations.
+   * `on` or off. Queued in the engine behind the calls already there, so it covers whole generations
+   * (a generate is queued once its images are read and preprocessed).
    */
   opProfile(on: boolean): Promise<OpTime[]> {
     return this.native.opProfile(on);

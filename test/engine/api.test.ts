@@ -29,6 +29,24 @@ describe('generate', () => {
     expect(r.stopReason).toBe('length');
     expect(r.timings.generatedTokens).toBe(12);
   });
+  it('profiles the backend ops of whole generations, only while the profile is on', async () => {
+    await engine.opProfile(false); // whatever an earlier test left
+    await engine.generate({ ids: prompt, images: [img], maxNewTokens: 3, stopTokens: [] });
+    expect(await engine.opProfile(true)).toEqual([]); // off: nothing counted
+    let started!: () => void;
+    const firstToken = new Promise<void>((res) => (started = res));
+    const running = engine.generate({ ids: prompt, images: [img], maxNewTokens: 5, stopTokens: [], onToken: () => started() });
+    await firstToken; // the generate runs in the engine (images are read before it is queued)
+    const prof = await engine.opProfile(false); // queued behind the running generate: covers all of it
+    await running;
+    const calls = Object.fromEntries(prof.map((o) => [o.op, o.calls]));
+    // qwen2_5vl-tiny: 4 vision blocks and 2 text layers; 5 tokens = the prefill's and 4 decode steps.
+    expect(calls['attention prefill']).toBe(4 + 2);
+    expect(calls['attention decode (< 16 rows)']).toBe(4 * 2);
+    expect(calls.sample).toBe(5);
+    expect(prof.map((o) => o.ms)).toEqual([...prof.map((o) => o.ms)].sort((a, b) => b - a)); // most time first
+    expect(await engine.opProfile(false)).toEqual([]); // taking it resets it
+  });
   it('stops at a stop token', async () => {
     const first = (await engine.generate({ ids: prompt, images: [img], maxNewTokens: 4, stopTokens: [] })).tokens;
     const r = await engine.generate({ ids: prompt, images: [img], maxNewTokens: 4, stopTokens: [first[1]!] });

@@ -13,7 +13,7 @@ import { writeCheckpoint } from '../../model/checkpoint-writer.ts';
 import { processImage, type RgbImage } from '../../model/preprocess.ts';
 import { parseModelConfig, type ModelConfig } from '../../model/config.ts';
 import { expectedTensors } from '../../model/checkpoint.ts';
-import { formatBytes, parseNumberOpt, UsageError } from '../format.ts';
+import { formatBytes, opProfileReport, parseNumberOpt, profileText, UsageError } from '../format.ts';
 
 /** Patches of the vision block whose attention the limits measure (4 n^2 * 80 * 16 FLOPs: 86 GFLOP). */
 const ATTN_TOKENS = 4096;
@@ -219,11 +219,7 @@ export default async function bench(argv: string[]): Promise<number> {
       memory: engine.memory(),
       // --profile: each kind of backend op's calls and time over the whole generate (prefill and decode);
       // on a GPU device time, so wallMs - opsMs is where the device waited for the host.
-      profile: ops && {
-        wallMs: r.timings.visionMs + r.timings.prefillMs + r.timings.decodeMs,
-        opsMs: ops.reduce((a, o) => a + o.ms, 0),
-        ops,
-      },
+      profile: ops && opProfileReport(ops, r.timings),
     };
     if (values.out) writeFileSync(values.out, JSON.stringify(report, null, 2));
     if (values.json) process.stdout.write(JSON.stringify(report) + '\n');
@@ -328,9 +324,3 @@ function visionBytes(e: Engine): number {
   return e.checkpoint.tensors.filter((t) => t.name.startsWith('model.visual.')).reduce((a, t) => a + t.nbytes, 0);
 }
 
-/** The op profile as text: each op's time and share of the run's wall time, and what no op accounts for. */
-export function profileText(p: { wallMs: number; opsMs: number; ops: Array<{ op: string; calls: number; ms: number }> }): string {
-  const pct = (ms: number) => `${((100 * ms) / p.wallMs).toFixed(1)}%`;
-  const rows = p.ops.map((o) => `           ${o.op.padEnd(30)} ${o.ms.toFixed(1).padStart(10)} ms ${pct(o.ms).padStart(6)}  ${o.calls} calls`);
-  return [`profile: ${p.opsMs.toFixed(0)} ms in backend ops of ${p.wallMs.toFixed(0)} ms (vision + prefill + decode); not in any op: ${(p.wallMs - p.opsMs).toFixed(0)} ms (${pct(p.wallMs - p.opsMs)})`, ...rows].join('\n');
-}

@@ -1,12 +1,13 @@
 // `starkv generate`: one prompt (text or ids) with images through the in-process engine.
 import { parseArgs } from 'node:util';
 import { Engine } from '../../model/engine.ts';
-import { parseIdList, parseNumberOpt, UsageError } from '../format.ts';
+import { opProfileReport, parseIdList, parseNumberOpt, profileText, UsageError } from '../format.ts';
 
 const USAGE = `usage: starkv generate --model <dir> (--prompt TEXT | --input-ids 1,2,3) [--image a.png ...]
-       [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--threads N] [--device auto|cpu|cuda[:N]] [--cpu-matmul fp32|bf16|auto] [--weights auto|mapped|resident] [--json]
+       [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--threads N] [--device auto|cpu|cuda[:N]] [--cpu-matmul fp32|bf16|auto] [--weights auto|mapped|resident] [--profile] [--json]
   --input-ids is the full id sequence, with vision_start, the image pad tokens and vision_end;
-  the images fill the pad runs in order. --prompt is wrapped in the checkpoint's chat template.`;
+  the images fill the pad runs in order. --prompt is wrapped in the checkpoint's chat template.
+  --profile: the time of each kind of backend op (device time on a GPU) beside the generate's wall time.`;
 
 export default async function generate(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -26,6 +27,7 @@ export default async function generate(argv: string[]): Promise<number> {
       'cpu-matmul': { type: 'string' },
       weights: { type: 'string' },
       json: { type: 'boolean' },
+      profile: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -55,6 +57,7 @@ export default async function generate(argv: string[]): Promise<number> {
     const stream = !values.json && engine.text;
     let printed = 0;
     const streamed: number[] = [];
+    if (values.profile) await engine.opProfile(true);
     const r = await engine.generate({
       ids,
       messages: values.prompt ? [{ role: 'user', content: [...images.map(() => ({ type: 'image' as const })), { type: 'text' as const, text: values.prompt }] }] : undefined,
@@ -71,6 +74,7 @@ export default async function generate(argv: string[]): Promise<number> {
           }
         : undefined,
     });
+    const profile = values.profile ? opProfileReport(await engine.opProfile(false), r.timings) : null;
     if (values.json) {
       const out = {
         tokens: r.tokens,
@@ -82,6 +86,7 @@ export default async function generate(argv: string[]): Promise<number> {
         timings: { loadMs, ...r.timings },
         memory: engine.memory(),
         engine: engine.info(),
+        ...(profile ? { profile } : {}),
       };
       process.stdout.write(JSON.stringify(out) + '\n');
     } else {
@@ -92,6 +97,7 @@ export default async function generate(argv: string[]): Promise<number> {
           `prefill ${t.prefillMs.toFixed(0)} ms, decode ${t.decodeMs.toFixed(0)} ms` +
           (t.generatedTokens > 1 && t.decodeMs > 0 ? ` (${((1000 * (t.generatedTokens - 1)) / t.decodeMs).toFixed(1)} tok/s)` : '') + '\n',
       );
+      if (profile) process.stdout.write(profileText(profile) + '\n');
     }
     return r.stopReason === 'cancelled' ? 130 : 0;
   } finally {

@@ -159,6 +159,10 @@ CudaBackend::CudaBackend(MemoryAccount* account, int device, int host_threads)
 CudaBackend::~CudaBackend() {
   Use();
   cudaStreamSynchronize(S(stream_));
+  for (const PendingOp& o : pending_ops_) {  // an op profile nobody took
+    cudaEventDestroy(static_cast<cudaEvent_t>(o.begin));
+    cudaEventDestroy(static_cast<cudaEvent_t>(o.end));
+  }
   {
     std::lock_guard<std::mutex> lk(cache_mu_);
     closing_ = true;  // from here on freed blocks go back to the driver

@@ -246,7 +246,6 @@ std::vector<OpTime> CudaBackend::TakeOpProfile() {
   return profile_.Take();
 }
 
-
 std::string CudaBackend::GemmName() const { return gemm_->Name(); }
 
 bool CudaBackend::DeviceMemory(int64_t* free_bytes, int64_t* total_bytes) const {

@@ -29,6 +29,12 @@ export default async function devices(argv: string[]): Promise<number> {
     lines.push(`cuda     built for sm_${cuda.archs.join(', sm_')} (cudart static; cuBLAS loaded at run time when installed)`);
     for (const d of cuda.devices) lines.push(`cuda:${d.index}   ${d.name} (sm_${String(d.cc).replace('.', '')}), ${gib(d.freeBytes)} free of ${gib(d.totalBytes)}`);
     if (cuda.devices.length === 0) lines.push(`         ${cuda.error}; --device auto runs on the CPU`);
+    else
+      lines.push(
+        process.env.STARKV_CUDA_ATTN === 'fp32'
+          ? '         attention: the fp32 kernel for every model (STARKV_CUDA_ATTN=fp32)'
+          : '         attention: tensor cores (bf16) for the prefill and vision blocks of bf16 models, fp32 otherwise (STARKV_CUDA_ATTN=fp32 keeps fp32)',
+      );
   }
   process.stdout.write(lines.join('\n') + '\n');
   return 0;

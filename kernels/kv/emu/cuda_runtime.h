@@ -21,6 +21,7 @@
 #include <atomic>
 #include <cstdio>
 #include <map>
+#include <string>
 #include <barrier>
 #include <cstdint>
 #include <cstdlib>
@@ -44,8 +45,22 @@ enum cudaMemcpyKind { cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost, cudaMemcpy
 enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize };
 typedef struct CUstream_st* cudaStream_t;
 struct cudaDeviceProp { char name[256]; int major, minor; };
-inline const char* cudaGetErrorString(cudaError_t) { return "emu error"; }
-inline cudaError_t cudaGetLastError() { return 0; }
+namespace emu {
+// The last launch error (as a GPU's sticky-free launch errors: cudaGetLastError returns and clears it).
+inline std::mutex& LaunchErrorMu() { static std::mutex m; return m; }
+inline int& LaunchError() { static int e = 0; return e; }
+inline std::string& LaunchErrorText() { static std::string t; return t; }
+}  // namespace emu
+inline const char* cudaGetErrorString(cudaError_t e) {
+  if (e == 1) return "invalid argument (emulator: a launch asked for more dynamic shared memory than allowed)";
+  return "emu error";
+}
+inline cudaError_t cudaGetLastError() {
+  std::lock_guard<std::mutex> lk(emu::LaunchErrorMu());
+  const int e = emu::LaunchError();
+  emu::LaunchError() = 0;
+  return e;
+}
 inline cudaError_t cudaGetDeviceCount(int* n) { *n = 1; return 0; }
 inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int) { std::strcpy(p->name, "host emulator of CUDA blocks/threads, not a GPU"); p->major = 0; p->minor = 0; return 0; }
 namespace emu {
@@ -150,7 +165,26 @@ inline cudaError_t cudaMemset(void* d, int v, size_t n) {
 }
 inline cudaError_t cudaMemsetAsync(void* d, int v, size_t n, cudaStream_t = nullptr) { return cudaMemset(d, v, n); }
 inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return 0; }
-template <typename F> cudaError_t cudaFuncSetAttribute(F, cudaFuncAttribute, int) { return 0; }
+namespace emu {
+// Dynamic shared memory per block, as the GPUs we build for allow it: 48 KB without asking; more only up
+// to what cudaFuncSetAttribute(MaxDynamicSharedMemorySize) raised for that kernel, and never above
+// STARKV_EMU_SMEM_MAX bytes (default 101376 = 99 KB, sm_86/sm_89's opt-in limit, the smallest of ours).
+inline size_t SmemMax() {
+  static const size_t m = [] {
+    const char* v = std::getenv("STARKV_EMU_SMEM_MAX");
+    return v && *v ? static_cast<size_t>(std::strtoull(v, nullptr, 10)) : size_t(101376);
+  }();
+  return m;
+}
+inline std::mutex& SmemMu() { static std::mutex m; return m; }
+inline std::map<const void*, size_t>& SmemOptIn() { static std::map<const void*, size_t> m; return m; }
+}  // namespace emu
+template <typename F> cudaError_t cudaFuncSetAttribute(F f, cudaFuncAttribute, int v) {
+  if (v < 0 || static_cast<size_t>(v) > emu::SmemMax()) return 1;  // cudaErrorInvalidValue, as a GPU answers
+  std::lock_guard<std::mutex> lk(emu::SmemMu());
+  emu::SmemOptIn()[reinterpret_cast<const void*>(f)] = static_cast<size_t>(v);
+  return 0;
+}
 
 namespace emu {
 inline thread_local unsigned char* dyn_smem = nullptr;
@@ -162,6 +196,21 @@ struct Launcher {
   dim3 g, b; size_t smem;
   Launcher(dim3 g_, dim3 b_, size_t s = 0, cudaStream_t = nullptr) : g(g_), b(b_), smem(s) {}
   template <typename K, typename... A> void run(K kernel, A... args) {
+    if (smem > 48 * 1024) {  // a GPU refuses the launch (invalid argument) unless the kernel opted in
+      size_t allowed = 48 * 1024;
+      {
+        std::lock_guard<std::mutex> lk(SmemMu());
+        auto it = SmemOptIn().find(reinterpret_cast<const void*>(kernel));
+        if (it != SmemOptIn().end()) allowed = it->second;
+      }
+      if (smem > allowed || smem > SmemMax()) {
+        std::fprintf(stderr, "emulator: launch refused: %zu bytes of dynamic shared memory, %zu allowed for this kernel\n",
+                     smem, allowed < SmemMax() ? allowed : SmemMax());
+        std::lock_guard<std::mutex> lk(LaunchErrorMu());
+        LaunchError() = 1;
+        return;
+      }
+    }
     std::lock_guard<std::recursive_mutex> one(StreamMutex());
     DeviceAccess access;
     const bool trace = TraceFile() != nullptr;

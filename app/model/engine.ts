@@ -1,5 +1,6 @@
 // The in-process engine from TypeScript: loads a checkpoint folder into the native engine and runs
 // cancellable, streaming generation. Everything heavy runs on the engine's own worker thread.
+import os from 'node:os';
 import { loadAddon } from '../native.ts';
 import { kvBytesPerToken, openCheckpoint, type Checkpoint } from './checkpoint.ts';
 import { batchImages, decodeImage, ImageError, processImage, readPreprocessorConfig, type PreprocessorConfig, type ProcessedImage } from './preprocess.ts';
@@ -118,6 +119,7 @@ export class Engine {
    * page-cache pages are page-walk bound: UI-TARS-1.5-7B decoded 2x faster here) or 'auto' (default:
    * resident when the checkpoint is 2 GiB or more and twice it fits in the available memory with 4 GiB
    * to spare: the copy and the page cache it is read from; with less, every load reads the disk).
+   * `threads` (default: all): at most the threads the hardware runs at once; more would only contend.
    */
   static async load(dir: string, opts: { threads?: number; device?: string; cpuMatmul?: string; weights?: string } = {}): Promise<Engine> {
     const device = parseDevice(opts.device);
@@ -134,7 +136,7 @@ export class Engine {
       config,
       files: ck.files,
       tensors: ck.tensors.map((t) => ({ name: t.name, file: t.file, dtype: t.dtype, shape: t.shape, offset: t.offset, nbytes: t.nbytes })),
-      threads: opts.threads,
+      threads: opts.threads === undefined ? undefined : Math.min(opts.threads, Math.max(1, os.availableParallelism())),
       device,
       cpuMatmul,
       weights,

@@ -2,6 +2,7 @@
 // it runs on the CPU, an explicit CUDA request is a clear error in the CLI and a CPU fallback with a
 // warning in the app, and a malformed device string names what was wrong.
 import { spawnSync } from 'node:child_process';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EngineCache, engineMemory } from '../../app/host/backends.ts';
@@ -156,5 +157,21 @@ describe('device selection', () => {
     } finally {
       cache.dispose();
     }
+  });
+
+  it('more threads than the hardware runs at once are clamped to it, with a note from the CLI', async () => {
+    const hw = os.availableParallelism();
+    const e = await Engine.load(MODEL, { threads: hw + 997 });
+    try {
+      expect(e.info().threads).toBe(hw);
+    } finally {
+      await e.dispose();
+    }
+    const r = spawnSync(process.execPath, ['bin/starkv.js', 'generate', '--model', MODEL, '--input-ids', '1,2,3', '--max-new-tokens', '1', '--threads', String(hw + 997)], { cwd: ROOT, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toContain(`note: --threads ${hw + 997} is more than the ${hw} hardware threads here; using ${hw}`);
+    const zero = spawnSync(process.execPath, ['bin/starkv.js', 'generate', '--model', MODEL, '--input-ids', '1,2,3', '--threads', '0'], { cwd: ROOT, encoding: 'utf8' });
+    expect(zero.status).toBe(2);
+    expect(zero.stderr).toContain("--threads '0' must be an integer >= 1");
   });
 });

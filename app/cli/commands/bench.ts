@@ -13,7 +13,7 @@ import { writeCheckpoint } from '../../model/checkpoint-writer.ts';
 import { processImage, type RgbImage } from '../../model/preprocess.ts';
 import { parseModelConfig, type ModelConfig } from '../../model/config.ts';
 import { expectedTensors } from '../../model/checkpoint.ts';
-import { formatBytes, opProfileReport, parseNumberOpt, profileText, UsageError } from '../format.ts';
+import { formatBytes, opProfileReport, parseNumberOpt, parseThreadsOpt, profileText, UsageError } from '../format.ts';
 
 /** Patches of the vision block whose attention the limits measure (4 n^2 * 80 * 16 FLOPs: 86 GFLOP). */
 const ATTN_TOKENS = 4096;
@@ -129,7 +129,7 @@ export default async function bench(argv: string[]): Promise<number> {
   const shape = SHAPES[shapeKey as keyof typeof SHAPES];
   const fraction = parseNumberOpt(values.fraction, 'fraction', { min: 0.01, max: 1 }) ?? shape.fraction;
   const decodeTokens = parseNumberOpt(values['decode-tokens'], 'decode-tokens', { int: true, min: 2 }) ?? 16;
-  const threads = parseNumberOpt(values.threads, 'threads', { int: true, min: 1 }) ?? os.cpus().length;
+  const threads = parseThreadsOpt(values.threads) ?? os.availableParallelism();
   const W = parseNumberOpt(values.width, 'width', { int: true, min: 28 }) ?? 1920;
   const H = parseNumberOpt(values.height, 'height', { int: true, min: 28 }) ?? 1080;
   const log = (s: string) => process.stderr.write(s + '\n');

@@ -5,7 +5,7 @@ import { Engine } from '../../model/engine.ts';
 import { Episode, type Protocol, type TurnResult } from '../../model/episode.ts';
 import { processImage, type ProcessedImage, type RgbImage } from '../../model/preprocess.ts';
 import { KV_METHOD_NAMES } from '../../protocol.ts';
-import { formatBytes, parseChoiceOpt, parseNumberOpt, UsageError } from '../format.ts';
+import { formatBytes, parseChoiceOpt, parseNumberOpt, parseThreadsOpt, UsageError } from '../format.ts';
 
 const USAGE = `usage: starkv episode --model <dir> [--method starkv] [--budget 20 | --cap-tokens N] [--steps 5]
        [--image a.png ...] [--task TEXT] [--history 5] [--protocol persistent|reference] [--max-new-tokens 32]
@@ -71,7 +71,7 @@ export default async function episode(argv: string[]): Promise<number> {
     params[m[1]!] = v === 'true' ? true : v === 'false' ? false : Number.isFinite(Number(v)) && v !== '' ? Number(v) : v;
   }
   const steps = parseNumberOpt(values.steps, 'steps', { int: true, min: 1 }) ?? 5;
-  const engine = await Engine.load(values.model, { threads: parseNumberOpt(values.threads, 'threads', { int: true, min: 1 }), device: values.device, cpuMatmul: values['cpu-matmul'] as string | undefined, weights: values.weights as string | undefined });
+  const engine = await Engine.load(values.model, { threads: parseThreadsOpt(values.threads), device: values.device, cpuMatmul: values['cpu-matmul'] as string | undefined, weights: values.weights as string | undefined });
   const ac = new AbortController();
   const onSigint = () => ac.abort();
   process.once('SIGINT', onSigint);

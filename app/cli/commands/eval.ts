@@ -9,7 +9,7 @@ import { runGrounding } from '../../eval/run-grounding.ts';
 import { writeAgentNetFixture, writeGroundingFixture, writeTrajectoryFixture } from '../../eval/fixture.ts';
 import { runTrajectories } from '../../eval/run-trajectory.ts';
 import { KV_METHOD_NAMES } from '../../protocol.ts';
-import { parseChoiceOpt, parseNumberOpt, UsageError } from '../format.ts';
+import { parseChoiceOpt, parseNumberOpt, parseThreadsOpt, UsageError } from '../format.ts';
 
 const USAGE = `usage:
   starkv eval grounding --model <dir> --data <folder> [--methods starkv,guikv,snapkv,full] [--budgets 5,10,20,40]
@@ -103,7 +103,7 @@ export default async function evalCmd(argv: string[]): Promise<number> {
   const budgets = (values.budgets ?? '5,10,20,40').split(',').map((b) => parseNumberOpt(b.trim(), 'budgets', { above: 0, max: 100 })!);
   const protocol = parseChoiceOpt(values.protocol, 'protocol', ['persistent', 'reference'] as const, 'persistent');
   const prompt = parseChoiceOpt(values.prompt, 'prompt', ['standard', 'papers'] as const, 'standard');
-  const threads = parseNumberOpt(values.threads, 'threads', { int: true, min: 1 });
+  const threads = parseThreadsOpt(values.threads);
   const limit = parseNumberOpt(values.limit, 'limit', { int: true, min: 1 });
   const maxNewTokens = parseNumberOpt(values['max-new-tokens'], 'max-new-tokens', { int: true, min: 1 });
   const historyImages = parseNumberOpt(values.history, 'history', { int: true, min: 1 });

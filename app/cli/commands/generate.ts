@@ -1,7 +1,7 @@
 // `starkv generate`: one prompt (text or ids) with images through the in-process engine.
 import { parseArgs } from 'node:util';
 import { Engine } from '../../model/engine.ts';
-import { opProfileReport, parseIdList, parseNumberOpt, profileText, UsageError } from '../format.ts';
+import { opProfileReport, parseIdList, parseNumberOpt, parseThreadsOpt, profileText, UsageError } from '../format.ts';
 
 const USAGE = `usage: starkv generate --model <dir> (--prompt TEXT | --input-ids 1,2,3) [--image a.png ...]
        [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--threads N] [--device auto|cpu|cuda[:N]] [--cpu-matmul fp32|bf16|auto] [--weights auto|mapped|resident] [--profile] [--json]
@@ -38,7 +38,7 @@ export default async function generate(argv: string[]): Promise<number> {
   if (!values.model || (!values.prompt && !values['input-ids']) || (values.prompt && values['input-ids'])) throw new UsageError('give --model and exactly one of --prompt or --input-ids');
   // Every option is checked before the checkpoint loads.
   const maxNewTokens = parseNumberOpt(values['max-new-tokens'], 'max-new-tokens', { int: true, min: 1 }) ?? 64;
-  const threads = parseNumberOpt(values.threads, 'threads', { int: true, min: 1 });
+  const threads = parseThreadsOpt(values.threads);
   const ids = values['input-ids'] ? parseIdList(values['input-ids'], '--input-ids') : undefined;
   const sampling = {
     temperature: parseNumberOpt(values.temperature, 'temperature', { min: 0 }),

@@ -15,7 +15,7 @@ import { Engine } from '../../model/engine.ts';
 import { KV_METHOD_NAMES } from '../../protocol.ts';
 import { writeReport } from '../../store/report.ts';
 import { EpisodeWriter } from '../../store/trajectory.ts';
-import { parseChoiceOpt, parseNumberOpt, UsageError } from '../format.ts';
+import { parseChoiceOpt, parseNumberOpt, parseThreadsOpt, UsageError } from '../format.ts';
 
 const USAGE = `usage: starkv run --task "..." (--endpoint URL --model NAME | --checkpoint DIR) [options]
 
@@ -179,7 +179,7 @@ export default async function run(argv: string[]): Promise<number> {
     }
     const method = parseChoiceOpt(values['kv-method'] as string | undefined, 'kv-method', KV_METHOD_NAMES, 'starkv');
     const budget = parseNumberOpt(values['kv-budget'] as string | undefined, 'kv-budget', { above: 0, max: 100 }) ?? 20;
-    const threads = num(values.threads, 'threads', 1, true);
+    const threads = parseThreadsOpt(values.threads as string | undefined);
     const timeoutS = num(values.timeout, 'timeout', 1) ?? 120;
     const retries = num(values.retries, 'retries', 0, true);
     // The desktop first: no X display is a quick error, not one after a long model load.

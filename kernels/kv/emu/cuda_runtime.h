@@ -1,8 +1,18 @@
 // Host emulation of the CUDA subset that kernels/kv uses, for checking the kernels' LOGIC on a machine
 // without a GPU (run.sh): each block runs as one std::thread per CUDA thread, __syncthreads is a
-// std::barrier, warp shuffles/ballots go through a per-warp slot array and barrier, atomics take a
+// barrier, warp shuffles/ballots go through a per-warp slot array and barrier, atomics take a
 // mutex, blocks run one after another and launches from several host threads one at a time, as on one
-// stream (so __shared__ variables can be plain statics). It is NOT a GPU:
+// stream (so __shared__ variables can be plain statics).
+//
+// STARKV_EMU_ORDER picks how a block's threads interleave: unset or "parallel", freely (the OS decides);
+// "forward", "reverse" or "random[:SEED]", one thread at a time (fibers on one host thread, so also
+// faster than the OS threads of the parallel mode), switching only where a thread waits at
+// __syncthreads, __syncwarp, a shuffle or a ballot (or exits): forward runs the threads of every stretch
+// between two barriers in thread order, reverse in the opposite order, random in a seeded random order.
+// A kernel whose threads are correctly synchronised gives the same bytes under every order (our atomics
+// only count, so their order does not show); a missing barrier, a read of another thread's write in the
+// same stretch, shows as a difference between orders (compare STARKV_EMU_TRACE files, or the results).
+// A barrier that not every thread of the block reaches is reported as a deadlock, not hung on. It is NOT a GPU:
 // it says nothing about the memory model, occupancy, shared-memory limits, the device math library or
 // speed. Never built into the engine.
 //
@@ -15,6 +25,7 @@
 #include <execinfo.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,7 +34,10 @@
 #include <map>
 #include <string>
 #include <barrier>
+#include <condition_variable>
 #include <cstdint>
+#include <random>
+#include <functional>
 #include <cstdlib>
 #include <cstring>
 #include <cmath>
@@ -189,9 +203,144 @@ template <typename F> cudaError_t cudaFuncSetAttribute(F f, cudaFuncAttribute, i
 namespace emu {
 inline thread_local unsigned char* dyn_smem = nullptr;
 inline std::mutex atomic_mu;
-struct Warp { std::unique_ptr<std::barrier<>> bar; uint64_t slot[32]; };
+// STARKV_EMU_ORDER (see the top of this file): 0 parallel, 1 forward, 2 reverse, 3 random.
+struct OrderMode { int mode = 0; uint64_t seed = 0; };
+inline OrderMode& Order() {  // read from the environment once; tests may set it
+  static OrderMode m = [] {
+    OrderMode o;
+    const char* v = std::getenv("STARKV_EMU_ORDER");
+    const std::string s = v ? v : "";
+    if (s.empty() || s == "parallel") return o;
+    if (s == "forward") o.mode = 1;
+    else if (s == "reverse") o.mode = 2;
+    else if (s.rfind("random", 0) == 0) {
+      o.mode = 3;
+      o.seed = s.size() > 7 && s[6] == ':' ? std::strtoull(s.c_str() + 7, nullptr, 10) : 1;
+    } else {
+      std::fprintf(stderr, "emulator: STARKV_EMU_ORDER=%s is none of parallel, forward, reverse, random[:SEED]\n", s.c_str());
+      std::exit(2);
+    }
+    return o;
+  }();
+  return m;
+}
+// One thread of a block at a time (an ordered mode): each CUDA thread is a fiber (ucontext) on the one
+// host thread that runs the block, and the running fiber hands the block over at each wait, switching
+// threadIdx and the warp with it. The fibers' stacks (256 KB each, reserved lazily) are reused across
+// launches.
+struct Serial {
+  static constexpr size_t kStack = size_t(256) << 10;
+  std::vector<ucontext_t> ctx;
+  ucontext_t main_ctx{};
+  std::vector<unsigned> order;  // position -> thread
+  std::vector<unsigned> pos;    // thread -> position
+  std::vector<char> runnable, done;
+  std::mt19937_64 rng;
+  unsigned n_done = 0;
+  void (*set_thread)(unsigned) = nullptr;  // makes `t` the current CUDA thread (threadIdx, warp)
+  std::function<void()> body;              // the kernel for the current thread
+  static std::vector<void*>& Stacks() { static std::vector<void*> v; return v; }
+  Serial(unsigned nt, int mode, uint64_t seed) : ctx(nt), order(nt), pos(nt), runnable(nt, 1), done(nt, 0), rng(seed) {
+    for (unsigned t = 0; t < nt; ++t) order[t] = mode == 2 ? nt - 1 - t : t;
+    if (mode == 3) std::shuffle(order.begin(), order.end(), rng);
+    for (unsigned i = 0; i < nt; ++i) pos[order[i]] = i;
+    auto& st = Stacks();
+    while (st.size() < nt) {
+      void* m = mmap(nullptr, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+      if (m == MAP_FAILED) { std::perror("emulator: fiber stack"); std::abort(); }
+      st.push_back(m);
+    }
+  }
+  static void Entry(unsigned lo, unsigned hi) {
+    auto* self = reinterpret_cast<Serial*>((static_cast<uintptr_t>(hi) << 32) | lo);
+    self->body();  // runs the kernel, drops the barriers and Exits: never returns here
+    std::abort();
+  }
+  void Prepare(ucontext_t* c, void* stack) {
+    const uintptr_t me = reinterpret_cast<uintptr_t>(this);
+    getcontext(c);  // returns once: makecontext below gives the context its own entry point
+    c->uc_stack.ss_sp = stack;
+    c->uc_stack.ss_size = kStack;
+    c->uc_link = nullptr;
+    makecontext(c, reinterpret_cast<void (*)()>(&Entry), 2, static_cast<unsigned>(me & 0xffffffffu),
+                static_cast<unsigned>(me >> 32));
+  }
+  // Runs the block: every fiber from its start, the first in the order first; returns when all exited.
+  void Run() {
+    for (size_t t = 0; t < ctx.size(); ++t) Prepare(&ctx[t], Stacks()[t]);
+    set_thread(order[0]);
+    swapcontext(&main_ctx, &ctx[order[0]]);
+  }
+  // The next thread to run after `self` (cyclically in the order; random picks any runnable one), or -1.
+  int Next(unsigned self) {
+    const unsigned nt = static_cast<unsigned>(order.size());
+    if (Order().mode == 3) {
+      std::vector<unsigned> r;
+      for (unsigned t = 0; t < nt; ++t) if (runnable[t]) r.push_back(t);
+      return r.empty() ? -1 : static_cast<int>(r[rng() % r.size()]);
+    }
+    for (unsigned i = 1; i <= nt; ++i) {
+      const unsigned t = order[(pos[self] + i) % nt];
+      if (runnable[t]) return static_cast<int>(t);
+    }
+    return -1;
+  }
+  // `self` stops (waits or exits): run the next runnable thread; come back when `self` may run again.
+  void Switch(unsigned self) {
+    const int n = Next(self);
+    if (n < 0) {
+      if (n_done == order.size()) setcontext(&main_ctx);  // the block is finished
+      std::fprintf(stderr, "emulator: deadlock: every live thread of the block waits at a barrier that not "
+                           "all of its threads reach (a GPU hangs or misbehaves here too)\n");
+      std::abort();
+    }
+    if (static_cast<unsigned>(n) == self) return;
+    set_thread(static_cast<unsigned>(n));
+    if (done[self]) setcontext(&ctx[static_cast<size_t>(n)]);
+    swapcontext(&ctx[self], &ctx[static_cast<size_t>(n)]);
+  }
+  void Exit(unsigned self) {
+    done[self] = 1;
+    runnable[self] = 0;
+    ++n_done;
+    Switch(self);
+  }
+};
+inline thread_local Serial* my_serial = nullptr;
+// __syncthreads' and a warp's barrier: a std::barrier, or in an ordered mode the block's Serial's.
+struct Barrier {
+  explicit Barrier(unsigned n, Serial* s) : serial(s), expected(n) {
+    if (!s) bar = std::make_unique<std::barrier<>>(n);
+  }
+  void arrive_and_wait() {
+    if (bar) return bar->arrive_and_wait();
+    const unsigned self = threadIdx.x;
+    if (++arrived == expected) Release();
+    else {
+      serial->runnable[self] = 0;
+      waiters.push_back(self);
+    }
+    serial->Switch(self);
+  }
+  void arrive_and_drop() {
+    if (bar) return bar->arrive_and_drop();
+    --expected;
+    if (arrived > 0 && arrived == expected) Release();
+  }
+ private:
+  void Release() {
+    arrived = 0;
+    for (unsigned w : waiters) serial->runnable[w] = 1;
+    waiters.clear();
+  }
+  std::unique_ptr<std::barrier<>> bar;
+  Serial* serial;
+  unsigned expected, arrived = 0;
+  std::vector<unsigned> waiters;
+};
+struct Warp { std::unique_ptr<Barrier> bar; uint64_t slot[32]; };
 inline thread_local Warp* my_warp = nullptr;
-inline thread_local std::barrier<>* my_block = nullptr;
+inline thread_local Barrier* my_block = nullptr;
 struct Launcher {
   dim3 g, b; size_t smem;
   Launcher(dim3 g_, dim3 b_, size_t s = 0, cudaStream_t = nullptr) : g(g_), b(b_), smem(s) {}
@@ -218,10 +367,37 @@ struct Launcher {
     gridDim = g; blockDim = b;
     const unsigned nt = b.x * b.y * b.z;
     std::vector<unsigned char> sm(smem + 16);
+    static uint64_t launches = 0;  // an ordered mode's random seed varies per launch, reproducibly
+    const uint64_t launch_no = launches++;
     for (unsigned bz = 0; bz < g.z; ++bz) for (unsigned by = 0; by < g.y; ++by) for (unsigned bx = 0; bx < g.x; ++bx) {
-      std::barrier<> block(nt);
+      std::unique_ptr<Serial> serial;
+      if (Order().mode)
+        serial = std::make_unique<Serial>(nt, Order().mode,
+                                          Order().seed * 0x9E3779B97F4A7C15ull + launch_no * 1000003ull + (bz * g.y + by) * g.x + bx);
+      Barrier block(nt, serial.get());
       std::vector<Warp> warps((nt + 31) / 32);
-      for (unsigned w = 0; w < warps.size(); ++w) warps[w].bar = std::make_unique<std::barrier<>>(std::min(32u, nt - 32 * w));
+      for (unsigned w = 0; w < warps.size(); ++w) warps[w].bar = std::make_unique<Barrier>(std::min(32u, nt - 32 * w), serial.get());
+      if (serial) {  // one host thread, a fiber per CUDA thread
+        static thread_local Serial* cur = nullptr;
+        static thread_local std::vector<Warp>* cur_warps = nullptr;
+        cur = serial.get();
+        cur_warps = &warps;
+        blockIdx.x = bx; blockIdx.y = by; blockIdx.z = bz;
+        dyn_smem = sm.data(); my_block = &block; my_serial = cur;
+        serial->set_thread = [](unsigned t) {
+          threadIdx.x = t; threadIdx.y = 0; threadIdx.z = 0;
+          my_warp = &(*cur_warps)[t / 32];
+        };
+        serial->body = [&] {
+          const unsigned t = threadIdx.x;
+          kernel(args...);
+          my_warp->bar->arrive_and_drop();
+          block.arrive_and_drop();
+          cur->Exit(t);
+        };
+        serial->Run();
+        continue;
+      }
       std::vector<std::thread> th;
       for (unsigned t = 0; t < nt; ++t)
         th.emplace_back([&, t] {

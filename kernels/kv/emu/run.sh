@@ -5,8 +5,13 @@
 #   kernels/kv/emu/run.sh            (about 4 minutes on 2 cores; prints the op table)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../../.." && pwd)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+if [ -n "${STARKV_EMU_WORK:-}" ]; then  # keep the emulated binary there (to rerun it, e.g. under STARKV_EMU_ORDER)
+  work=$STARKV_EMU_WORK
+  mkdir -p "$work"
+else
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+fi
 python3 - "$root" "$work" <<'PY'
 import glob, os, re, sys
 root, work = sys.argv[1], sys.argv[2]

@@ -1,0 +1,135 @@
+// Checks the host emulation of CUDA blocks that kernels/emu/run.sh and kernels/kv/emu/run.sh check the
+// CUDA kernels with (kernels/kv/emu/cuda_runtime.h), in particular its ordered modes (STARKV_EMU_ORDER):
+// a correctly synchronised kernel (shared-memory tree reduction, warp shuffles, a ballot, threads that
+// exit early) gives the same result in every order, while a kernel with a missing __syncthreads gives
+// different results in forward and reverse order, which is what makes the modes a race check; a
+// warp barrier that one thread skips is reported as a deadlock instead of hanging. Plain C++ (no GPU, no nvcc).
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "../../kernels/kv/emu/cuda_runtime.h"
+
+namespace {
+int failures = 0;
+void Check(bool ok, const std::string& what) {
+  std::printf("%s %s\n", ok ? "ok  " : "FAIL", what.c_str());
+  if (!ok) ++failures;
+}
+
+constexpr unsigned kThreads = 96;  // three warps, the last one full; odd sizes below
+
+// Sum of x[0..n) per block, synchronised correctly: strided partial sums, a tree in shared memory, the
+// last 32 by shuffles; threads past `live` exit before the first barrier.
+void SumKernel(const float* x, int n, unsigned live, float* out, unsigned* ballots) {
+  static float s[kThreads];
+  const unsigned t = threadIdx.x;
+  if (t >= live) return;
+  float v = 0;
+  for (int i = static_cast<int>(t); i < n; i += static_cast<int>(live)) v += x[i];
+  s[t] = v;
+  __syncthreads();
+  if (t < 32) {
+    float w = 0;
+    for (unsigned j = t; j < live; j += 32) w += s[j];
+    for (int o = 16; o > 0; o >>= 1) w += __shfl_xor_sync(0xffffffffu, w, o);
+    const unsigned b = __ballot_sync(0xffffffffu, w > 0);
+    if (t == 0) {
+      out[blockIdx.x] = w;
+      ballots[blockIdx.x] = b;
+    }
+  }
+}
+
+// The same neighbour exchange with and without the barrier between the writes and the reads.
+void NeighbourKernel(bool barrier, int* out) {
+  static int s[kThreads];
+  const unsigned t = threadIdx.x;
+  s[t] = 0;
+  __syncthreads();
+  s[t] = static_cast<int>(t) + 1;
+  if (barrier) __syncthreads();
+  out[t] = s[(t + 1) % blockDim.x];
+}
+
+// Thread 0 goes on to __syncthreads while the rest of its warp waits for it at __syncwarp.
+void DivergentBarrierKernel(int* out) {
+  if (threadIdx.x != 0) __syncwarp();
+  __syncthreads();
+  out[threadIdx.x] = 1;
+}
+
+std::vector<float> RunSum(int mode, unsigned live, std::vector<unsigned>* ballots) {
+  emu::Order().mode = mode;
+  emu::Order().seed = 11;
+  std::vector<float> x(1000);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 37) % 101) * 0.25f - 3.0f;
+  std::vector<float> out(3, -1);
+  ballots->assign(3, 0);
+  emu::Launcher(dim3(3), dim3(kThreads)).run(SumKernel, x.data(), static_cast<int>(x.size()), live, out.data(),
+                                             ballots->data());
+  return out;
+}
+
+std::vector<int> RunNeighbour(int mode, bool barrier) {
+  emu::Order().mode = mode;
+  std::vector<int> out(kThreads, -1);
+  emu::Launcher(dim3(1), dim3(kThreads)).run(NeighbourKernel, barrier, out.data());
+  return out;
+}
+}  // namespace
+
+int main() {
+  const char* names[] = {"parallel", "forward", "reverse", "random"};
+  for (unsigned live : {kThreads, 77u}) {
+    std::vector<unsigned> b0;
+    const std::vector<float> ref = RunSum(0, live, &b0);
+    double want = 0;
+    for (int i = 0; i < 1000; ++i) want += static_cast<float>((i * 37) % 101) * 0.25f - 3.0f;
+    Check(std::abs(ref[0] - want) < 1e-2 && ref[0] == ref[1] && ref[1] == ref[2],
+          "block sum, " + std::to_string(live) + " live threads: " + std::to_string(ref[0]) + " (want " +
+              std::to_string(want) + ")");
+    for (int mode = 1; mode <= 3; ++mode) {
+      std::vector<unsigned> b;
+      const std::vector<float> got = RunSum(mode, live, &b);
+      Check(got == ref && b == b0, std::string("block sum in ") + names[mode] + " order, " + std::to_string(live) +
+                                       " live threads: the same bytes as parallel");
+    }
+  }
+  // With the barrier every order reads the neighbour's write; without it, forward order reads before the
+  // neighbour wrote and reverse after: the race shows.
+  std::vector<int> want(kThreads);
+  for (unsigned t = 0; t < kThreads; ++t) want[t] = static_cast<int>((t + 1) % kThreads) + 1;
+  for (int mode = 0; mode <= 3; ++mode)
+    Check(RunNeighbour(mode, true) == want, std::string("neighbour exchange with its barrier, ") + names[mode]);
+  const std::vector<int> fwd = RunNeighbour(1, false), rev = RunNeighbour(2, false);
+  Check(fwd != rev, "neighbour exchange without its barrier: forward and reverse orders differ (the race shows)");
+  Check(fwd[0] == 0 && rev[0] == want[0],
+        "without the barrier, forward reads the neighbour's old value (" + std::to_string(fwd[0]) +
+            "), reverse its new one (" + std::to_string(rev[0]) + ")");
+  // A warp barrier thread 0 skips: the ordered mode stops with a deadlock report (in a child process).
+  std::fflush(stdout);
+  int pipefd[2];
+  if (pipe(pipefd) != 0) return 1;
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(pipefd[1], 2);
+    emu::Order().mode = 1;
+    std::vector<int> out(kThreads, 0);
+    emu::Launcher(dim3(1), dim3(kThreads)).run(DivergentBarrierKernel, out.data());
+    _exit(0);
+  }
+  close(pipefd[1]);
+  std::string err;
+  char buf[256];
+  for (ssize_t n; (n = read(pipefd[0], buf, sizeof buf)) > 0;) err.append(buf, static_cast<size_t>(n));
+  int status = 0;
+  waitpid(pid, &status, 0);
+  Check(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT && err.find("deadlock") != std::string::npos,
+        "a warp barrier one thread skips is reported as a deadlock: \"" + err.substr(0, err.find('\n')) + "\"");
+  std::printf("%d failed\n", failures);
+  return failures ? 1 : 0;
+}

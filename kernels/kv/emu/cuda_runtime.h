@@ -79,6 +79,8 @@ inline cudaError_t cudaGetDeviceCount(int* n) { *n = 1; return 0; }
 inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int) { std::strcpy(p->name, "host emulator of CUDA blocks/threads, not a GPU"); p->major = 0; p->minor = 0; return 0; }
 namespace emu {
 // The device-memory guard (see the top of this file).
+struct DeviceGuard;
+inline DeviceGuard& Guard();
 struct DeviceGuard {
   std::recursive_mutex mu;
   std::map<void*, size_t> ranges;  // mapped device allocations (page-rounded)
@@ -98,9 +100,14 @@ struct DeviceGuard {
     for (auto& [p, n] : ranges) mprotect(p, n, prot);
   }
   static void OnFault(int, siginfo_t* si, void*) {
+    bool device = false;  // about to exit: read the map without its lock
+    for (auto& [p, n] : Guard().ranges)
+      device |= si->si_addr >= p && static_cast<char*>(si->si_addr) < static_cast<char*>(p) + n;
     char msg[160];
-    const int len = std::snprintf(msg, sizeof msg, "\nemu: host code touched emulated device memory at %p "
-                                                   "(a GPU would fault here too); host stack:\n", si->si_addr);
+    const int len = device ? std::snprintf(msg, sizeof msg, "\nemu: host code touched emulated device memory at %p "
+                                                            "(a GPU would fault here too); host stack:\n", si->si_addr)
+                           : std::snprintf(msg, sizeof msg, "\nemu: segmentation fault at %p (not emulated device "
+                                                            "memory); stack:\n", si->si_addr);
     if (write(2, msg, len > 0 ? static_cast<size_t>(len) : 0) < 0) {}
     void* frames[48];
     backtrace_symbols_fd(frames, backtrace(frames, 48), 2);
@@ -363,7 +370,7 @@ struct Launcher {
     std::lock_guard<std::recursive_mutex> one(StreamMutex());
     DeviceAccess access;
     const bool trace = TraceFile() != nullptr;
-    if (trace) before_ = RangeHashes();
+    if (trace) before_ = Snapshot();
     gridDim = g; blockDim = b;
     const unsigned nt = b.x * b.y * b.z;
     std::vector<unsigned char> sm(smem + 16);
@@ -413,8 +420,10 @@ struct Launcher {
   }
   // STARKV_EMU_TRACE=FILE: after each launch, one line with the launch number, the kernel (its address
   // relative to an inline function of this header, stable across runs of one binary), the grid, how many
-  // device allocations the launch changed and a hash of their bytes, so that two runs of one binary can
-  // be compared launch by launch (where several host threads launch, compare the lines as sets).
+  // device allocations the launch changed and a hash of the bytes it changed (offset in the allocation and
+  // new value of each changed 8-byte word; bytes it left alone do not count, so a buffer that other host
+  // threads also write does not make two runs differ), so that two runs of one binary can be compared
+  // launch by launch (where several host threads launch, compare the lines as sets).
   static std::FILE* TraceFile() {
     static std::FILE* f = [] {
       const char* path = std::getenv("STARKV_EMU_TRACE");
@@ -422,29 +431,41 @@ struct Launcher {
     }();
     return f;
   }
-  static std::map<void*, uint64_t> RangeHashes() {
+  static std::map<void*, std::vector<uint64_t>> Snapshot() {
     auto& gd = Guard();
     std::lock_guard<std::recursive_mutex> lk(gd.mu);
-    std::map<void*, uint64_t> out;
+    std::map<void*, std::vector<uint64_t>> out;
     for (auto& [p, n] : gd.ranges) {
       const auto* w = static_cast<const uint64_t*>(p);
-      uint64_t h = 1469598103934665603ull ^ n;
-      for (size_t i = 0; i < n / 8; ++i) h = (h ^ w[i]) * 1099511628211ull;
-      out[p] = h;
+      out[p].assign(w, w + n / 8);
     }
     return out;
   }
-  inline static std::map<void*, uint64_t> before_;
+  inline static std::map<void*, std::vector<uint64_t>> before_;
   void Trace(const void* kernel) const {
     static uint64_t seq = 0;
     uint64_t changed = 0, hash = 0;
-    for (auto& [p, h] : RangeHashes()) {
-      auto it = before_.find(p);
-      if (it == before_.end() || it->second != h) {
-        ++changed;
-        hash += h * 0x9E3779B97F4A7C15ull;
+    {
+      auto& gd = Guard();
+      std::lock_guard<std::recursive_mutex> lk(gd.mu);
+      for (auto& [p, n] : gd.ranges) {
+        const auto* w = static_cast<const uint64_t*>(p);
+        auto it = before_.find(p);
+        const std::vector<uint64_t>* old = it == before_.end() ? nullptr : &it->second;
+        uint64_t h = 1469598103934665603ull;
+        bool any = false;
+        for (size_t i = 0; i < n / 8; ++i)
+          if (!old || (*old)[i] != w[i]) {
+            any = true;
+            h = ((h ^ i) * 1099511628211ull ^ w[i]) * 1099511628211ull;
+          }
+        if (any) {
+          ++changed;
+          hash += h * 0x9E3779B97F4A7C15ull;
+        }
       }
     }
+    before_.clear();
     const auto rel = reinterpret_cast<intptr_t>(kernel) - reinterpret_cast<intptr_t>(&Guard);
     std::fprintf(TraceFile(), "%llu %lld %ux%ux%u/%u %llu %016llx\n", static_cast<unsigned long long>(seq++),
                  static_cast<long long>(rel), g.x, g.y, g.z, b.x, static_cast<unsigned long long>(changed),

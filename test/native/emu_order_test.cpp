@@ -2,7 +2,8 @@
 // CUDA kernels with (kernels/kv/emu/cuda_runtime.h), in particular its ordered modes (STARKV_EMU_ORDER):
 // a correctly synchronised kernel (shared-memory tree reduction, warp shuffles, a ballot, threads that
 // exit early) gives the same result in every order, while a kernel with a missing __syncthreads gives
-// different results in forward and reverse order, which is what makes the modes a race check; a
+// different results in forward and reverse order, which is what makes the modes a race check; shared
+// memory is garbage (0xFF bytes) at every block start, as on a GPU, not what the last block left; a
 // warp barrier that one thread skips is reported as a deadlock instead of hanging. Plain C++ (no GPU, no nvcc).
 #include <sys/wait.h>
 #include <unistd.h>
@@ -62,6 +63,19 @@ void DivergentBarrierKernel(int* out) {
   out[threadIdx.x] = 1;
 }
 
+// Reads shared memory it never wrote (a bug: on a GPU that is garbage): a static __shared__ array, as
+// kernels/emu/convert.mjs turns one into (registered with the emulator), and the dynamic shared memory.
+void UninitialisedKernel(int* out) {
+  static int s[4];
+  static const bool reg [[maybe_unused]] = emu::Shared(&s, sizeof(s));
+  const int* dyn = reinterpret_cast<const int*>(emu::dyn_smem);
+  if (threadIdx.x == 0) {
+    out[0] = s[1];
+    out[1] = dyn[2];
+    s[1] = 7;  // what the next block would read without the emulator's fill
+  }
+}
+
 std::vector<float> RunSum(int mode, unsigned live, std::vector<unsigned>* ballots) {
   emu::Order().mode = mode;
   emu::Order().seed = 11;
@@ -110,6 +124,15 @@ int main() {
   Check(fwd[0] == 0 && rev[0] == want[0],
         "without the barrier, forward reads the neighbour's old value (" + std::to_string(fwd[0]) +
             "), reverse its new one (" + std::to_string(rev[0]) + ")");
+  // Shared memory is garbage at every block start (0xFF bytes), not the previous block's values; the
+  // first run of a static's declaration registers it, so only its first block sees zeros.
+  emu::Order().mode = 1;
+  std::vector<int> un(2, 0);
+  emu::Launcher(dim3(1), dim3(32), 64).run(UninitialisedKernel, un.data());
+  Check(un[1] == -1, "dynamic shared memory is filled with 0xFF bytes at a block's start (read " + std::to_string(un[1]) + ")");
+  emu::Launcher(dim3(1), dim3(32), 64).run(UninitialisedKernel, un.data());
+  Check(un[0] == -1 && un[1] == -1, "a registered static __shared__ array is filled too, not left as the last block wrote it (read " +
+                                        std::to_string(un[0]) + ")");
   // A warp barrier thread 0 skips: the ordered mode stops with a deadlock report (in a child process).
   std::fflush(stdout);
   int pipefd[2];

@@ -208,6 +208,36 @@ template <typename F> cudaError_t cudaFuncSetAttribute(F f, cudaFuncAttribute, i
 }
 
 namespace emu {
+// Shared memory holds garbage when a block starts on a GPU: the emulator fills the dynamic shared memory
+// and every registered static __shared__ variable (convert.mjs registers each one the first time its
+// declaration runs) with 0xFF bytes (NaN as floats, -1 as integers) before every block, so a kernel that
+// reads shared memory before its block wrote it fails here too instead of reading the previous block's
+// values. STARKV_EMU_SHARED_FILL=0 turns that off (to tell such a failure from others).
+struct SharedRegions {
+  std::mutex mu;
+  std::vector<std::pair<void*, size_t>> list;
+  const bool fill = [] {
+    const char* v = std::getenv("STARKV_EMU_SHARED_FILL");
+    return !(v && std::string(v) == "0");
+  }();
+};
+inline SharedRegions& SharedList() {
+  static SharedRegions r;
+  return r;
+}
+inline bool Shared(void* p, size_t n) {
+  auto& r = SharedList();
+  std::lock_guard<std::mutex> lk(r.mu);
+  r.list.emplace_back(p, n);
+  return true;
+}
+inline void FillShared(unsigned char* dyn, size_t dyn_bytes) {
+  auto& r = SharedList();
+  if (!r.fill) return;
+  std::memset(dyn, 0xFF, dyn_bytes);
+  std::lock_guard<std::mutex> lk(r.mu);
+  for (auto& [p, n] : r.list) std::memset(p, 0xFF, n);
+}
 inline thread_local unsigned char* dyn_smem = nullptr;
 inline std::mutex atomic_mu;
 // STARKV_EMU_ORDER (see the top of this file): 0 parallel, 1 forward, 2 reverse, 3 random.
@@ -377,6 +407,7 @@ struct Launcher {
     static uint64_t launches = 0;  // an ordered mode's random seed varies per launch, reproducibly
     const uint64_t launch_no = launches++;
     for (unsigned bz = 0; bz < g.z; ++bz) for (unsigned by = 0; by < g.y; ++by) for (unsigned bx = 0; bx < g.x; ++bx) {
+      FillShared(sm.data(), sm.size());
       std::unique_ptr<Serial> serial;
       if (Order().mode)
         serial = std::make_unique<Serial>(nt, Order().mode,

@@ -4,11 +4,13 @@
 // exit early) gives the same result in every order, while a kernel with a missing __syncthreads gives
 // different results in forward and reverse order, which is what makes the modes a race check; shared
 // memory is garbage (0xFF bytes) at every block start, as on a GPU, not what the last block left; a
+// kernel writing past the end of a device buffer is stopped with a report; a
 // warp barrier that one thread skips is reported as a deadlock instead of hanging. Plain C++ (no GPU, no nvcc).
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -76,6 +78,31 @@ void UninitialisedKernel(int* out) {
   }
 }
 
+// Writes d[n - 1] (thread 0), which is past the end when n is one more than the buffer holds.
+void PastEndKernel(int* d, int n) {
+  if (threadIdx.x == 0) d[n - 1] = 1;
+}
+
+// Runs fn in a child process; returns what it wrote to stderr, its wait status in *status.
+std::string InChild(const std::function<void()>& fn, int* status) {
+  std::fflush(stdout);
+  int pipefd[2];
+  if (pipe(pipefd) != 0) return "pipe failed";
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(pipefd[1], 2);
+    fn();
+    _exit(0);
+  }
+  close(pipefd[1]);
+  std::string err;
+  char buf[256];
+  for (ssize_t n; (n = read(pipefd[0], buf, sizeof buf)) > 0;) err.append(buf, static_cast<size_t>(n));
+  close(pipefd[0]);
+  waitpid(pid, status, 0);
+  return err;
+}
+
 std::vector<float> RunSum(int mode, unsigned live, std::vector<unsigned>* ballots) {
   emu::Order().mode = mode;
   emu::Order().seed = 11;
@@ -134,25 +161,32 @@ int main() {
   Check(un[0] == -1 && un[1] == -1, "a registered static __shared__ array is filled too, not left as the last block wrote it (read " +
                                         std::to_string(un[0]) + ")");
   // A warp barrier thread 0 skips: the ordered mode stops with a deadlock report (in a child process).
-  std::fflush(stdout);
-  int pipefd[2];
-  if (pipe(pipefd) != 0) return 1;
-  const pid_t pid = fork();
-  if (pid == 0) {
-    dup2(pipefd[1], 2);
+  int status = 0;
+  std::string err = InChild([] {
     emu::Order().mode = 1;
     std::vector<int> out(kThreads, 0);
     emu::Launcher(dim3(1), dim3(kThreads)).run(DivergentBarrierKernel, out.data());
-    _exit(0);
-  }
-  close(pipefd[1]);
-  std::string err;
-  char buf[256];
-  for (ssize_t n; (n = read(pipefd[0], buf, sizeof buf)) > 0;) err.append(buf, static_cast<size_t>(n));
-  int status = 0;
-  waitpid(pid, &status, 0);
+  }, &status);
   Check(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT && err.find("deadlock") != std::string::npos,
         "a warp barrier one thread skips is reported as a deadlock: \"" + err.substr(0, err.find('\n')) + "\"");
+  // Device buffers end at a guard page: a kernel writing past the end of one stops with a report (a GPU
+  // would corrupt the next buffer); writing its last element is fine. (Buffers are 256-byte aligned, as
+  // CUDA's, so up to 255 bytes past the end of a size that is not a multiple of 256 go unnoticed.)
+  for (int over : {0, 1}) {
+    err = InChild([over] {
+      emu::Order().mode = 1;
+      int* d = nullptr;
+      if (cudaMalloc(reinterpret_cast<void**>(&d), sizeof(int) * 1024) != cudaSuccess) _exit(3);
+      emu::Launcher(dim3(1), dim3(32)).run(PastEndKernel, d, 1024 + over);
+      cudaFree(d);
+    }, &status);
+    if (over)
+      Check(WIFEXITED(status) && WEXITSTATUS(status) == 86 && err.find("out of bounds") != std::string::npos &&
+                err.find("0 bytes past the end of a device allocation of 4096 bytes") != std::string::npos,
+            "a kernel writing one int past a 4096-byte device buffer is stopped: \"" + err.substr(err.empty() ? 0 : 1, err.find('\n', 1) - 1) + "\"");
+    else
+      Check(WIFEXITED(status) && WEXITSTATUS(status) == 0, "a kernel writing up to the last int of the buffer runs (" + err + ")");
+  }
   std::printf("%d failed\n", failures);
   return failures ? 1 : 0;
 }

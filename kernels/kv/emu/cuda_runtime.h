@@ -83,7 +83,13 @@ struct DeviceGuard;
 inline DeviceGuard& Guard();
 struct DeviceGuard {
   std::recursive_mutex mu;
-  std::map<void*, size_t> ranges;  // mapped device allocations (page-rounded)
+  std::map<void*, size_t> ranges;  // mapped device allocations: page-aligned start -> page-rounded bytes
+  // Each allocation ends where its pages do (the pointer cudaMalloc returns is 256-aligned, as CUDA's,
+  // and at most 255 bytes before the end), and a PROT_NONE guard page follows it: a kernel or copy that
+  // goes past the end of a device buffer faults here, where a GPU would corrupt its neighbour.
+  struct User { void* base; size_t bytes; };
+  std::map<void*, User> users;  // returned pointer -> its mapping and requested size
+  static size_t Page() { return static_cast<size_t>(sysconf(_SC_PAGESIZE)); }
   int open = 0;
   // Emulated device size: STARKV_EMU_DEVICE_BYTES (0 or unset: no limit, reported as 16 GiB free of 32);
   // cudaMalloc beyond it fails as a full GPU would (cudaErrorMemoryAllocation).
@@ -100,14 +106,24 @@ struct DeviceGuard {
     for (auto& [p, n] : ranges) mprotect(p, n, prot);
   }
   static void OnFault(int, siginfo_t* si, void*) {
-    bool device = false;  // about to exit: read the map without its lock
-    for (auto& [p, n] : Guard().ranges)
-      device |= si->si_addr >= p && static_cast<char*>(si->si_addr) < static_cast<char*>(p) + n;
-    char msg[160];
-    const int len = device ? std::snprintf(msg, sizeof msg, "\nemu: host code touched emulated device memory at %p "
-                                                            "(a GPU would fault here too); host stack:\n", si->si_addr)
-                           : std::snprintf(msg, sizeof msg, "\nemu: segmentation fault at %p (not emulated device "
-                                                            "memory); stack:\n", si->si_addr);
+    bool device = false;  // about to exit: read the maps without their lock
+    const char* a = static_cast<char*>(si->si_addr);
+    for (auto& [p, n] : Guard().ranges) device |= a >= static_cast<char*>(p) && a < static_cast<char*>(p) + n;
+    const char* end = nullptr;  // the end of the allocation whose guard page `a` is in
+    size_t bytes = 0;
+    for (auto& [q, u] : Guard().users) {
+      const char* guard = static_cast<char*>(u.base) + Round(u.bytes);
+      if (a >= guard && a < guard + Page()) end = static_cast<char*>(q) + u.bytes, bytes = u.bytes;
+    }
+    char msg[256];
+    const int len =
+        end ? std::snprintf(msg, sizeof msg, "\nemu: out of bounds: %p is %zu bytes past the end of a device allocation of "
+                                             "%zu bytes (on a GPU this corrupts another buffer or faults); stack:\n",
+                            si->si_addr, static_cast<size_t>(a - end), bytes)
+        : device ? std::snprintf(msg, sizeof msg, "\nemu: host code touched emulated device memory at %p "
+                                                  "(a GPU would fault here too); host stack:\n", si->si_addr)
+                 : std::snprintf(msg, sizeof msg, "\nemu: segmentation fault at %p (not emulated device "
+                                                  "memory); stack:\n", si->si_addr);
     if (write(2, msg, len > 0 ? static_cast<size_t>(len) : 0) < 0) {}
     void* frames[48];
     backtrace_symbols_fd(frames, backtrace(frames, 48), 2);
@@ -150,26 +166,31 @@ struct DeviceAccess {
 inline cudaError_t cudaMalloc(void** p, size_t n) {
   emu::DeviceAccess a;
   auto& g = emu::Guard();
-  const size_t m = emu::DeviceGuard::Round(n);
+  const size_t m = emu::DeviceGuard::Round(n), pg = emu::DeviceGuard::Page();
   std::lock_guard<std::recursive_mutex> lk(g.mu);
   if (g.cap && (m > g.cap || g.used > g.cap - m)) return 2;  // cudaErrorMemoryAllocation: the device is full
-  void* q = mmap(nullptr, m, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* q = mmap(nullptr, m + pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (q == MAP_FAILED) return 2;
+  mprotect(static_cast<char*>(q) + m, pg, PROT_NONE);  // the guard page past the end
   std::memset(q, 0xCD, m);
   g.ranges[q] = m;
   g.used += m;
-  *p = q;
+  void* user = static_cast<char*>(q) + m - (std::max<size_t>(n, 1) + 255) / 256 * 256;
+  g.users[user] = {q, n};
+  *p = user;
   return 0;
 }
 inline cudaError_t cudaFree(void* p) {
   if (!p) return 0;
   auto& g = emu::Guard();
   std::lock_guard<std::recursive_mutex> lk(g.mu);
-  auto it = g.ranges.find(p);
-  if (it == g.ranges.end()) std::abort();  // not a device pointer of ours
-  munmap(it->first, it->second);
+  auto u = g.users.find(p);
+  if (u == g.users.end()) std::abort();  // not a device pointer of ours
+  auto it = g.ranges.find(u->second.base);
+  munmap(it->first, it->second + emu::DeviceGuard::Page());
   g.used -= it->second;
   g.ranges.erase(it);
+  g.users.erase(u);
   return 0;
 }
 inline cudaError_t cudaMemcpy(void* d, const void* s, size_t n, cudaMemcpyKind) {

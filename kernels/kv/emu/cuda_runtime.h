@@ -34,7 +34,6 @@
 #include <map>
 #include <string>
 #include <barrier>
-#include <condition_variable>
 #include <cstdint>
 #include <random>
 #include <functional>
@@ -293,12 +292,14 @@ struct Serial {
   std::vector<unsigned> order;  // position -> thread
   std::vector<unsigned> pos;    // thread -> position
   std::vector<char> runnable, done;
+  int mode;
   std::mt19937_64 rng;
   unsigned n_done = 0;
-  void (*set_thread)(unsigned) = nullptr;  // makes `t` the current CUDA thread (threadIdx, warp)
-  std::function<void()> body;              // the kernel for the current thread
+  std::function<void(unsigned)> set_thread;  // makes `t` the current CUDA thread (threadIdx, warp)
+  std::function<void()> body;                // the kernel for the current thread
   static std::vector<void*>& Stacks() { static std::vector<void*> v; return v; }
-  Serial(unsigned nt, int mode, uint64_t seed) : ctx(nt), order(nt), pos(nt), runnable(nt, 1), done(nt, 0), rng(seed) {
+  Serial(unsigned nt, int mode_, uint64_t seed)
+      : ctx(nt), order(nt), pos(nt), runnable(nt, 1), done(nt, 0), mode(mode_), rng(seed) {
     for (unsigned t = 0; t < nt; ++t) order[t] = mode == 2 ? nt - 1 - t : t;
     if (mode == 3) std::shuffle(order.begin(), order.end(), rng);
     for (unsigned i = 0; i < nt; ++i) pos[order[i]] = i;
@@ -332,7 +333,7 @@ struct Serial {
   // The next thread to run after `self` (cyclically in the order; random picks any runnable one), or -1.
   int Next(unsigned self) {
     const unsigned nt = static_cast<unsigned>(order.size());
-    if (Order().mode == 3) {
+    if (mode == 3) {
       std::vector<unsigned> r;
       for (unsigned t = 0; t < nt; ++t) if (runnable[t]) r.push_back(t);
       return r.empty() ? -1 : static_cast<int>(r[rng() % r.size()]);
@@ -364,7 +365,6 @@ struct Serial {
     Switch(self);
   }
 };
-inline thread_local Serial* my_serial = nullptr;
 // __syncthreads' and a warp's barrier: a std::barrier, or in an ordered mode the block's Serial's.
 struct Barrier {
   explicit Barrier(unsigned n, Serial* s) : serial(s), expected(n) {
@@ -425,8 +425,7 @@ struct Launcher {
     gridDim = g; blockDim = b;
     const unsigned nt = b.x * b.y * b.z;
     std::vector<unsigned char> sm(smem + 16);
-    static uint64_t launches = 0;  // an ordered mode's random seed varies per launch, reproducibly
-    const uint64_t launch_no = launches++;
+    const uint64_t launch_no = launches_++;  // an ordered mode's random seed varies per launch, reproducibly
     for (unsigned bz = 0; bz < g.z; ++bz) for (unsigned by = 0; by < g.y; ++by) for (unsigned bx = 0; bx < g.x; ++bx) {
       FillShared(sm.data(), sm.size());
       std::unique_ptr<Serial> serial;
@@ -437,22 +436,18 @@ struct Launcher {
       std::vector<Warp> warps((nt + 31) / 32);
       for (unsigned w = 0; w < warps.size(); ++w) warps[w].bar = std::make_unique<Barrier>(std::min(32u, nt - 32 * w), serial.get());
       if (serial) {  // one host thread, a fiber per CUDA thread
-        static thread_local Serial* cur = nullptr;
-        static thread_local std::vector<Warp>* cur_warps = nullptr;
-        cur = serial.get();
-        cur_warps = &warps;
         blockIdx.x = bx; blockIdx.y = by; blockIdx.z = bz;
-        dyn_smem = sm.data(); my_block = &block; my_serial = cur;
-        serial->set_thread = [](unsigned t) {
+        dyn_smem = sm.data(); my_block = &block;
+        serial->set_thread = [&warps](unsigned t) {
           threadIdx.x = t; threadIdx.y = 0; threadIdx.z = 0;
-          my_warp = &(*cur_warps)[t / 32];
+          my_warp = &warps[t / 32];
         };
         serial->body = [&] {
           const unsigned t = threadIdx.x;
           kernel(args...);
           my_warp->bar->arrive_and_drop();
           block.arrive_and_drop();
-          cur->Exit(t);
+          serial->Exit(t);
         };
         serial->Run();
         continue;
@@ -494,6 +489,7 @@ struct Launcher {
     return out;
   }
   inline static std::map<void*, std::vector<uint64_t>> before_;
+  inline static uint64_t launches_ = 0;  // all kernels' launches (under StreamMutex)
   void Trace(const void* kernel) const {
     static uint64_t seq = 0;
     uint64_t changed = 0, hash = 0;

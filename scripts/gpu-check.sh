@@ -10,21 +10,45 @@
 #                      inputs plus a full GPU (the test fills it: load and prefill must fail with "out of
 #                      memory" naming what did not fit, and the model must answer as before afterwards)
 # then, when .gpu-pack/starkv-gpu.tar.xz travelled with the tree (scripts/gpu-pack.sh, run where npm is),
-#   starkv devices, and starkv bench --device cuda on the Qwen2-VL-2B shape (a quarter, as BENCHMARKS.md's
-#   CPU runs) and on UI-TARS-1.5-7B's full shape (16 GB of bf16 weights), the 7B once more with --profile
-#   (device time per op kind), JSON reports in $OUT.
+#   starkv devices, and starkv bench --device cuda on UI-TARS-1.5-7B's full shape (16 GB of bf16 weights),
+#   the 7B once more with --profile (device time per op kind), and the Qwen2-VL-2B shape (a quarter, as
+#   BENCHMARKS.md's CPU runs);
+# then, while time is left, compute-sanitizer over the two op tables: memcheck (out-of-bounds and
+# misaligned device accesses), racecheck (shared-memory hazards) and initcheck (reads of device memory
+# never written), each a finding = a failure.
 # cuBLAS is loaded at run time: the script puts the first libcublas it finds (the CUDA toolkit's, or the
 # nvidia-cublas wheel beside PyTorch) on LD_LIBRARY_PATH and says which; without one our own GEMM runs.
-# Logs go to $OUT (or ./gpu-check-out); the last lines say what passed. Usage, from the repository root:
+# Time: STARKV_GPU_CHECK_BUDGET seconds in all (default 540, the device tool's call being 600 at most):
+# every stage's timeout is cut to what is left, and a stage that cannot start in time is skipped, named.
+# Output: the device tool brings back at most 8 files from $OUT, so the logs are kept in a work folder
+# and $OUT (or ./gpu-check-out) receives, refreshed after every stage, summary.txt (what this prints),
+# logs.tgz (every log) and the bench JSON reports. Usage, from the repository root:
 #   STARKV_CUDA_ARCHS=90 scripts/gpu-check.sh        (sm_90 = H100/H200; 80, 86, 89 for A100, RTX 30, RTX 40)
 #   STARKV_GPU_CHECK_SKIP_TESTS=1 ...                  (only the build check and the pack's bench)
 set -uo pipefail
 cd "$(dirname "$0")/.."
+start=$(date +%s)
+budget=${STARKV_GPU_CHECK_BUDGET:-540}
 out=${OUT:-gpu-check-out}
 mkdir -p "$out"
+work=$(mktemp -d /tmp/gpu-check.XXXXXX)
+exec > >(tee "$work/summary.txt") 2>&1
+left() { echo $((budget - ($(date +%s) - start))); }
+# seconds for a stage: at most $1, at most what is left less a margin for packing the logs
+cap() {
+  local l
+  l=$(($(left) - 15))
+  [ "$l" -lt "$1" ] && echo "$l" || echo "$1"
+}
+sync_out() {
+  tar -czf "$out/logs.tgz.part" -C "$work" . 2>/dev/null && mv "$out/logs.tgz.part" "$out/logs.tgz"
+  cp "$work/summary.txt" "$out/summary.txt" 2>/dev/null
+  cp "$work"/bench-*.json "$out/" 2>/dev/null
+  return 0
+}
 archs=${STARKV_CUDA_ARCHS:-90}
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >"$out/gpu.txt" 2>&1
-cat "$out/gpu.txt"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >"$work/gpu.txt" 2>&1
+cat "$work/gpu.txt"
 # (CUDA 12 wheels: nvidia/cublas/lib; CUDA 13 wheels: nvidia/cu13/lib; a toolkit: lib64 or targets/.../lib)
 for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
   $(ls -d /usr/local/cuda-*/lib64 /usr/local/cuda-*/targets/x86_64-linux/lib 2>/dev/null) \
@@ -37,65 +61,94 @@ for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
 done
 gen=()
 command -v ninja >/dev/null && gen=(-G Ninja)
-start=$(date +%s)
 if ! STARKV_CUDA_ARCHS=$archs cmake -S . -B build-gpu "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DSTARKV_WITH_DNNL=OFF \
-  >"$out/configure.log" 2>&1; then
-  tail -30 "$out/configure.log"
+  >"$work/configure.log" 2>&1; then
+  tail -30 "$work/configure.log"
   echo "gpu-check: cmake configure failed"
+  sync_out
   exit 1
 fi
-grep "starkv: CUDA" "$out/configure.log"
-if ! cmake --build build-gpu -j"$(nproc)" >"$out/build.log" 2>&1; then
-  grep -m 20 -E "error|Error" "$out/build.log"
+grep "starkv: CUDA" "$work/configure.log"
+if ! cmake --build build-gpu -j"$(nproc)" >"$work/build.log" 2>&1; then
+  grep -m 20 -E "error|Error" "$work/build.log"
   echo "gpu-check: build failed"
+  sync_out
   exit 1
 fi
 echo "gpu-check: built in $(($(date +%s) - start)) s"
+sync_out
 passed=0
 failed=0
+skipped=()
+# stage NAME CAP LOG CMD...: runs CMD with a timeout of at most CAP seconds (less if less is left)
+stage() {
+  local name=$1 limit=$2 log=$3 t0 c
+  shift 3
+  c=$(cap "$limit")
+  if [ "$c" -lt 20 ]; then
+    skipped+=("$name")
+    echo "== $name: skipped, $(left) s of the budget left"
+    return 2
+  fi
+  t0=$(date +%s)
+  if timeout "$c" "$@" >"$work/$log" 2>&1; then
+    passed=$((passed + 1))
+    echo "== $name: ok in $(($(date +%s) - t0)) s"
+    sync_out
+    return 0
+  fi
+  failed=$((failed + 1))
+  echo "== $name: FAILED in $(($(date +%s) - t0)) s (timeout $c s)"
+  sync_out
+  return 1
+}
 tests=(backend_ops_test kv_ops_test qwen2vl_golden_test episode_test episode_kv_test errors_test)
 [ -n "${STARKV_GPU_CHECK_SKIP_TESTS:-}" ] && tests=(backend_ops_test)
 for t in "${tests[@]}"; do
-  t0=$(date +%s)
-  if timeout 300 "build-gpu/$t" >"$out/$t.log" 2>&1; then
-    passed=$((passed + 1))
-    status=ok
-  else
-    failed=$((failed + 1))
-    status=FAILED
-    grep -E "FAIL|threw|error" "$out/$t.log" | head -20
-  fi
-  echo "== $t: $status in $(($(date +%s) - t0)) s; $(grep -E "CUDA:|device \"auto\"|checks,|full device" "$out/$t.log" | tr '\n' ' ')"
+  stage "$t" 300 "$t.log" "build-gpu/$t"
+  [ $? = 1 ] && grep -E "FAIL|threw|error" "$work/$t.log" | head -20
+  grep -E "CUDA:|device \"auto\"|checks,|full device" "$work/$t.log" 2>/dev/null | sed 's/^/   /'
 done
-if ! grep -q "cases run on" "$out/backend_ops_test.log"; then  # the tests fall back to the CPU without a GPU
-  echo "gpu-check: no CUDA device was used ($(grep -o "no CUDA device[^)]*" "$out/backend_ops_test.log" | head -1))"
+gpu_used=0
+if grep -q "cases run on" "$work/backend_ops_test.log"; then
+  gpu_used=1
+else  # the tests fall back to the CPU without a GPU
+  echo "gpu-check: no CUDA device was used ($(grep -o "no CUDA device[^)]*" "$work/backend_ops_test.log" | head -1))"
   failed=$((failed + 1))
 fi
-if [ -f .gpu-pack/starkv-gpu.tar.xz ] && grep -q "cases run on" "$out/backend_ops_test.log"; then
+if [ -f .gpu-pack/starkv-gpu.tar.xz ] && [ $gpu_used = 1 ]; then
   pk=/tmp/starkv-gpu-pack
   rm -rf "$pk" && mkdir -p "$pk"
   tar -xJf .gpu-pack/starkv-gpu.tar.xz -C "$pk" 2>/dev/null ||
     python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' .gpu-pack/starkv-gpu.tar.xz "$pk"
   echo "== pack: $(cat $pk/starkv-gpu/VERSION)"
-  $pk/starkv-gpu/run devices 2>&1 | tee "$out/devices.txt"
+  $pk/starkv-gpu/run devices 2>&1 | tee "$work/devices.txt"
   # UI-TARS-1.5-7B first (the model GPU users run), then the same with the op profile (device time per
   # op kind: where the prefill goes; the checkpoint is written once), then the 2B shape.
   for run in 7b 7b-profile 2b; do
     shape=${run%-profile}
     extra=(--decode-tokens 32)
     [ "$run" != "$shape" ] && extra=(--decode-tokens 8 --profile)
-    t0=$(date +%s)
-    if timeout 300 $pk/starkv-gpu/run bench --device cuda --shape $shape "${extra[@]}" --out "$out/bench-$run.json" >"$out/bench-$run.txt" 2>&1; then
-      passed=$((passed + 1))
-      echo "== bench $run: ok in $(($(date +%s) - t0)) s"
-    else
-      failed=$((failed + 1))
-      echo "== bench $run: FAILED in $(($(date +%s) - t0)) s"
-    fi
-    cat "$out/bench-$run.txt"
+    stage "bench $run" 300 "bench-$run.txt" $pk/starkv-gpu/run bench --device cuda --shape $shape "${extra[@]}" \
+      --out "$work/bench-$run.json"
+    cat "$work/bench-$run.txt" 2>/dev/null
   done
 else
   echo "== bench not run: $([ -f .gpu-pack/starkv-gpu.tar.xz ] && echo 'no CUDA device was used' || echo 'no .gpu-pack/starkv-gpu.tar.xz travelled (scripts/gpu-pack.sh makes it; carry .gpu-pack)')"
 fi
-echo "$passed passed, $failed failed"
+san=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
+if [ $gpu_used = 1 ] && [ -n "$san" ]; then
+  # The op tables under the sanitizer (the models' tests would take too long): a finding fails the stage.
+  for tool in memcheck racecheck initcheck; do
+    for t in kv_ops_test backend_ops_test; do
+      stage "compute-sanitizer $tool $t" 150 "sanitizer-$tool-$t.log" "$san" --tool "$tool" --error-exitcode 9 \
+        --print-limit 20 "build-gpu/$t"
+      [ $? = 1 ] && grep -m 12 -E "=========|FAIL" "$work/sanitizer-$tool-$t.log"
+    done
+  done
+elif [ $gpu_used = 1 ]; then
+  echo "== compute-sanitizer not found: not run"
+fi
+echo "$passed passed, $failed failed${skipped:+, ${#skipped[@]} skipped for time (${skipped[*]})}; $(($(date +%s) - start)) s of $budget"
+sync_out
 [ "$failed" -eq 0 ]

@@ -35,6 +35,8 @@ for (const src of args) {
   });
   s = s.replaceAll("__shared__", "static");
   s = s.replace(/([\w:]+(?:<[^<>]*>)?)<<<([\s\S]*?)>>>\(/g, (_, kernel, cfg) => `emu::Launcher(${cfg}).run(${kernel}, `);
+  // Run-time loading goes through the emulator (shim/cublas_emu.h: an emulated libcublas.so.12).
+  s = s.replace(/\bdl(open|sym|close|error)\(/g, (_, f) => `emu::Dl${f}(`);
   const name = basename(src);
   const isCu = name.endsWith(".cu");
   writeFileSync(join(out, isCu ? name.slice(0, -3) + ".cpp" : name), (isCu ? prefix : "") + s);

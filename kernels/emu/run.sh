@@ -4,8 +4,9 @@
 # CUDA blocks/threads of kernels/kv/emu/cuda_runtime.h plus the shims here (shim/: runtime calls,
 # bf16/f16 types, a per-thread wmma), then run:
 #   emu_check         each launcher against the CPU backend;
-#   backend_ops_test  the op table with the emulated CudaBackend as its "CUDA" column (cuBLAS does not
-#                     load here, so MatMul runs our wmma kernel, emulated);
+#   backend_ops_test  the op table with the emulated CudaBackend as its "CUDA" columns: "cuda" with the
+#                     emulated cuBLAS (shim/cublas_emu.h: libcublas.so.12 as documented, behind the
+#                     backend's dlopen), "cuda-own-gemm" with our wmma GEMM, emulated;
 #   kv_ops_test       the KV-compression kernels' table against the CPU path;
 #   (--models) qwen2vl_golden_test, episode_test, episode_kv_test (compressed episodes, every method,
 #      against the CPU) and errors_test (bad inputs, and a full device: the emulated one gets 64 MiB,
@@ -22,7 +23,9 @@
 #                                                    checks and all four model tests, slow)
 #   kernels/emu/run.sh --ci   what ctest runs: --race over the op checks and the compressed episodes of
 #                             qwen2_5vl-tiny (every method), then qwen2vl_golden_test, episode_test and
-#                             errors_test once in forward order; about 5 minutes on 2 cores
+#                             errors_test once in forward order; about 5 minutes on 2 cores. The model
+#                             tests' matmuls go through the emulated cuBLAS (as on a GPU where it loads),
+#                             episode_test's through our wmma GEMM (STARKV_EMU_CUBLAS=0)
 # e.g. STARKV_KV_TEST_METHODS=starkv,guikv STARKV_KV_TEST_MODELS=qwen2_5vl-tiny kernels/emu/run.sh --models episode_kv_test
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -98,6 +101,8 @@ for t in "${tests[@]}"; do
   g++ -o "$work/$t" "$work/$t.o" "$work"/k_*.o "$work/model.o" "$core" "${libs[@]}" -lpthread -ldl
   emu_env=()  # errors_test fills the device: give the emulated one a size (64 MiB)
   [ "$t" = errors_test ] && emu_env=(STARKV_EMU_DEVICE_BYTES=$((64 << 20)))
+  # one model test end to end on our own GEMM (the others take the emulated cuBLAS, as a GPU with it would)
+  [ "$t" = episode_test ] && emu_env=(STARKV_EMU_CUBLAS=${STARKV_EMU_CUBLAS:-0})
   if [ $race = 0 ] || { [ ${#race_only[@]} -gt 0 ] && [[ " ${race_only[*]} " != *" $t "* ]]; }; then
     echo "== $t (emulated CUDA${STARKV_EMU_ORDER:+, $STARKV_EMU_ORDER order})"
     (cd "$root" && env "${emu_env[@]}" "$work/$t") || status=1

@@ -52,7 +52,7 @@ __global__ void CopyBackKernel(const float* scratch, int64_t cap, int d, int64_t
 }
 
 // Slot positions: one block, ascending chunks (same argument as the rows).
-__global__ void CompactTokensKernel(int64_t* pos, const int64_t* kept, int64_t n_keep, int64_t past_len,
+__global__ void __launch_bounds__(1024) CompactTokensKernel(int64_t* pos, const int64_t* kept, int64_t n_keep, int64_t past_len,
                                     int64_t new_len) {
   __shared__ int64_t buf[1024];
   for (int64_t d0 = 0; d0 < new_len; d0 += 1024) {

@@ -37,7 +37,7 @@ __global__ void RowNormKernel(const float* hidden, int hidden_size, int64_t ld, 
 }
 
 // One block: mean, unbiased std, z / T, softmax, alpha * weight.
-__global__ void SaliencySoftmaxKernel(const float* r, int64_t n, double alpha, double temperature, double* z,
+__global__ void __launch_bounds__(kMaxBlock) SaliencySoftmaxKernel(const float* r, int64_t n, double alpha, double temperature, double* z,
                                       float* boost) {
   __shared__ double buf[32];
   __shared__ float fbuf[32];
@@ -77,7 +77,7 @@ __global__ void FrameAgeKernel(const int64_t* starts, const int64_t* ends, int n
 }
 
 // One block per group.
-__global__ void TemporalEmaKernel(const float* S, int64_t ld, int64_t start, int64_t n, float* ema, bool has_prev,
+__global__ void __launch_bounds__(512) TemporalEmaKernel(const float* S, int64_t ld, int64_t start, int64_t n, float* ema, bool has_prev,
                                   float rho, float* stab) {
   __shared__ double buf[32];
   const int g = blockIdx.x;

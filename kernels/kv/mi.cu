@@ -14,7 +14,7 @@ using namespace detail;
 
 constexpr int kRankTile = 256;
 
-__global__ void MiPrepKernel(const float* S, int64_t ld, int64_t start, int64_t n, float* pr, int* valid) {
+__global__ void __launch_bounds__(512) MiPrepKernel(const float* S, int64_t ld, int64_t start, int64_t n, float* pr, int* valid) {
   __shared__ double buf[32];
   const int g = blockIdx.x;
   const float* sg = S + g * ld + start;

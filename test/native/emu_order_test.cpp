@@ -5,16 +5,26 @@
 // different results in forward and reverse order, which is what makes the modes a race check; shared
 // memory is garbage (0xFF bytes) at every block start, as on a GPU, not what the last block left; a
 // kernel writing past the end of a device buffer is stopped with a report; a
-// warp barrier that one thread skips is reported as a deadlock instead of hanging. Plain C++ (no GPU, no nvcc).
+// warp barrier that one thread skips is reported as a deadlock instead of hanging; launches no GPU accepts
+// (over 1024 threads a block, an empty grid) are refused; dynamic shared memory starts 128-byte aligned; a
+// wmma load from a pointer that is not 32-byte aligned stops the run; a shuffle reading a lane that
+// exited stops it too, and a ballot counts only the lanes still there; reverse and random order run a
+// launch's blocks last to first or shuffled, so a block reading another block's write shows; and the emulated cuBLAS
+// (kernels/emu/shim/cublas_emu.h) computes cublasGemmEx as documented (column-major, op(A), leading
+// dimensions, beta = 0 not reading C) and refuses what cuBLAS refuses. Plain C++ (no GPU, no nvcc).
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "../../kernels/kv/emu/cuda_runtime.h"
+#include "../../kernels/emu/shim/cublas_emu.h"
+#include "../../kernels/emu/shim/mma.h"
 
 namespace {
 int failures = 0;
@@ -81,6 +91,37 @@ void UninitialisedKernel(int* out) {
 // Writes d[n - 1] (thread 0), which is past the end when n is one more than the buffer holds.
 void PastEndKernel(int* d, int n) {
   if (threadIdx.x == 0) d[n - 1] = 1;
+}
+
+// Lanes 16..31 take part in one shuffle and exit; the rest then ballot (true) and shuffle across 16 lanes
+// (o = 16 when `bad`): the ballot must not count the exited lanes, the shuffle reads an exited lane.
+void AbsentLaneKernel(bool bad, unsigned* out) {
+  const unsigned lane = threadIdx.x & 31;
+  const unsigned v = __shfl_xor_sync(0xffffffffu, lane, 1);
+  if (lane >= 16) return;
+  const unsigned b = __ballot_sync(0x0000ffffu, true);
+  const unsigned w = __shfl_xor_sync(0x0000ffffu, v, bad ? 16 : 8);
+  if (lane == 0) {
+    out[0] = b;
+    out[1] = w;
+  }
+}
+
+// Block b reads what block b - 1 wrote in the same launch (a bug: blocks run in no order on a GPU).
+void ChainKernel(int* d) {
+  if (threadIdx.x == 0) d[blockIdx.x] = blockIdx.x == 0 ? 1 : d[blockIdx.x - 1] + 1;
+}
+
+void CountKernel(int* n) { atomicAdd(n, 1); }
+
+void SmemAddressKernel(uintptr_t* out) {
+  if (threadIdx.x == 0) *out = reinterpret_cast<uintptr_t>(emu::dyn_smem);
+}
+
+// A wmma tile loaded from shared memory at byte offset `off` (a GPU needs it 32-byte aligned).
+void WmmaLoadKernel(int off) {
+  nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 16, __nv_bfloat16, nvcuda::wmma::row_major> a;
+  nvcuda::wmma::load_matrix_sync(a, reinterpret_cast<const __nv_bfloat16*>(emu::dyn_smem + off), 16);
 }
 
 // Runs fn in a child process; returns what it wrote to stderr, its wait status in *status.
@@ -186,6 +227,116 @@ int main() {
             "a kernel writing one int past a 4096-byte device buffer is stopped: \"" + err.substr(err.empty() ? 0 : 1, err.find('\n', 1) - 1) + "\"");
     else
       Check(WIFEXITED(status) && WEXITSTATUS(status) == 0, "a kernel writing up to the last int of the buffer runs (" + err + ")");
+  }
+  // Warp collectives after some lanes exited: a ballot counts only the lanes still there, and a shuffle
+  // reading an exited lane (undefined on a GPU) stops the run.
+  {
+    emu::Order().mode = 1;
+    unsigned got[2] = {0, 0};
+    emu::Launcher(dim3(1), dim3(32)).run(AbsentLaneKernel, false, got);
+    Check(got[0] == 0xffffu && got[1] == 9, "after lanes 16-31 exit, a ballot sees lanes 0-15 only (" + std::to_string(got[0]) +
+                                                ") and a shuffle among them reads lane 8's value (" + std::to_string(got[1]) + ")");
+    err = InChild([] {
+      emu::Order().mode = 1;
+      unsigned out[2];
+      emu::Launcher(dim3(1), dim3(32)).run(AbsentLaneKernel, true, out);
+    }, &status);
+    Check(WIFSIGNALED(status) && err.find("reads lane 16, which did not take part") != std::string::npos,
+          "a shuffle reading an exited lane stops: \"" + err.substr(0, err.find('\n')) + "\"");
+  }
+  // The blocks of a launch run last to first in reverse order (and shuffled in random order): a block
+  // reading another block's write of the same launch gets other bytes in forward and reverse order.
+  {
+    std::vector<std::vector<int>> chains;
+    for (int mode = 1; mode <= 3; ++mode) {
+      emu::Order().mode = mode;
+      std::vector<int> d(8, 0);
+      emu::Launcher(dim3(8), dim3(32)).run(ChainKernel, d.data());
+      chains.push_back(d);
+    }
+    Check(chains[0] == std::vector<int>{1, 2, 3, 4, 5, 6, 7, 8} && chains[1] == std::vector<int>{1, 1, 1, 1, 1, 1, 1, 1} &&
+              chains[2] != chains[0],
+          "a block reading another block's write: forward, reverse and random block orders differ");
+  }
+  // Launch configurations no GPU accepts are refused (cudaErrorInvalidConfiguration), the kernel not run.
+  {
+    emu::Order().mode = 1;
+    int n = 0;
+    emu::Launcher(dim3(2), dim3(64)).run(CountKernel, &n);
+    Check(n == 128 && cudaGetLastError() == 0, "a 2 x 64 launch runs 128 threads");
+    struct Bad { dim3 g, b; const char* what; };
+    for (const Bad& c : {Bad{dim3(1), dim3(1025), "1025 threads a block"}, Bad{dim3(1), dim3(32, 33), "32 x 33 threads a block"},
+                         Bad{dim3(0), dim3(32), "an empty grid"}, Bad{dim3(1, 65536), dim3(32), "grid.y 65536"}}) {
+      n = 0;
+      emu::Launcher(c.g, c.b).run(CountKernel, &n);
+      Check(n == 0 && cudaGetLastError() == 9, std::string("a launch with ") + c.what + " is refused as an invalid configuration");
+    }
+    uintptr_t addr = 1;
+    emu::Launcher(dim3(1), dim3(32), 100).run(SmemAddressKernel, &addr);
+    Check(addr % 128 == 0, "dynamic shared memory starts 128-byte aligned");
+  }
+  // wmma's alignment rule: a load from a 32-byte aligned pointer runs, one 16 bytes further stops the run.
+  for (int off : {32, 16}) {
+    err = InChild([off] {
+      emu::Order().mode = 1;
+      emu::Launcher(dim3(1), dim3(32), 1024).run(WmmaLoadKernel, off);
+    }, &status);
+    if (off == 32)
+      Check(WIFEXITED(status) && WEXITSTATUS(status) == 0, "a wmma load from a 32-byte aligned pointer runs (" + err + ")");
+    else
+      Check(WIFSIGNALED(status) && err.find("not 32-byte aligned") != std::string::npos,
+            "a wmma load 16 bytes off a 32-byte boundary stops: \"" + err.substr(0, err.find('\n')) + "\"");
+  }
+  // The emulated cuBLAS, reached through the loader as kernels/gemm.cu reaches it.
+  {
+    Check(emu::Dlopen("libcublas.so.13", RTLD_NOW) == nullptr &&
+              std::string(emu::Dlerror()).find("only libcublas.so.12") != std::string::npos,
+          "the emulator answers libcublas.so.13 with a loader error");
+    void* lib = emu::Dlopen("libcublas.so.12", RTLD_NOW);
+    using Gemm = int (*)(void*, int, int, int, int, int, const void*, const void*, int, int, const void*, int, int,
+                         const void*, void*, int, int, int, int);
+    using Create = int (*)(void**);
+    auto create = reinterpret_cast<Create>(emu::Dlsym(lib, "cublasCreate_v2"));
+    auto gemm = reinterpret_cast<Gemm>(emu::Dlsym(lib, "cublasGemmEx"));
+    Check(lib && create && gemm && emu::Dlsym(lib, "cublasLtCreate") == nullptr, "libcublas.so.12 loads with its entry points");
+    void* h = nullptr;
+    create(&h);
+    // Column-major A (3 x 2 with lda 4: a padding row), B (2 x 2), C = A B (3 x 2, ldc 3).
+    const float a[8] = {1, 2, 3, -7, 4, 5, 6, -7}, b[4] = {1, 0.5f, -1, 2};
+    float *dA = nullptr, *dB = nullptr, *dC = nullptr;
+    cudaMalloc(reinterpret_cast<void**>(&dA), sizeof a);
+    cudaMalloc(reinterpret_cast<void**>(&dB), sizeof b);
+    cudaMalloc(reinterpret_cast<void**>(&dC), 6 * sizeof(float));
+    cudaMemcpy(dA, a, sizeof a, cudaMemcpyHostToDevice);
+    cudaMemcpy(dB, b, sizeof b, cudaMemcpyHostToDevice);
+    const float nan = std::nanf(""), cnan[6] = {nan, nan, nan, nan, nan, nan};
+    cudaMemcpy(dC, cnan, sizeof cnan, cudaMemcpyHostToDevice);
+    const float one = 1, zero = 0;
+    int st = gemm(h, 0, 0, 3, 2, 2, &one, dA, 0, 4, dB, 0, 2, &zero, dC, 0, 3, 68, -1);
+    float c[6];
+    cudaMemcpy(c, dC, sizeof c, cudaMemcpyDeviceToHost);
+    // C(:,0) = A(:,0) + 0.5 A(:,1) = (3, 4.5, 6); C(:,1) = -A(:,0) + 2 A(:,1) = (7, 8, 9)
+    const float want_c[6] = {3, 4.5f, 6, 7, 8, 9};
+    Check(st == 0 && std::equal(c, c + 6, want_c),
+          "cublasGemmEx N,N: the column-major product with lda > m; C's NaNs not read at beta 0");
+    // op(A) = A^T with A stored 2 x 3 (lda 2): the same 3 x 2 matrix as above.
+    const float at[6] = {1, 4, 2, 5, 3, 6};
+    cudaMemcpy(dA, at, sizeof at, cudaMemcpyHostToDevice);
+    st = gemm(h, 1, 0, 3, 2, 2, &one, dA, 0, 2, dB, 0, 2, &zero, dC, 0, 3, 68, -1);
+    cudaMemcpy(c, dC, sizeof c, cudaMemcpyDeviceToHost);
+    Check(st == 0 && std::equal(c, c + 6, want_c), "cublasGemmEx T,N: op(A) = A^T");
+    Check(gemm(h, 0, 0, 3, 2, 2, &one, dA, 0, 2, dB, 0, 2, &zero, dC, 0, 3, 68, -1) == 7,
+          "lda below m with OP_N is CUBLAS_STATUS_INVALID_VALUE");
+    Check(gemm(h, 0, 0, 3, 2, 2, &one, dA, 0, 4, dB, 14, 2, &zero, dC, 0, 3, 68, -1) == 15,
+          "fp32 A with bf16 B is CUBLAS_STATUS_NOT_SUPPORTED");
+    float host_c[6];
+    Check(gemm(h, 0, 0, 3, 2, 2, &one, dA, 0, 4, dB, 0, 2, &zero, host_c, 0, 3, 68, -1) == 13,
+          "a host pointer for C fails (CUBLAS_STATUS_EXECUTION_FAILED)");
+    Check(gemm(h, 0, 0, 3, 2, 2, &one, dA, 0, 4, dB, 0, 3, &zero, dC, 0, 3, 68, -1) == 13,
+          "a B whose extent (ldb 3: 5 floats) passes the end of its 4-float allocation fails");
+    cudaFree(dA);
+    cudaFree(dB);
+    cudaFree(dC);
   }
   std::printf("%d failed\n", failures);
   return failures ? 1 : 0;

@@ -3,7 +3,6 @@
 #pragma once
 #include <chrono>
 #include "cuda_runtime.h"
-#define __launch_bounds__(x)
 #define __align__(n) __attribute__((aligned(n)))
 struct float4 { float x, y, z, w; };
 struct uint4 { unsigned x, y, z, w; };
@@ -48,3 +47,4 @@ inline cudaError_t EmuGetDeviceProperties(EmuDeviceProp* p, int) {
 }
 #define cudaDeviceProp EmuDeviceProp
 #define cudaGetDeviceProperties EmuGetDeviceProperties
+#include "cublas_emu.h"  // cuBLAS as documented, behind emu::Dlopen (convert.mjs rewrites the dl* calls)

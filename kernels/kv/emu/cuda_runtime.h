@@ -8,10 +8,12 @@
 // "forward", "reverse" or "random[:SEED]", one thread at a time (fibers on one host thread, so also
 // faster than the OS threads of the parallel mode), switching only where a thread waits at
 // __syncthreads, __syncwarp, a shuffle or a ballot (or exits): forward runs the threads of every stretch
-// between two barriers in thread order, reverse in the opposite order, random in a seeded random order.
+// between two barriers in thread order, reverse in the opposite order, random in a seeded random order;
+// the blocks of a launch run in grid order, last to first, or in a seeded random order likewise.
 // A kernel whose threads are correctly synchronised gives the same bytes under every order (our atomics
 // only count, so their order does not show); a missing barrier, a read of another thread's write in the
-// same stretch, shows as a difference between orders (compare STARKV_EMU_TRACE files, or the results).
+// same stretch, or of another block's write in the same launch, shows as a difference between orders
+// (compare STARKV_EMU_TRACE files, or the results).
 // A barrier that not every thread of the block reaches is reported as a deadlock, not hung on. It is NOT a GPU:
 // it says nothing about the memory model, occupancy, shared-memory limits, the device math library or
 // speed. Never built into the engine.
@@ -48,6 +50,7 @@
 #define __device__
 #define __host__
 #define __forceinline__ inline
+#define __launch_bounds__(...)
 struct uint3 { unsigned x = 0, y = 0, z = 0; };
 struct dim3 { unsigned x, y, z; dim3(unsigned a = 1, unsigned b = 1, unsigned c = 1) : x(a), y(b), z(c) {} };
 inline thread_local uint3 threadIdx, blockIdx;
@@ -66,6 +69,7 @@ inline std::string& LaunchErrorText() { static std::string t; return t; }
 }  // namespace emu
 inline const char* cudaGetErrorString(cudaError_t e) {
   if (e == 1) return "invalid argument (emulator: a launch asked for more dynamic shared memory than allowed)";
+  if (e == 9) return "invalid configuration argument (emulator: a grid or block size no GPU accepts)";
   return "emu error";
 }
 inline cudaError_t cudaGetLastError() {
@@ -396,7 +400,10 @@ struct Barrier {
   unsigned expected, arrived = 0;
   std::vector<unsigned> waiters;
 };
-struct Warp { std::unique_ptr<Barrier> bar; uint64_t slot[32]; };
+// slot: each lane's value in a shuffle or ballot; stamp: the number of that collective (per lane, counted
+// in seq) when the lane wrote its slot, so a read can tell a lane that took part in this one from a lane
+// that exited or does not exist (a partial last warp), whose value is undefined on a GPU.
+struct Warp { std::unique_ptr<Barrier> bar; uint64_t slot[32]; uint64_t stamp[32] = {}; uint64_t seq[32] = {}; };
 inline thread_local Warp* my_warp = nullptr;
 inline thread_local Barrier* my_block = nullptr;
 struct Launcher {
@@ -418,16 +425,52 @@ struct Launcher {
         return;
       }
     }
+    {  // what a GPU refuses as an invalid configuration (sm_80..sm_90 limits)
+      const unsigned long long threads = 1ull * b.x * b.y * b.z;
+      if (b.x == 0 || b.y == 0 || b.z == 0 || b.x > 1024 || b.y > 1024 || b.z > 64 || threads > 1024 || g.x == 0 ||
+          g.y == 0 || g.z == 0 || g.y > 65535 || g.z > 65535) {
+        std::fprintf(stderr, "emulator: launch refused: invalid configuration: grid %ux%ux%u, block %ux%ux%u\n", g.x, g.y,
+                     g.z, b.x, b.y, b.z);
+        std::lock_guard<std::mutex> lk(LaunchErrorMu());
+        LaunchError() = 9;  // cudaErrorInvalidConfiguration
+        return;
+      }
+    }
     std::lock_guard<std::recursive_mutex> one(StreamMutex());
     DeviceAccess access;
     const bool trace = TraceFile() != nullptr;
     if (trace) before_ = Snapshot();
     gridDim = g; blockDim = b;
     const unsigned nt = b.x * b.y * b.z;
-    std::vector<unsigned char> sm(smem + 16);
+    // Dynamic shared memory starts 128-byte aligned, as on a GPU (where a kernel without static shared
+    // memory gets the block's window from its start; our kernels declare __align__(128) and wmma needs 32).
+    std::vector<unsigned char> sm_buf(smem + 16 + 128);
+    unsigned char* const sm_base = sm_buf.data() + (128 - reinterpret_cast<uintptr_t>(sm_buf.data()) % 128) % 128;
+    const size_t sm_size = smem + 16;
     const uint64_t launch_no = launches_++;  // an ordered mode's random seed varies per launch, reproducibly
-    for (unsigned bz = 0; bz < g.z; ++bz) for (unsigned by = 0; by < g.y; ++by) for (unsigned bx = 0; bx < g.x; ++bx) {
-      FillShared(sm.data(), sm.size());
+    // The blocks run one after another: in grid order, except that reverse mode runs them last to first and
+    // random mode in a seeded random order, since a GPU runs them in no order at all: a kernel whose block
+    // reads what another block of the same launch wrote (without atomics) then writes other bytes in
+    // forward and reverse order, and the race check names it.
+    const uint64_t n_blocks = uint64_t{g.x} * g.y * g.z;
+    std::vector<uint64_t> shuffled;
+    if (Order().mode == 3) {
+      shuffled.resize(n_blocks);
+      for (uint64_t i = 0; i < n_blocks; ++i) shuffled[i] = i;
+      uint64_t st = Order().seed * 0x9E3779B97F4A7C15ull + launch_no * 7919ull + 1;
+      for (uint64_t i = n_blocks; i > 1; --i) {  // Fisher-Yates with splitmix64
+        st += 0x9E3779B97F4A7C15ull;
+        uint64_t z = st;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        std::swap(shuffled[i - 1], shuffled[(z ^ (z >> 31)) % i]);
+      }
+    }
+    for (uint64_t bi = 0; bi < n_blocks; ++bi) {
+      const uint64_t lin = Order().mode == 2 ? n_blocks - 1 - bi : Order().mode == 3 ? shuffled[bi] : bi;
+      const unsigned bx = static_cast<unsigned>(lin % g.x), by = static_cast<unsigned>(lin / g.x % g.y),
+                     bz = static_cast<unsigned>(lin / (uint64_t{g.x} * g.y));
+      FillShared(sm_base, sm_size);
       std::unique_ptr<Serial> serial;
       if (Order().mode)
         serial = std::make_unique<Serial>(nt, Order().mode,
@@ -437,7 +480,7 @@ struct Launcher {
       for (unsigned w = 0; w < warps.size(); ++w) warps[w].bar = std::make_unique<Barrier>(std::min(32u, nt - 32 * w), serial.get());
       if (serial) {  // one host thread, a fiber per CUDA thread
         blockIdx.x = bx; blockIdx.y = by; blockIdx.z = bz;
-        dyn_smem = sm.data(); my_block = &block;
+        dyn_smem = sm_base; my_block = &block;
         serial->set_thread = [&warps](unsigned t) {
           threadIdx.x = t; threadIdx.y = 0; threadIdx.z = 0;
           my_warp = &warps[t / 32];
@@ -456,7 +499,7 @@ struct Launcher {
       for (unsigned t = 0; t < nt; ++t)
         th.emplace_back([&, t] {
           threadIdx.x = t; threadIdx.y = 0; threadIdx.z = 0; blockIdx.x = bx; blockIdx.y = by; blockIdx.z = bz;
-          dyn_smem = sm.data(); my_warp = &warps[t / 32]; my_block = &block;
+          dyn_smem = sm_base; my_warp = &warps[t / 32]; my_block = &block;
           kernel(args...);
           my_warp->bar->arrive_and_drop();
           block.arrive_and_drop();
@@ -524,12 +567,26 @@ struct Launcher {
 }  // namespace emu
 inline void __syncthreads() { emu::my_block->arrive_and_wait(); }
 inline void __syncwarp(unsigned = 0xffffffffu) { emu::my_warp->bar->arrive_and_wait(); }
+namespace emu {
+// A shuffle that reads a lane which did not take part (it exited, or lies past the block's last thread)
+// gets an undefined value on a GPU: stop the run and say so.
+[[noreturn]] inline void ShflFromAbsentLane(int lane, int src) {
+  std::fprintf(stderr, "emu: a warp shuffle in block (%u,%u,%u), thread %u (lane %d) reads lane %d, which did not take "
+               "part (exited, or past the block's last thread): undefined on a GPU\n", blockIdx.x, blockIdx.y,
+               blockIdx.z, threadIdx.x, lane, src);
+  std::abort();
+}
+}  // namespace emu
 template <typename T> T EmuShfl(T v, int src_lane_fn_lane, bool valid) {
   auto* w = emu::my_warp; const int lane = threadIdx.x & 31;
-  uint64_t bits = 0; std::memcpy(&bits, &v, sizeof(T)); w->slot[lane] = bits;
+  const uint64_t n = ++w->seq[lane];
+  uint64_t bits = 0; std::memcpy(&bits, &v, sizeof(T)); w->slot[lane] = bits; w->stamp[lane] = n;
   w->bar->arrive_and_wait();
   T r = v;
-  if (valid) std::memcpy(&r, &w->slot[src_lane_fn_lane], sizeof(T));
+  if (valid) {
+    if (w->stamp[src_lane_fn_lane] != n) emu::ShflFromAbsentLane(lane, src_lane_fn_lane);
+    std::memcpy(&r, &w->slot[src_lane_fn_lane], sizeof(T));
+  }
   w->bar->arrive_and_wait();
   return r;
 }
@@ -537,8 +594,10 @@ template <typename T> T __shfl_down_sync(unsigned, T v, int o) { const int l = t
 template <typename T> T __shfl_xor_sync(unsigned, T v, int o) { const int l = threadIdx.x & 31; return EmuShfl(v, l ^ o, true); }
 inline unsigned __ballot_sync(unsigned, bool p) {
   auto* w = emu::my_warp; const int lane = threadIdx.x & 31;
-  w->slot[lane] = p ? 1 : 0; w->bar->arrive_and_wait();
-  unsigned m = 0; for (int i = 0; i < 32; ++i) m |= (w->slot[i] ? 1u : 0u) << i;
+  const uint64_t n = ++w->seq[lane];
+  w->slot[lane] = p ? 1 : 0; w->stamp[lane] = n; w->bar->arrive_and_wait();
+  // exited lanes and lanes past the block's end contribute 0 (as on a GPU), not what they last wrote
+  unsigned m = 0; for (int i = 0; i < 32; ++i) m |= (w->stamp[i] == n && w->slot[i] ? 1u : 0u) << i;
   w->bar->arrive_and_wait(); return m;
 }
 inline int __popc(unsigned x) { return __builtin_popcount(x); }

@@ -11,8 +11,9 @@
 #                      memory" naming what did not fit, and the model must answer as before afterwards)
 # then, when .gpu-pack/starkv-gpu.tar.xz travelled with the tree (scripts/gpu-pack.sh, run where npm is),
 #   starkv devices, and starkv bench --device cuda on UI-TARS-1.5-7B's full shape (16 GB of bf16 weights),
-#   the 7B once more with --profile (device time per op kind), and the Qwen2-VL-2B shape (a quarter, as
-#   BENCHMARKS.md's CPU runs);
+#   the 7B once more with --profile (device time per op kind), starkv episode on that checkpoint (three
+#   STaR-KV compressed turns on 1080p screens), and the Qwen2-VL-2B shape (a quarter, as BENCHMARKS.md's
+#   CPU runs);
 # then, while time is left, compute-sanitizer over the two op tables: memcheck (out-of-bounds and
 # misaligned device accesses), racecheck (shared-memory hazards) and initcheck (reads of device memory
 # never written), each a finding = a failure.
@@ -124,8 +125,17 @@ if [ -f .gpu-pack/starkv-gpu.tar.xz ] && [ $gpu_used = 1 ]; then
   echo "== pack: $(cat $pk/starkv-gpu/VERSION)"
   $pk/starkv-gpu/run devices 2>&1 | tee "$work/devices.txt"
   # UI-TARS-1.5-7B first (the model GPU users run), then the same with the op profile (device time per
-  # op kind: where the prefill goes; the checkpoint is written once), then the 2B shape.
-  for run in 7b 7b-profile 2b; do
+  # op kind: where the prefill goes; the checkpoint is written once), then STaR-KV compressed agent turns
+  # on that checkpoint (three 1080p screenshots, the bench's copy of Qwen's tokenizer), then the 2B shape.
+  for run in 7b 7b-profile episode-7b 2b; do
+    if [ $run = episode-7b ]; then
+      stage "episode 7b (starkv, 3 x 1080p)" 200 episode-7b.jsonl $pk/starkv-gpu/run episode \
+        --model "${TMPDIR:-/tmp}/starkv-bench-7b-f1" --device cuda --method starkv --steps 3 --width 1920 --height 1080 \
+        --max-new-tokens 16 --json
+      cp "$work/episode-7b.jsonl" "$work/bench-episode-7b.json" 2>/dev/null  # (JSON lines; brought back with the benches)
+      cut -c1-400 "$work/episode-7b.jsonl" 2>/dev/null
+      continue
+    fi
     shape=${run%-profile}
     extra=(--decode-tokens 32)
     [ "$run" != "$shape" ] && extra=(--decode-tokens 8 --profile)

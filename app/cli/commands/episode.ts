@@ -8,9 +8,10 @@ import { KV_METHOD_NAMES } from '../../protocol.ts';
 import { formatBytes, parseChoiceOpt, parseNumberOpt, parseThreadsOpt, UsageError } from '../format.ts';
 
 const USAGE = `usage: starkv episode --model <dir> [--method starkv] [--budget 20 | --cap-tokens N] [--steps 5]
-       [--image a.png ...] [--task TEXT] [--history 5] [--protocol persistent|reference] [--max-new-tokens 32]
+       [--image a.png ... | --width 640 --height 400] [--task TEXT] [--history 5] [--protocol persistent|reference] [--max-new-tokens 32]
        [--param name=value ...] [--threads N] [--device auto|cpu|cuda[:N]] [--cpu-matmul fp32|bf16|auto] [--weights auto|mapped|resident] [--json] [--compare]
-  Each step appends one screenshot (the --image files in turn, or synthetic 640x400 screens) and decodes
+  Each step appends one screenshot (the --image files in turn, or synthetic screens of --width x --height,
+  640x400 unless given: 1920x1080 is a full-HD screen's ~2.7k visual tokens) and decodes
   a reply against the compressed cache. --json prints one JSON object per step (JSON lines).
   --compare runs the same screenshots through both protocols (persistent, then reference) and prints
   a table: tokens prefilled, kept per layer, time per step, and how far the greedy replies agree.`;
@@ -42,7 +43,7 @@ export default async function episode(argv: string[]): Promise<number> {
     args: argv,
     options: {
       model: { type: 'string' }, method: { type: 'string' }, budget: { type: 'string' }, 'cap-tokens': { type: 'string' },
-      steps: { type: 'string' }, image: { type: 'string', multiple: true }, task: { type: 'string' }, history: { type: 'string' },
+      steps: { type: 'string' }, image: { type: 'string', multiple: true }, width: { type: 'string' }, height: { type: 'string' }, task: { type: 'string' }, history: { type: 'string' },
       protocol: { type: 'string' }, 'max-new-tokens': { type: 'string' }, param: { type: 'string', multiple: true },
       threads: { type: 'string' }, device: { type: 'string' }, 'cpu-matmul': { type: 'string' }, weights: { type: 'string' }, json: { type: 'boolean' }, compare: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
@@ -71,6 +72,10 @@ export default async function episode(argv: string[]): Promise<number> {
     params[m[1]!] = v === 'true' ? true : v === 'false' ? false : Number.isFinite(Number(v)) && v !== '' ? Number(v) : v;
   }
   const steps = parseNumberOpt(values.steps, 'steps', { int: true, min: 1 }) ?? 5;
+  if ((values.width !== undefined || values.height !== undefined) && values.image?.length)
+    throw new UsageError('--width and --height size the synthetic screens: not with --image');
+  const screenW = parseNumberOpt(values.width, 'width', { int: true, min: 28, max: 7680 }) ?? 640;
+  const screenH = parseNumberOpt(values.height, 'height', { int: true, min: 28, max: 4320 }) ?? 400;
   const engine = await Engine.load(values.model, { threads: parseThreadsOpt(values.threads), device: values.device, cpuMatmul: values['cpu-matmul'] as string | undefined, weights: values.weights as string | undefined });
   const ac = new AbortController();
   const onSigint = () => ac.abort();
@@ -88,7 +93,7 @@ export default async function episode(argv: string[]): Promise<number> {
     try {
       const given: ProcessedImage[] = await engine.processImages(values.image ?? []);
       for (let s = 0; s < steps && !ac.signal.aborted; s++) {
-        const image = given.length ? given[s % given.length]! : processImage(syntheticScreen(s), engine.preprocessor);
+        const image = given.length ? given[s % given.length]! : processImage(syntheticScreen(s, screenW, screenH), engine.preprocessor);
         const r = await ep.step({ text: s === 0 ? (values.task ?? 'Open the settings and turn on dark mode.') : undefined, image, maxNewTokens: maxNew, temperature: 0, signal: ac.signal });
         out.push(r);
         print(r);

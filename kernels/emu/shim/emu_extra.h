@@ -6,7 +6,7 @@
 #define __align__(n) __attribute__((aligned(n)))
 struct float4 { float x, y, z, w; };
 struct uint4 { unsigned x, y, z, w; };
-template <typename T> T __shfl_sync(unsigned, T v, int src) { return EmuShfl(v, src, true); }
+template <typename T> T __shfl_sync(unsigned, T v, int src) { return EmuShfl(v, src & 31, true); }  // srcLane mod warpSize, as CUDA
 inline cudaError_t cudaMemcpyAsync(void* d, const void* s, size_t n, cudaMemcpyKind k, cudaStream_t = nullptr) {
   return cudaMemcpy(d, s, n, k);  // guarded (cuda_runtime.h)
 }

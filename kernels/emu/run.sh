@@ -77,7 +77,7 @@ cflags=(-std=c++20 -O1 -DSTARKV_HAVE_CUDA=1 -I "$root/native" -I "$root/kernels"
 pids=()
 for f in attention pointwise gemm cuda_backend cuda_backend_kv; do g++ "${kflags[@]}" -c "$work/$f.cpp" -o "$work/k_$f.o" & pids+=($!); done
 for f in "$work"/kv/*.cpp; do
-  g++ -std=c++20 -O1 -I "$root/kernels/kv/emu" -I "$root/native" -I "$root/kernels/kv" -c "$f" -o "$work/k_kv_$(basename "${f%.cpp}").o" &
+  g++ -std=c++20 -O1 -I "$root/kernels/kv/emu" -I "$root/native" -I "$root/kernels/kv" -I "$root/kernels" -c "$f" -o "$work/k_kv_$(basename "${f%.cpp}").o" &
   pids+=($!)
 done
 g++ "${cflags[@]}" -c "$root/native/models/qwen2vl_model.cpp" -o "$work/model.o" & pids+=($!)

@@ -1,20 +1,13 @@
 // Device discovery and plain memory moves for the KV kernels' callers (tests, the engine wiring).
+#include "cuda_backend.h"
 #include "kv_common.cuh"
 
 namespace starkv::cuda::kv {
 using detail::Check;
 
-int DeviceCount(std::string* reason) {
-  int n = 0;
-  const cudaError_t e = cudaGetDeviceCount(&n);
-  if (e != cudaSuccess) {
-    if (reason) *reason = std::string("cudaGetDeviceCount: ") + cudaGetErrorString(e);
-    cudaGetLastError();  // clear the sticky-free error so later calls start clean
-    return 0;
-  }
-  if (n == 0 && reason) *reason = "cudaGetDeviceCount found 0 devices";
-  return n;
-}
+// The backend's answer, so that both say why the same way ("no NVIDIA driver found" where the runtime
+// only says the driver is insufficient).
+int DeviceCount(std::string* reason) { return CountDevices(reason); }
 
 std::string DeviceName(int device) {
   cudaDeviceProp p{};

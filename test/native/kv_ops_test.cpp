@@ -1028,7 +1028,7 @@ int main() {
     }
     gpu.reason = why;
     std::printf("kv_ops_test: CUDA kernels compiled in; %s\n",
-                gpu.ok ? ("device 0: " + gpu.name).c_str() : ("no CUDA device: " + why).c_str());
+                gpu.ok ? ("device 0: " + gpu.name).c_str() : why.c_str());  // why: "no CUDA device: ..."
   }
 #else
   std::printf("kv_ops_test: CUDA kernels not compiled in (STARKV_HAVE_CUDA undefined); CPU cases only\n");
@@ -1049,7 +1049,7 @@ int main() {
   if (gpu.ok)
     std::printf("CUDA: %d cases run on %s\n", R.gpu_cases, gpu.name.c_str());
   else
-    std::printf("CUDA: compiled, not run (no CUDA device: %s)\n", gpu.reason.c_str());
+    std::printf("CUDA: compiled, not run (%s)\n", gpu.reason.c_str());
 #else
   std::printf("CUDA: not compiled in (this build has no nvcc / STARKV_HAVE_CUDA); the kernels were not built or run\n");
 #endif

@@ -6,7 +6,8 @@
 // memory is garbage (0xFF bytes) at every block start, as on a GPU, not what the last block left; a
 // kernel writing past the end of a device buffer is stopped with a report; a
 // warp barrier that one thread skips is reported as a deadlock instead of hanging; launches no GPU accepts
-// (over 1024 threads a block, an empty grid) are refused; dynamic shared memory starts 128-byte aligned; a
+// (over 1024 threads a block, an empty grid, static + dynamic shared memory above the block's limit) are
+// refused; dynamic shared memory starts 128-byte aligned; a
 // wmma load from a pointer that is not 32-byte aligned stops the run; a shuffle reading a lane that
 // exited stops it too, and a ballot counts only the lanes still there; reverse and random order run a
 // launch's blocks last to first or shuffled, so a block reading another block's write shows; and the emulated cuBLAS
@@ -110,6 +111,14 @@ void AbsentLaneKernel(bool bad, unsigned* out) {
 // Block b reads what block b - 1 wrote in the same launch (a bug: blocks run in no order on a GPU).
 void ChainKernel(int* d) {
   if (threadIdx.x == 0) d[blockIdx.x] = blockIdx.x == 0 ? 1 : d[blockIdx.x - 1] + 1;
+}
+
+// 40 KB of static shared memory (registered as convert.mjs registers one); with 16 KB of dynamic shared
+// memory a block asks for 56 KB, above the 48 KB a GPU grants without an opt-in.
+void BigStaticKernel(int* out) {
+  static float s[10240];
+  static const bool reg [[maybe_unused]] = emu::Shared(&s, sizeof(s));
+  if (threadIdx.x == 0) out[0] = 1;
 }
 
 void CountKernel(int* n) { atomicAdd(n, 1); }
@@ -257,6 +266,15 @@ int main() {
     Check(chains[0] == std::vector<int>{1, 2, 3, 4, 5, 6, 7, 8} && chains[1] == std::vector<int>{1, 1, 1, 1, 1, 1, 1, 1} &&
               chains[2] != chains[0],
           "a block reading another block's write: forward, reverse and random block orders differ");
+  }
+  // Static and dynamic shared memory count together against the block's limit.
+  {
+    emu::Order().mode = 1;
+    int o = 0;
+    emu::Launcher(dim3(1), dim3(32), 8 * 1024).run(BigStaticKernel, &o);
+    Check(cudaGetLastError() == 0, "40 KB static + 8 KB dynamic shared memory: within 48 KB");
+    emu::Launcher(dim3(1), dim3(32), 16 * 1024).run(BigStaticKernel, &o);
+    Check(cudaGetLastError() == 1, "40 KB static + 16 KB dynamic shared memory without an opt-in fails as on a GPU");
   }
   // Launch configurations no GPU accepts are refused (cudaErrorInvalidConfiguration), the kernel not run.
   {

@@ -79,7 +79,7 @@ inline cudaError_t cudaGetLastError() {
   return e;
 }
 inline cudaError_t cudaGetDeviceCount(int* n) { *n = 1; return 0; }
-inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int) { std::strcpy(p->name, "host emulator of CUDA blocks/threads, not a GPU"); p->major = 0; p->minor = 0; return 0; }
+inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int) { std::strcpy(p->name, "host emulator of CUDA blocks/threads, not a GPU"); p->major = 8; p->minor = 0; return 0; }  // as the backend's shim says
 namespace emu {
 // The device-memory guard (see the top of this file).
 struct DeviceGuard;
@@ -240,6 +240,10 @@ namespace emu {
 struct SharedRegions {
   std::mutex mu;
   std::vector<std::pair<void*, size_t>> list;
+  // Static shared bytes per kernel (registered while that kernel's launch runs; launches run one at a
+  // time), which a GPU counts with the dynamic bytes against the per-block limit.
+  const void* launching = nullptr;
+  std::map<const void*, size_t> per_kernel;
   const bool fill = [] {
     const char* v = std::getenv("STARKV_EMU_SHARED_FILL");
     return !(v && std::string(v) == "0");
@@ -253,6 +257,7 @@ inline bool Shared(void* p, size_t n) {
   auto& r = SharedList();
   std::lock_guard<std::mutex> lk(r.mu);
   r.list.emplace_back(p, n);
+  r.per_kernel[r.launching] += n;
   return true;
 }
 inline void FillShared(unsigned char* dyn, size_t dyn_bytes) {
@@ -448,6 +453,11 @@ struct Launcher {
     unsigned char* const sm_base = sm_buf.data() + (128 - reinterpret_cast<uintptr_t>(sm_buf.data()) % 128) % 128;
     const size_t sm_size = smem + 16;
     const uint64_t launch_no = launches_++;  // an ordered mode's random seed varies per launch, reproducibly
+    {
+      auto& r = SharedList();
+      std::lock_guard<std::mutex> lk(r.mu);
+      r.launching = reinterpret_cast<const void*>(kernel);
+    }
     // The blocks run one after another: in grid order, except that reverse mode runs them last to first and
     // random mode in a seeded random order, since a GPU runs them in no order at all: a kernel whose block
     // reads what another block of the same launch wrote (without atomics) then writes other bytes in
@@ -505,6 +515,27 @@ struct Launcher {
           block.arrive_and_drop();
         });
       for (auto& x : th) x.join();
+    }
+    {  // static + dynamic shared memory against the per-block limits (statics are known once a block ran)
+      size_t stat = 0, optin = 0;
+      {
+        auto& r = SharedList();
+        std::lock_guard<std::mutex> lk(r.mu);
+        stat = r.per_kernel[reinterpret_cast<const void*>(kernel)];
+        r.launching = nullptr;
+      }
+      {
+        std::lock_guard<std::mutex> lk(SmemMu());
+        auto it = SmemOptIn().find(reinterpret_cast<const void*>(kernel));
+        if (it != SmemOptIn().end()) optin = it->second;
+      }
+      const size_t limit = optin ? SmemMax() : 48 * 1024;
+      if (stat + smem > limit) {
+        std::fprintf(stderr, "emulator: a GPU refuses this launch: %zu bytes of static and %zu of dynamic shared memory, "
+                     "above the block's %zu\n", stat, smem, limit);
+        std::lock_guard<std::mutex> lk(LaunchErrorMu());
+        LaunchError() = 1;
+      }
     }
     if (trace) Trace(reinterpret_cast<const void*>(kernel));
   }

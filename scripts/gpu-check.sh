@@ -44,7 +44,7 @@ cap() {
 sync_out() {
   tar -czf "$out/logs.tgz.part" -C "$work" . 2>/dev/null && mv "$out/logs.tgz.part" "$out/logs.tgz"
   cp "$work/summary.txt" "$out/summary.txt" 2>/dev/null
-  cp "$work"/bench-*.json "$out/" 2>/dev/null
+  cp "$work"/bench-*.json "$work"/bench-*.jsonl "$out/" 2>/dev/null
   return 0
 }
 archs=${STARKV_CUDA_ARCHS:-90}
@@ -129,11 +129,10 @@ if [ -f .gpu-pack/starkv-gpu.tar.xz ] && [ $gpu_used = 1 ]; then
   # on that checkpoint (three 1080p screenshots, the bench's copy of Qwen's tokenizer), then the 2B shape.
   for run in 7b 7b-profile episode-7b 2b; do
     if [ $run = episode-7b ]; then
-      stage "episode 7b (starkv, 3 x 1080p)" 200 episode-7b.jsonl $pk/starkv-gpu/run episode \
+      stage "episode 7b (starkv, 3 x 1080p)" 200 bench-episode-7b.jsonl $pk/starkv-gpu/run episode \
         --model "${TMPDIR:-/tmp}/starkv-bench-7b-f1" --device cuda --method starkv --steps 3 --width 1920 --height 1080 \
         --max-new-tokens 16 --json
-      cp "$work/episode-7b.jsonl" "$work/bench-episode-7b.json" 2>/dev/null  # (JSON lines; brought back with the benches)
-      cut -c1-400 "$work/episode-7b.jsonl" 2>/dev/null
+      cut -c1-400 "$work/bench-episode-7b.jsonl" 2>/dev/null  # (JSON lines, one per step; back with the benches)
       continue
     fi
     shape=${run%-profile}

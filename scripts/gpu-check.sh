@@ -123,7 +123,23 @@ if [ -f .gpu-pack/starkv-gpu.tar.xz ] && [ $gpu_used = 1 ]; then
   tar -xJf .gpu-pack/starkv-gpu.tar.xz -C "$pk" 2>/dev/null ||
     python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' .gpu-pack/starkv-gpu.tar.xz "$pk"
   echo "== pack: $(cat $pk/starkv-gpu/VERSION)"
-  $pk/starkv-gpu/run devices 2>&1 | tee "$work/devices.txt"
+  if ! $pk/starkv-gpu/run devices >"$work/devices.txt" 2>&1; then
+    # The addon built where the pack was made needs that image's glibc (2.34) and libstdc++ (GLIBCXX_3.4.30);
+    # where it does not load, link one here from the engine built above (build-gpu's starkv_core, this image's
+    # libraries) and the pack's Node-API headers.
+    cat "$work/devices.txt"
+    echo "== the pack's addon does not load here ($(ldd --version 2>&1 | head -1)); linking the addon on this image ..."
+    nm=$pk/starkv-gpu/node_modules
+    if PATH="$pk/starkv-gpu:$PATH" NODE_PATH="$nm" STARKV_CUDA_ARCHS=$archs cmake -S . -B build-gpu -DCMAKE_JS_VERSION=gpu-check \
+      -DCMAKE_JS_INC="$nm/node-api-headers/include" >"$work/addon.log" 2>&1 &&
+      cmake --build build-gpu --target starkv -j"$(nproc)" >>"$work/addon.log" 2>&1; then
+      cp build-gpu/starkv.node $pk/starkv-gpu/starkv.node
+    else
+      grep -m 20 -E "error|Error" "$work/addon.log"
+    fi
+    $pk/starkv-gpu/run devices >"$work/devices.txt" 2>&1
+  fi
+  cat "$work/devices.txt"
   # UI-TARS-1.5-7B first (the model GPU users run), then the same with the op profile (device time per
   # op kind: where the prefill goes; the checkpoint is written once), then STaR-KV compressed agent turns
   # on that checkpoint (three 1080p screenshots, the bench's copy of Qwen's tokenizer), then the 2B shape.

@@ -28,7 +28,9 @@ files() {
   bundle "$d/app/starkv.mjs"
   cp assets/chat-template-qwen2vl.jinja "$d/assets/"
   # sharp and what it requires at run time (JavaScript packages and the prebuilt libvips for linux-x64)
-  for m in sharp @img/colour detect-libc semver @img/sharp-libvips-linux-x64 @img/sharp-linux-x64; do
+  # (and the Node-API headers, from which scripts/gpu-check.sh links an addon on the GPU machine's own image
+  # when this machine's does not load there)
+  for m in sharp @img/colour detect-libc semver @img/sharp-libvips-linux-x64 @img/sharp-linux-x64 node-addon-api node-api-headers; do
     mkdir -p "$d/node_modules/$(dirname $m)"
     cp -r "node_modules/$m" "$d/node_modules/$m"
   done

@@ -205,7 +205,8 @@ __global__ void CombineKernel(DevAttn a, int heads, int splits) {
 template <int DPL>
 void Launch(cudaStream_t s, const DevAttn& d, dim3 grid) {
   const size_t smem = sizeof(float) * static_cast<size_t>(kTile * (d.hd | 1) + kTile * d.hd + kWarps * d.hd);
-  if (smem > 48 * 1024)
+  // opt in where the tiles and the kernel's static lo_s, hi_s pass a block's 48 KB (a GPU refuses it otherwise)
+  if (smem + 2 * kWarps * sizeof(int64_t) > 48 * 1024)
     Check(cudaFuncSetAttribute(AttnKernel<DPL>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
           "attention shared memory");
   AttnKernel<DPL><<<grid, kWarps * 32, smem, s>>>(d);

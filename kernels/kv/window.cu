@@ -127,6 +127,11 @@ void Validate(const WindowArgs& a) {
 
 int64_t Tiles(int64_t n) { return (n + kTile - 1) / kTile; }
 size_t TileSmem(int d) { return sizeof(float) * kTile * (d + 1); }
+// A block gets 48 KB of shared memory without asking, its static shared arrays included: a kernel
+// whose dynamic tile plus those passes it must opt in, or a GPU refuses the launch (head_dim 190-191 here).
+constexpr size_t kTileStatsStatic = sizeof(float) * 32 + sizeof(double) * 32;  // fbuf, dbuf
+constexpr size_t kZeroCountStatic = sizeof(int) * 32;                           // ibuf
+bool NeedsOptIn(size_t dynamic, size_t static_bytes) { return dynamic + static_bytes > 48 * 1024; }
 
 // Tile stats + finalize into scratch; returns the RowStat array inside scratch.
 RowStat* RowStats(const WindowArgs& a, float scale, bool eager, void* scratch, cudaStream_t s) {
@@ -134,7 +139,7 @@ RowStat* RowStats(const WindowArgs& a, float scale, bool eager, void* scratch, c
   auto* part = static_cast<TileStat*>(scratch);
   auto* stat = reinterpret_cast<RowStat*>(part + n_rows * tiles);
   const size_t smem = TileSmem(a.head_dim);
-  if (smem > 48 * 1024) Check(cudaFuncSetAttribute(TileStatsKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  if (NeedsOptIn(smem, kTileStatsStatic)) Check(cudaFuncSetAttribute(TileStatsKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                    static_cast<int>(smem)), "window tile smem");
   TileStatsKernel<<<dim3(static_cast<unsigned>(tiles), a.num_heads), kTile, smem, s>>>(a, scale, eager, tiles, part);
   CheckLaunch("TileStatsKernel");
@@ -150,7 +155,7 @@ void Colsum(const WindowArgs& a, int64_t cols, float* sums, void* scratch, void*
   RowStat* stat = RowStats(a, scale, false, scratch, s);
   if (cols <= 0) return;
   const size_t smem = TileSmem(a.head_dim);
-  if (smem > 48 * 1024) Check(cudaFuncSetAttribute(ColsumKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  if (NeedsOptIn(smem, 0)) Check(cudaFuncSetAttribute(ColsumKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                    static_cast<int>(smem)), "colsum smem");
   ColsumKernel<<<dim3(static_cast<unsigned>(Tiles(cols)), a.num_heads), kTile, smem, s>>>(a, scale, stat, cols, sums);
   CheckLaunch("ColsumKernel");
@@ -183,7 +188,7 @@ void WindowZeroCounts(const WindowArgs& a, float threshold, int64_t* zeros, void
   RowStat* stat = RowStats(a, scale, true, scratch, s);
   Check(cudaMemsetAsync(zeros, 0, sizeof(int64_t) * a.num_heads * a.rows, s), "zero counts memset");
   const size_t smem = TileSmem(a.head_dim);
-  if (smem > 48 * 1024) Check(cudaFuncSetAttribute(ZeroCountKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  if (NeedsOptIn(smem, kZeroCountStatic)) Check(cudaFuncSetAttribute(ZeroCountKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                    static_cast<int>(smem)), "zero count smem");
   ZeroCountKernel<<<dim3(static_cast<unsigned>(Tiles(a.seq_len)), a.num_heads), kTile, smem, s>>>(
       a, scale, threshold, stat, reinterpret_cast<unsigned long long*>(zeros));

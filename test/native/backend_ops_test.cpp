@@ -517,6 +517,7 @@ void AttentionCases() {
   AttnSegmentCase(70, 2, 80, {0, 16, 40, 41, 70});
   AttnSegmentCase(64, 3, 64, {0, 64});
   AttnSegmentCase(45, 1, 128, {0, 1, 2, 45});
+  AttnStoreCase(9, 40, 1, 2, 170);     // head_dim 170: the fp32 tiles fit 48 KB, with the static shared not (CUDA opts in)
   // The bf16 path (bf16 weights, cpuMatmul bf16): prefill blocks, a block after a prefix, GQA, vision
   // windows and a full-attention image; decode rows on the same backend stay fp32.
   std::string impl;

@@ -203,7 +203,8 @@ cu::WindowArgs DeviceWindow(const Layer& l, int64_t rows, const Dev<float>& dq, 
 void TestWindow() {
   struct C { int64_t L, W; int H, Hkv, d; };
   const C cases[] = {{37, 1, 2, 2, 64}, {129, 8, 4, 2, 80}, {301, 32, 14, 2, 128}, {65, 8, 7, 1, 64},
-                     {8, 8, 2, 1, 64},  {1000, 8, 4, 4, 128}, {97, 32, 7, 7, 80}};
+                     {8, 8, 2, 1, 64},  {1000, 8, 4, 4, 128}, {97, 32, 7, 7, 80},
+                     {70, 8, 2, 1, 190}};  // d = 190: the key tile fits 48 KB, with the static shared not
   for (const C& c : cases) {
     Layer l(c.H, c.Hkv, c.d, c.L, c.W);
     const std::string tag = "window_colsum L=" + Str(c.L) + " w=" + Str(c.W) + " H=" + Str(c.H) + "/" + Str(c.Hkv) +
@@ -266,7 +267,7 @@ void TestWindow() {
   }
   // VL-Cache sparsity over post-vision rows (L ~ 100 puts many probabilities near the 0.01 threshold)
   struct V { int64_t L, rows; int H, Hkv, d; };
-  const V vcases[] = {{101, 5, 4, 2, 64}, {77, 1, 7, 1, 80}, {257, 33, 14, 2, 128}};
+  const V vcases[] = {{101, 5, 4, 2, 64}, {77, 1, 7, 1, 80}, {257, 33, 14, 2, 128}, {71, 5, 2, 1, 191}};  // 191: as above
   for (const V& c : vcases) {
     Layer l(c.H, c.Hkv, c.d, c.L, c.rows);
     l.in.last_vision_index = c.L - c.rows;

@@ -11,7 +11,7 @@ using namespace detail;
 
 constexpr int kThreads = 512;
 
-__global__ void TopKKernel(const float* scores, int64_t n, int64_t ld, const int64_t* k_per_row, int64_t k_all,
+__global__ void __launch_bounds__(kThreads) TopKKernel(const float* scores, int64_t n, int64_t ld, const int64_t* k_per_row, int64_t k_all,
                            bool bottom, int64_t* out, int64_t out_ld) {
   __shared__ unsigned int hist[256];
   __shared__ uint64_t s_prefix, s_mask;

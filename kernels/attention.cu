@@ -23,6 +23,7 @@
 
 #include "cpu/elementwise.h"
 #include "cuda_common.cuh"
+#include "smem.cuh"
 
 namespace starkv::cuda {
 namespace {
@@ -205,10 +206,7 @@ __global__ void CombineKernel(DevAttn a, int heads, int splits) {
 template <int DPL>
 void Launch(cudaStream_t s, const DevAttn& d, dim3 grid) {
   const size_t smem = sizeof(float) * static_cast<size_t>(kTile * (d.hd | 1) + kTile * d.hd + kWarps * d.hd);
-  // opt in where the tiles and the kernel's static lo_s, hi_s pass a block's 48 KB (a GPU refuses it otherwise)
-  if (smem + 2 * kWarps * sizeof(int64_t) > 48 * 1024)
-    Check(cudaFuncSetAttribute(AttnKernel<DPL>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
-          "attention shared memory");
+  Check(AllowDynamicSmem(AttnKernel<DPL>, smem, 2 * kWarps * sizeof(int64_t) /* lo_s, hi_s */), "attention shared memory");
   AttnKernel<DPL><<<grid, kWarps * 32, smem, s>>>(d);
   CheckLaunch("Attention");
 }
@@ -399,9 +397,7 @@ void LaunchTc(cudaStream_t s, const DevAttn& d, int heads, int kv_heads, void* s
   TcKvKernel<<<Blocks(total, 256), 256, 0, s>>>(d, hdp, total, kb, vb);
   CheckLaunch("Attention (bf16 keys and values)");
   const size_t smem = TcSmemBytes(hdp);
-  if (smem > 48 * 1024)
-    Check(cudaFuncSetAttribute(TcAttnKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
-          "attention (tensor cores) shared memory");
+  Check(AllowDynamicSmem(TcAttnKernel, smem, 0), "attention (tensor cores) shared memory");
   const dim3 grid(static_cast<unsigned>((d.n_q + kTcRows - 1) / kTcRows), static_cast<unsigned>(heads));
   TcAttnKernel<<<grid, kTcWarps * 32, smem, s>>>(d, hdp, kb, vb);
   CheckLaunch("Attention (tensor cores)");

@@ -8,6 +8,7 @@
 
 #include "kv/kernels.h"  // native/kv/kernels.h: the shared STARKV_HD math
 #include "kv_kernels.h"
+#include "smem.cuh"  // kernels/smem.cuh
 
 // The kernels must round like the CPU code they mirror (IEEE division, no flush-to-zero, expf/logf/powf
 // within CUDA's documented ulp bounds): build them without --use_fast_math / -ftz=true / -prec-div=false

@@ -106,7 +106,7 @@ void LowRankResidual(const float* keys, int64_t kv_capacity, int num_kv_heads, i
   BasisKernel<<<num_kv_heads, 32, 0, s>>>(keys, kv_capacity, head_dim, cur_start, rank, basis, count);
   CheckLaunch("BasisKernel");
   const size_t smem = sizeof(double) * static_cast<size_t>(rank) * head_dim;
-  const bool use_smem = smem <= 48 * 1024;
+  const bool use_smem = smem <= kSmemDefault;
   ResidualKernel<<<dim3(Blocks(n_prev, 128), num_kv_heads), 128, use_smem ? smem : 0, s>>>(
       keys, kv_capacity, head_dim, rank, basis, count, positions, n_prev, use_smem, res);
   CheckLaunch("ResidualKernel");

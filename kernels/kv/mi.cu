@@ -113,8 +113,7 @@ void SpanHistMi(const float* S, int64_t ld, int groups, int64_t start, int64_t n
   Require(groups > 0 && gh >= 1 && gw >= 1, "SpanHistMi: groups, gh and gw must be >= 1");
   const int vb = value_bins > 1 ? value_bins : 1, rb = row_bins > 1 ? row_bins : 1, cb = col_bins > 1 ? col_bins : 1;
   const size_t smem = HistSmem(vb, rb, cb);
-  // with the kernel's static ua, uy: a block's 48 KB
-  Require(smem + 2 * sizeof(int) <= 48 * 1024, "SpanHistMi: value_bins x row_bins x col_bins histogram does not fit shared memory");
+  Require(smem + 2 * sizeof(int) /* ua, uy */ <= kSmemDefault, "SpanHistMi: value_bins x row_bins x col_bins histogram does not fit shared memory");
   const cudaStream_t s = Stream(stream);
   if (n <= 1) {  // CPU: MI 0
     Check(cudaMemsetAsync(mi, 0, sizeof(double) * groups, s), "mi memset");

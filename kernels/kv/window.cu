@@ -127,11 +127,10 @@ void Validate(const WindowArgs& a) {
 
 int64_t Tiles(int64_t n) { return (n + kTile - 1) / kTile; }
 size_t TileSmem(int d) { return sizeof(float) * kTile * (d + 1); }
-// A block gets 48 KB of shared memory without asking, its static shared arrays included: a kernel
-// whose dynamic tile plus those passes it must opt in, or a GPU refuses the launch (head_dim 190-191 here).
+// The kernels' static shared arrays, which count with the tile against a block's default 48 KB (at
+// head_dim 190-191 the tile alone fits and tile + arrays do not).
 constexpr size_t kTileStatsStatic = sizeof(float) * 32 + sizeof(double) * 32;  // fbuf, dbuf
 constexpr size_t kZeroCountStatic = sizeof(int) * 32;                           // ibuf
-bool NeedsOptIn(size_t dynamic, size_t static_bytes) { return dynamic + static_bytes > 48 * 1024; }
 
 // Tile stats + finalize into scratch; returns the RowStat array inside scratch.
 RowStat* RowStats(const WindowArgs& a, float scale, bool eager, void* scratch, cudaStream_t s) {
@@ -139,8 +138,7 @@ RowStat* RowStats(const WindowArgs& a, float scale, bool eager, void* scratch, c
   auto* part = static_cast<TileStat*>(scratch);
   auto* stat = reinterpret_cast<RowStat*>(part + n_rows * tiles);
   const size_t smem = TileSmem(a.head_dim);
-  if (NeedsOptIn(smem, kTileStatsStatic)) Check(cudaFuncSetAttribute(TileStatsKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                   static_cast<int>(smem)), "window tile smem");
+  Check(AllowDynamicSmem(TileStatsKernel, smem, kTileStatsStatic), "window tile smem");
   TileStatsKernel<<<dim3(static_cast<unsigned>(tiles), a.num_heads), kTile, smem, s>>>(a, scale, eager, tiles, part);
   CheckLaunch("TileStatsKernel");
   FinalizeKernel<<<Blocks(n_rows, 128), 128, 0, s>>>(part, tiles, n_rows, stat);
@@ -155,8 +153,7 @@ void Colsum(const WindowArgs& a, int64_t cols, float* sums, void* scratch, void*
   RowStat* stat = RowStats(a, scale, false, scratch, s);
   if (cols <= 0) return;
   const size_t smem = TileSmem(a.head_dim);
-  if (NeedsOptIn(smem, 0)) Check(cudaFuncSetAttribute(ColsumKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                   static_cast<int>(smem)), "colsum smem");
+  Check(AllowDynamicSmem(ColsumKernel, smem, 0), "colsum smem");
   ColsumKernel<<<dim3(static_cast<unsigned>(Tiles(cols)), a.num_heads), kTile, smem, s>>>(a, scale, stat, cols, sums);
   CheckLaunch("ColsumKernel");
 }
@@ -188,8 +185,7 @@ void WindowZeroCounts(const WindowArgs& a, float threshold, int64_t* zeros, void
   RowStat* stat = RowStats(a, scale, true, scratch, s);
   Check(cudaMemsetAsync(zeros, 0, sizeof(int64_t) * a.num_heads * a.rows, s), "zero counts memset");
   const size_t smem = TileSmem(a.head_dim);
-  if (NeedsOptIn(smem, kZeroCountStatic)) Check(cudaFuncSetAttribute(ZeroCountKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                   static_cast<int>(smem)), "zero count smem");
+  Check(AllowDynamicSmem(ZeroCountKernel, smem, kZeroCountStatic), "zero count smem");
   ZeroCountKernel<<<dim3(static_cast<unsigned>(Tiles(a.seq_len)), a.num_heads), kTile, smem, s>>>(
       a, scale, threshold, stat, reinterpret_cast<unsigned long long*>(zeros));
   CheckLaunch("ZeroCountKernel");

@@ -292,12 +292,9 @@ inline OrderMode& Order() {  // read from the environment once; tests may set it
 }
 // A fiber's saved context, and the switch between two. On x86-64 the switch is ours (below): it saves
 // the callee-saved registers, MXCSR and the x87 control word on the fiber's own stack and swaps stack
-// pointers, with no system call; glibc's swapcontext also saves and restores the signal mask, one
-// rt_sigprocmask call per switch. On a VM where system calls are dear that was 80 % of an emulated
-// episode's time (perf: swapcontext and the kernel's entry) and the ctest took 33 minutes; with this
-// switch the same host ran backend_ops_test 12x faster (276 s -> 22 s an order) and --ci in 5.6 min.
-// STARKV_EMU_UCONTEXT selects the ucontext path on x86-64 too.
-// Elsewhere: ucontext.
+// pointers, with no system call (glibc's swapcontext makes one per switch, for the signal mask: on a
+// host where system calls are dear that was most of the ordered modes' time, see kernels/README.md).
+// Elsewhere, or with STARKV_EMU_UCONTEXT defined: ucontext.
 #if defined(__x86_64__) && !defined(STARKV_EMU_UCONTEXT)
 extern "C" void starkv_emu_switch(void** save_sp, void* to_sp);
 extern "C" void starkv_emu_fiber_start();

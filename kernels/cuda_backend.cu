@@ -90,7 +90,7 @@ int CountDevices(std::string* reason) {
   return n;
 }
 
-CudaInfo QueryCudaInfo() {
+CudaInfo QueryCudaInfo(bool free_memory) {
   CudaInfo info;
   std::string archs = STARKV_CUDA_ARCHS;
   for (size_t b = 0; b < archs.size();) {
@@ -114,16 +114,18 @@ CudaInfo QueryCudaInfo() {
     d.name = p.name;
     d.cc = std::to_string(p.major) + "." + std::to_string(p.minor);
     d.total_bytes = static_cast<int64_t>(p.totalGlobalMem);
-    int prev = 0;
-    cudaGetDevice(&prev);
-    size_t fr = 0, tot = 0;
-    if (cudaSetDevice(i) == cudaSuccess && cudaMemGetInfo(&fr, &tot) == cudaSuccess) {
-      d.free_bytes = static_cast<int64_t>(fr);
-      d.total_bytes = static_cast<int64_t>(tot);
-    } else {
-      cudaGetLastError();
+    if (free_memory) {
+      int prev = 0;
+      cudaGetDevice(&prev);
+      size_t fr = 0, tot = 0;
+      if (cudaSetDevice(i) == cudaSuccess && cudaMemGetInfo(&fr, &tot) == cudaSuccess) {
+        d.free_bytes = static_cast<int64_t>(fr);
+        d.total_bytes = static_cast<int64_t>(tot);
+      } else {
+        cudaGetLastError();
+      }
+      cudaSetDevice(prev);
     }
-    cudaSetDevice(prev);
     info.devices.push_back(d);
   }
   if (!info.devices.empty()) info.error.clear();
@@ -157,7 +159,10 @@ CudaBackend::CudaBackend(MemoryAccount* account, int device, int host_threads)
 }
 
 CudaBackend::~CudaBackend() {
-  Use();
+  // Not Use(): it throws where the device cannot be made current (a dead context), and a destructor
+  // that throws ends the process. What follows only returns errors, which are ignored.
+  int cur = -1;
+  if (cudaGetDevice(&cur) != cudaSuccess || cur != device_) cudaSetDevice(device_);
   cudaStreamSynchronize(S(stream_));
   for (const PendingOp& o : pending_ops_) {  // an op profile nobody took
     cudaEventDestroy(static_cast<cudaEvent_t>(o.begin));
@@ -486,6 +491,7 @@ CudaBenchResult MeasureCuda(int device, int64_t copy_bytes, int gemm_size, int r
   const int64_t n4 = (copy_bytes / 2 + 15) / 16;  // two buffers of copy_bytes / 2
   {
     Buffer a = be.Alloc(MemCategory::Workspace, n4 * 4), b = be.Alloc(MemCategory::Workspace, n4 * 4);
+    be.Synchronize();  // Alloc zeroes on the backend's non-blocking stream; the copies below run on the default one
     float best = 1e30f;
     for (int i = 0; i < reps + 1; ++i) {
       Check(cudaEventRecord(e0, nullptr), "cudaEventRecord");

@@ -21,7 +21,7 @@ struct DeviceInfo {
   int index = 0;
   std::string name;
   std::string cc;  // "9.0"
-  int64_t total_bytes = 0, free_bytes = 0;
+  int64_t total_bytes = 0, free_bytes = -1;  // free: -1 unless asked for
 };
 
 struct CudaInfo {
@@ -31,8 +31,10 @@ struct CudaInfo {
   std::string error;  // "no CUDA device: <reason>" when devices is empty
 };
 
-// What the runtime sees. Never throws: a missing driver or device is reported in `error`.
-CudaInfo QueryCudaInfo();
+// What the runtime sees. Never throws: a missing driver or device is reported in `error`. Free memory
+// only with `free_memory`: asking makes the runtime create a context on every device, which holds a few
+// hundred MB of each GPU for the rest of the process (fine for `starkv devices`, not for the app's host).
+CudaInfo QueryCudaInfo(bool free_memory = false);
 // Number of usable devices; 0 with `reason` = "no CUDA device: <cudaGetErrorString>" otherwise.
 int CountDevices(std::string* reason);
 

@@ -60,7 +60,11 @@ __global__ void BasisKernel(const float* keys, int64_t cap, int d, int64_t cur_s
   if (lane == 0) count[g] = nb;
 }
 
-// grid (tiles over n_prev, Hkv), block 128; dynamic smem = rank * d doubles when use_smem.
+// grid (tiles over n_prev, Hkv), block 128; dynamic smem = rank * d doubles when use_smem. kCoef >= rank:
+// ResidualNorm's coefficients live in local memory, which a GPU reserves for every thread it can hold at
+// once (kCoef doubles x 2048 threads x SMs; 528 MiB on an H200 at kCoef 256, kept for the process), so
+// the common ranks (GUI-KV's default 32) get a small array.
+template <int kCoef>
 __global__ void ResidualKernel(const float* keys, int64_t cap, int d, int rank, const double* basis, const int* count,
                                const int64_t* positions, int64_t n_prev, bool use_smem, float* res) {
   extern __shared__ double sb[];
@@ -73,7 +77,7 @@ __global__ void ResidualKernel(const float* keys, int64_t cap, int d, int rank, 
   }
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n_prev) return;
-  double coef[kMaxDim];
+  double coef[kCoef];
   const float* kr = keys + static_cast<int64_t>(g) * cap * d + positions[i] * d;
   res[static_cast<int64_t>(g) * n_prev + i] = static_cast<float>(k::ResidualNorm(kr, bg, nb, d, coef));
 }
@@ -107,8 +111,14 @@ void LowRankResidual(const float* keys, int64_t kv_capacity, int num_kv_heads, i
   CheckLaunch("BasisKernel");
   const size_t smem = sizeof(double) * static_cast<size_t>(rank) * head_dim;
   const bool use_smem = smem <= kSmemDefault;
-  ResidualKernel<<<dim3(Blocks(n_prev, 128), num_kv_heads), 128, use_smem ? smem : 0, s>>>(
-      keys, kv_capacity, head_dim, rank, basis, count, positions, n_prev, use_smem, res);
+  const dim3 grid(Blocks(n_prev, 128), num_kv_heads);
+  const size_t dyn = use_smem ? smem : 0;
+  if (rank <= 32)
+    ResidualKernel<32><<<grid, 128, dyn, s>>>(keys, kv_capacity, head_dim, rank, basis, count, positions, n_prev,
+                                              use_smem, res);
+  else
+    ResidualKernel<kMaxDim><<<grid, 128, dyn, s>>>(keys, kv_capacity, head_dim, rank, basis, count, positions,
+                                                   n_prev, use_smem, res);
   CheckLaunch("ResidualKernel");
 }
 

@@ -513,14 +513,16 @@ Napi::Value BenchLimitsJs(const Napi::CallbackInfo& info) {
   }
 }
 
-// cudaInfo(): what CUDA this build has and which devices the runtime sees (never throws for a missing
-// driver: the reason is in `error`).
+// cudaInfo([{ freeMemory }]): what CUDA this build has and which devices the runtime sees (never throws for
+// a missing driver: the reason is in `error`). freeBytes is null unless freeMemory (see QueryCudaInfo).
 Napi::Value CudaInfoJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
   Napi::Array archs = Napi::Array::New(env), devices = Napi::Array::New(env);
 #ifdef STARKV_HAVE_CUDA
-  const cuda::CudaInfo ci = cuda::QueryCudaInfo();
+  const bool free_memory = info.Length() > 0 && info[0].IsObject() &&
+                           info[0].As<Napi::Object>().Get("freeMemory").ToBoolean().Value();
+  const cuda::CudaInfo ci = cuda::QueryCudaInfo(free_memory);
   for (size_t i = 0; i < ci.archs.size(); ++i) archs.Set(static_cast<uint32_t>(i), ci.archs[i]);
   for (size_t i = 0; i < ci.devices.size(); ++i) {
     const cuda::DeviceInfo& d = ci.devices[i];
@@ -529,7 +531,8 @@ Napi::Value CudaInfoJs(const Napi::CallbackInfo& info) {
     x.Set("name", d.name);
     x.Set("cc", d.cc);
     x.Set("totalBytes", static_cast<double>(d.total_bytes));
-    x.Set("freeBytes", static_cast<double>(d.free_bytes));
+    if (d.free_bytes >= 0) x.Set("freeBytes", static_cast<double>(d.free_bytes));
+    else x.Set("freeBytes", env.Null());
     devices.Set(static_cast<uint32_t>(i), x);
   }
   o.Set("compiled", true);

@@ -48,13 +48,35 @@ void ExpectError(gt::Checker& ck, const std::string& what, const std::string& ne
 }
 
 #ifdef STARKV_HAVE_CUDA
+// Under kernels/emu/run.sh: how many calls so far would have made a real runtime create a device context
+// (absent from the engine's own build).
+extern "C" long starkv_emu_context_calls() __attribute__((weak));
+
+// The app's host lists the GPUs when it starts, whichever device the model then uses: that list must not
+// leave a context (GPU memory) on every device. Free memory comes only when asked for.
+void DeviceQuery(gt::Checker& ck) {
+  const long before = starkv_emu_context_calls ? starkv_emu_context_calls() : 0;
+  const auto plain = starkv::cuda::QueryCudaInfo();
+  bool unasked = true;
+  for (const auto& d : plain.devices) unasked = unasked && d.free_bytes == -1 && d.total_bytes > 0;
+  ck.Expect(unasked, "device list: total memory, and free memory only when asked for");
+  if (starkv_emu_context_calls)
+    ck.Expect(starkv_emu_context_calls() == before, "device list without free memory: no call that creates a context");
+  const auto full = starkv::cuda::QueryCudaInfo(true);
+  bool asked = full.devices.size() == plain.devices.size();
+  for (const auto& d : full.devices) asked = asked && d.free_bytes > 0 && d.free_bytes <= d.total_bytes;
+  ck.Expect(asked, "device list with free memory: 0 < free <= total on every device");
+  if (starkv_emu_context_calls && !full.devices.empty())
+    ck.Expect(starkv_emu_context_calls() > before, "free memory asks the device (the emulator counts the calls)");
+}
+
 // Takes every byte of device 0 that can be had (large blocks while they fit, then 64 KiB ones) and gives
 // it back when it goes: what the engine meets beside another process that filled the GPU.
 struct Ballast {
   std::vector<void*> blocks;
   size_t bytes = 0;
   static size_t FreeBytes() {
-    const auto info = starkv::cuda::QueryCudaInfo();
+    const auto info = starkv::cuda::QueryCudaInfo(true);
     return info.devices.empty() ? 0 : static_cast<size_t>(info.devices[0].free_bytes);
   }
   bool Take(size_t n) {
@@ -119,6 +141,9 @@ int main() {
   const std::string dir = gt::GoldenDir();
   const std::string mdir = dir + "/qwen2vl-tiny";
   gt::Checker ck;
+#ifdef STARKV_HAVE_CUDA
+  DeviceQuery(ck);  // first: nothing else has touched a device yet
+#endif
 
   // ---- checkpoints ----
   ExpectError(ck, "missing file", "nope.safetensors", [&] {

@@ -517,7 +517,9 @@ void TestLowRank() {
   struct C { int H, Hkv, d; int64_t n_cur, n_prev_frames, frame; int rank; bool dependent; };
   const C cases[] = {{2, 1, 64, 40, 1, 20, 32, false},  {4, 2, 80, 13, 2, 17, 32, false},
                      {14, 2, 128, 50, 3, 31, 8, false}, {7, 1, 64, 40, 1, 25, 1, false},
-                     {4, 2, 64, 40, 2, 9, 32, true}};
+                     {4, 2, 64, 40, 2, 9, 32, true},
+                     // rank above 32: the CUDA residual kernel's larger coefficient array
+                     {4, 2, 64, 60, 2, 21, 48, false}};
   for (const C& c : cases) {
     // layout: text [0,4), frames of `frame` tokens each (4 gap), current frame, text tail
     std::vector<Span> spans;

@@ -10,7 +10,8 @@ export default async function devices(argv: string[]): Promise<number> {
     process.stdout.write('usage: starkv devices [--json]   the CPU and the CUDA devices the engine can run on (--device auto|cpu|cuda[:N])\n');
     return 0;
   }
-  const cuda = loadAddon().cudaInfo() as { compiled: boolean; archs: string[]; devices: Array<{ index: number; name: string; cc: string; totalBytes: number; freeBytes: number }>; error: string | null };
+  // free memory too: a short-lived process, so the contexts this creates on every GPU go with it
+  const cuda = loadAddon().cudaInfo({ freeMemory: true }) as { compiled: boolean; archs: string[]; devices: Array<{ index: number; name: string; cc: string; totalBytes: number; freeBytes: number }>; error: string | null };
   const ci = loadAddon().cpuInfo() as { simd: string; onednn: boolean; bf16Matmul: boolean; bf16Impl: string };
   const cpu = { model: os.cpus()[0]?.model ?? 'unknown', threads: os.availableParallelism(), memoryBytes: os.totalmem(), ...ci };
   if (values.json) {

@@ -1,6 +1,7 @@
 // Host-emulation stand-ins (kernels/emu/run.sh only; never built into the engine): what kernels/*.cu
 // use beyond kernels/kv/emu/cuda_runtime.h.
 #pragma once
+#include <atomic>
 #include <chrono>
 #include "cuda_runtime.h"
 #define __align__(n) __attribute__((aligned(n)))
@@ -17,8 +18,16 @@ constexpr unsigned cudaStreamNonBlocking = 1;
 inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned) { *s = nullptr; return 0; }
 inline cudaError_t cudaStreamDestroy(cudaStream_t) { return 0; }
 inline cudaError_t cudaGetDevice(int* d) { *d = 0; return 0; }
-inline cudaError_t cudaSetDevice(int) { return 0; }
+// The calls that make a real runtime create a device's primary context (a few hundred MB of the GPU, kept
+// for the process), counted: errors_test checks that QueryCudaInfo() without free memory makes none.
+inline std::atomic<long>& EmuContextCalls() {
+  static std::atomic<long> n{0};
+  return n;
+}
+extern "C" __attribute__((weak, used)) long starkv_emu_context_calls() { return EmuContextCalls().load(); }
+inline cudaError_t cudaSetDevice(int) { ++EmuContextCalls(); return 0; }
 inline cudaError_t cudaMemGetInfo(size_t* f, size_t* t) {  // the emulated device size when one is set
+  ++EmuContextCalls();
   auto& g = emu::Guard();
   std::lock_guard<std::recursive_mutex> lk(g.mu);
   *t = g.cap ? g.cap : size_t(1) << 35;

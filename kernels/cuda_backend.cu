@@ -299,7 +299,7 @@ void* CudaBackend::DeviceAlloc(size_t bytes, const std::string& what) {
   else cudaGetLastError();
   if (e == cudaErrorMemoryAllocation)
     throw Error("CUDA out of memory allocating " + GiB(double(bytes)) + " for " + what + where);
-  throw Error("CUDA error allocating " + GiB(double(bytes)) + " for " + what + ": " + cudaGetErrorString(e) + where);
+  throw Error("CUDA error allocating " + GiB(double(bytes)) + " for " + what + ": " + kv::CudaErrorText(e) + where);
 }
 
 Buffer CudaBackend::Alloc(MemCategory cat, int64_t floats) {

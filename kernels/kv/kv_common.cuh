@@ -21,7 +21,7 @@ namespace k = ::starkv::kv::k;
 inline cudaStream_t Stream(void* s) { return static_cast<cudaStream_t>(s); }
 
 inline void Check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) throw CudaKvError(std::string("CUDA ") + what + ": " + cudaGetErrorString(e));
+  if (e != cudaSuccess) throw CudaKvError(std::string("CUDA ") + what + ": " + CudaErrorText(e));
 }
 // After a launch: configuration errors surface here (asynchronous faults at the next sync).
 inline void CheckLaunch(const char* kernel) { Check(cudaGetLastError(), kernel); }

@@ -200,6 +200,16 @@ cu::WindowArgs DeviceWindow(const Layer& l, int64_t rows, const Dev<float>& dq, 
 #endif
 
 // ================================================================ 1. window colsum / VL-Cache zeros
+#ifdef STARKV_HAVE_CUDA
+// Error messages (host code, no device needed): a fault after which the process's CUDA context is lost
+// says so, and that only a restart helps; an error the engine recovers from (out of memory) does not.
+void TestErrorText() {
+  const std::string lost = cu::CudaErrorText(700), oom = cu::CudaErrorText(2);
+  R.Line("cpu", "CUDA error text: illegal address (700): GPU lost, restart", lost.find("restart starkv") != std::string::npos, lost);
+  R.Line("cpu", "CUDA error text: out of memory (2): no restart", oom.find("restart") == std::string::npos, oom);
+}
+#endif
+
 void TestWindow() {
   struct C { int64_t L, W; int H, Hkv, d; };
   const C cases[] = {{37, 1, 2, 2, 64}, {129, 8, 4, 2, 80}, {301, 32, 14, 2, 128}, {65, 8, 7, 1, 64},
@@ -1040,6 +1050,9 @@ int main() {
       {"window", TestWindow},   {"pool/group", TestPoolGroup}, {"saliency", TestSaliency},
       {"mi", TestMi},           {"lowrank", TestLowRank},      {"temporal/fuse", TestTemporalFuse},
       {"topk", TestTopK},       {"compact", TestCompact},      {"pipeline", TestSnapKvPipeline}};
+#ifdef STARKV_HAVE_CUDA
+  TestErrorText();
+#endif
   for (const auto& [name, fn] : groups) {
     try {
       fn();

@@ -298,7 +298,7 @@ void* CudaBackend::DeviceAlloc(size_t bytes, const std::string& what) {
   if (cudaMemGetInfo(&fr, &tot) == cudaSuccess) where = "; " + GiB(double(fr)) + " free of " + GiB(double(tot));
   else cudaGetLastError();
   if (e == cudaErrorMemoryAllocation)
-    throw Error("CUDA out of memory allocating " + GiB(double(bytes)) + " for " + what + where);
+    throw OutOfDeviceMemory("CUDA out of memory allocating " + GiB(double(bytes)) + " for " + what + where);
   throw Error("CUDA error allocating " + GiB(double(bytes)) + " for " + what + ": " + kv::CudaErrorText(e) + where);
 }
 

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <cctype>
+#include <cstdio>
 #include <string>
 
 #include "core/error.h"
@@ -78,6 +79,10 @@ void Model::MakeBackend(const LoadSpec& spec) {
     throw Error("built without CUDA: device '" + spec.device + "' is not available (rebuild with nvcc present)");
   if (d.kind == DeviceChoice::Auto) device_note_ = "built without CUDA";
 #endif
+  MakeCpuBackend(spec);
+}
+
+void Model::MakeCpuBackend(const LoadSpec& spec) {
   cpu::CpuOptions opt;
   opt.threads = spec.threads;
   opt.use_dnnl = spec.use_dnnl;
@@ -90,21 +95,41 @@ Model::Model(const LoadSpec& spec) : c_(spec.config), prefill_chunk_(spec.prefil
   Validate(c_);
   if (spec.threads < 0 || spec.threads > 1024) throw Error("threads must be in [0, 1024]");
   MakeBackend(spec);
-  // On a device, the host mapping is only the source of the device copies, which are what the account
-  // counts as weights; on the CPU the mapping is the weights.
-  const bool host = backend_->HostAccessible();
-  weights_ = std::make_unique<WeightStore>(spec.files, spec.tensors, host ? &account_ : nullptr,
-                                           host && ResidentWeights(spec));
-  text_w_ = BindText(*weights_, c_);
-  vision_w_ = BindVision(*weights_, c_);
+  BindWeights(spec);
 #ifdef STARKV_HAVE_CUDA
   if (auto* cb = dynamic_cast<cuda::CudaBackend*>(backend_.get())) {
-    for (const TensorEntry& e : spec.tensors) cb->PreloadWeight(weights_->Get(e.name, e.shape), e.name);
-    cb->Synchronize();
+    try {
+      for (const TensorEntry& e : spec.tensors) cb->PreloadWeight(weights_->Get(e.name, e.shape), e.name);
+      cb->Synchronize();
+    } catch (const OutOfDeviceMemory& e) {
+      if (ParseDevice(spec.device).kind != DeviceChoice::Auto) throw;
+      // "auto" is the GPU when the model fits there: otherwise the CPU, and the note says why. The GPU's
+      // copies go with its backend.
+      double bytes = 0;
+      for (const TensorEntry& t : spec.tensors) bytes += static_cast<double>(weights_->Get(t.name, t.shape).Bytes());
+      char size[32];
+      std::snprintf(size, sizeof size, bytes < 1073741824.0 ? "%.1f MiB" : "%.2f GiB",
+                    bytes < 1073741824.0 ? bytes / 1048576.0 : bytes / 1073741824.0);
+      device_note_ = device_ + ": the weights (" + size + ") do not fit (" + e.what() + ")";
+      backend_.reset();
+      MakeCpuBackend(spec);
+      BindWeights(spec);
+    }
   }
 #endif
   decoder_ = std::make_unique<TextDecoder>(c_, text_w_, *backend_);
   vision_ = std::make_unique<VisionTower>(c_, vision_w_, *backend_);
+}
+
+void Model::BindWeights(const LoadSpec& spec) {
+  // On a device, the host mapping is only the source of the device copies, which are what the account
+  // counts as weights; on the CPU the mapping is the weights.
+  const bool host = backend_->HostAccessible();
+  weights_.reset();  // before the new store: a resident copy must not exist twice
+  weights_ = std::make_unique<WeightStore>(spec.files, spec.tensors, host ? &account_ : nullptr,
+                                           host && ResidentWeights(spec));
+  text_w_ = BindText(*weights_, c_);
+  vision_w_ = BindVision(*weights_, c_);
 }
 
 Model::~Model() = default;

@@ -106,6 +106,9 @@ class Model {
 
   // Creates backend_ for spec.device (before the weights: a CUDA model counts device copies as weights).
   void MakeBackend(const LoadSpec& spec);
+  void MakeCpuBackend(const LoadSpec& spec);
+  // weights_ over the checkpoint for backend_, and the layers' views of it.
+  void BindWeights(const LoadSpec& spec);
 
   Config c_;
   int64_t prefill_chunk_;

@@ -118,6 +118,21 @@ void FullDevice(gt::Checker& ck, const std::string& mdir, const GenerateRequest&
     std::printf("full device on %s: %.1f MiB taken\n", name.c_str(), full.bytes / 1048576.0);
     ExpectError(ck, "loading onto a full device", "out of memory", [&] { Model m(s); });
     ExpectError(ck, "loading onto a full device", "weights (", [&] { Model m(s); });
+    // "auto": the weights do not fit the GPU, so the model runs on the CPU, says why, and answers as a
+    // CPU model does; the GPU copies made before the failure are gone from the account
+    LoadSpec sa = Spec(mdir), sc = Spec(mdir);
+    sa.device = "auto";
+    sc.device = "cpu";
+    Model ma(sa), mc(sc);
+    const std::string& note = ma.device_note();
+    ck.Expect(ma.device() == "cpu" && note.find("cuda:0") == 0 && note.find("do not fit") != std::string::npos &&
+                  note.find("out of memory") != std::string::npos,
+              "auto on a full device: the CPU, and the note says the weights did not fit (" + note + ")");
+    const auto ga = ma.Generate(r, nullptr, nullptr), gc = mc.Generate(r, nullptr, nullptr);
+    ck.Expect(ga.tokens == gc.tokens && ga.prompt_logits_last == gc.prompt_logits_last,
+              "auto on a full device: the same answer as a CPU model");
+    ck.Expect(ma.memory().Get(starkv::MemCategory::Weights).current == mc.memory().Get(starkv::MemCategory::Weights).current,
+              "auto on a full device: weights accounted as on the CPU (no device copies left)");
   }
   Model m(s);  // room again: it loads
   {

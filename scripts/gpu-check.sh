@@ -107,7 +107,7 @@ tests=(backend_ops_test kv_ops_test qwen2vl_golden_test episode_test episode_kv_
 [ -n "${STARKV_GPU_CHECK_SKIP_TESTS:-}" ] && tests=(backend_ops_test)
 for t in "${tests[@]}"; do
   stage "$t" 300 "$t.log" "build-gpu/$t"
-  [ $? = 1 ] && grep -E "FAIL|threw|error" "$work/$t.log" | head -20
+  [ $? = 1 ] && grep -E "FAIL|threw|error|first difference" "$work/$t.log" | head -20  # (first difference: episode_kv_test, see kernels/README on near-ties)
   grep -E "CUDA:|device \"auto\"|checks,|full device" "$work/$t.log" 2>/dev/null | sed 's/^/   /'
 done
 gpu_used=0

@@ -26,12 +26,6 @@
 namespace starkv::cuda {
 namespace {
 
-std::string GiB(double bytes) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%.2f GiB", bytes / (1024.0 * 1024.0 * 1024.0));
-  return b;
-}
-
 cudaStream_t S(void* s) { return static_cast<cudaStream_t>(s); }
 
 }  // namespace
@@ -88,6 +82,21 @@ int CountDevices(std::string* reason) {
   }
   if (n == 0 && reason) *reason = "no CUDA device: the driver reports 0 devices";
   return n;
+}
+
+std::string CudaErrorText(int code) {
+  const auto e = static_cast<cudaError_t>(code);
+  std::string text = cudaGetErrorString(e);
+  switch (e) {
+    case cudaErrorIllegalAddress: case cudaErrorLaunchTimeout: case cudaErrorAssert:
+    case cudaErrorHardwareStackError: case cudaErrorIllegalInstruction: case cudaErrorMisalignedAddress:
+    case cudaErrorInvalidAddressSpace: case cudaErrorInvalidPc: case cudaErrorLaunchFailure:
+      text += " (a kernel faulted, in this launch or an earlier one: kernels run asynchronously. The GPU can no "
+              "longer be used by this process and every later CUDA call fails the same way: restart starkv)";
+      break;
+    default: break;
+  }
+  return text;
 }
 
 CudaInfo QueryCudaInfo(bool free_memory) {
@@ -299,7 +308,7 @@ void* CudaBackend::DeviceAlloc(size_t bytes, const std::string& what) {
   else cudaGetLastError();
   if (e == cudaErrorMemoryAllocation)
     throw OutOfDeviceMemory("CUDA out of memory allocating " + GiB(double(bytes)) + " for " + what + where);
-  throw Error("CUDA error allocating " + GiB(double(bytes)) + " for " + what + ": " + kv::CudaErrorText(e) + where);
+  throw Error("CUDA error allocating " + GiB(double(bytes)) + " for " + what + ": " + CudaErrorText(e) + where);
 }
 
 Buffer CudaBackend::Alloc(MemCategory cat, int64_t floats) {

@@ -37,6 +37,11 @@ struct CudaInfo {
 CudaInfo QueryCudaInfo(bool free_memory = false);
 // Number of usable devices; 0 with `reason` = "no CUDA device: <cudaGetErrorString>" otherwise.
 int CountDevices(std::string* reason);
+// cudaGetErrorString(code); for the errors after which CUDA's documentation says the process's context
+// cannot be used any more (a kernel faulted: an illegal address, a trap, an assert, a timeout), with a
+// note that the fault may come from an earlier launch and that only a restart helps. Every CUDA error
+// message of kernels/ and kernels/kv/ goes through it.
+std::string CudaErrorText(int code);
 
 struct CudaBenchResult {
   std::string device;

@@ -10,7 +10,7 @@
 #include "core/backend.h"
 #include "core/dtype.h"
 #include "core/error.h"
-#include "kv/kv_kernels.h"  // kernels/kv: CudaErrorText
+#include "cuda_backend.h"  // CudaErrorText
 
 // The kernels must round like the CPU code (expf, erff, IEEE division); --use_fast_math would swap in
 // approximations and the op table's thresholds would no longer mean what they say.
@@ -23,7 +23,7 @@ namespace starkv::cuda {
 inline void Check(cudaError_t e, const char* what) {
   if (e != cudaSuccess) {
     cudaGetLastError();  // clear a non-sticky error so the next call starts clean
-    throw Error(std::string("CUDA error in ") + what + ": " + kv::CudaErrorText(e));
+    throw Error(std::string("CUDA error in ") + what + ": " + CudaErrorText(e));
   }
 }
 inline void CheckLaunch(const char* kernel) { Check(cudaGetLastError(), kernel); }

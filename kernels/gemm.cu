@@ -66,9 +66,13 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
         w8[4] = b.x; w8[5] = b.y; w8[6] = b.z; w8[7] = b.w;
       } else {
         const uint4 raw = *reinterpret_cast<const uint4*>(wr + k * 2);
-        const uint16_t* h = reinterpret_cast<const uint16_t*>(&raw);
+        // the halves by shifts, not through a pointer to raw (which put it on the stack for bf16 on sm_90)
+        const unsigned u[4] = {raw.x, raw.y, raw.z, raw.w};
 #pragma unroll
-        for (int e = 0; e < 8; ++e) w8[e] = T == DType::BF16 ? Bf16ToF32(h[e]) : F16ToF32(h[e]);
+        for (int e = 0; e < 8; ++e) {
+          const uint16_t h = static_cast<uint16_t>(u[e >> 1] >> (16 * (e & 1)));
+          w8[e] = T == DType::BF16 ? Bf16ToF32(h) : F16ToF32(h);
+        }
       }
 #pragma unroll
       for (int m = 0; m < kGemvRows; ++m) {

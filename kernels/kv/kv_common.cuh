@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "cuda_backend.h"  // kernels/: CudaErrorText
 #include "kv/kernels.h"  // native/kv/kernels.h: the shared STARKV_HD math
 #include "kv_kernels.h"
 #include "smem.cuh"  // kernels/smem.cuh
@@ -21,7 +22,7 @@ namespace k = ::starkv::kv::k;
 inline cudaStream_t Stream(void* s) { return static_cast<cudaStream_t>(s); }
 
 inline void Check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) throw CudaKvError(std::string("CUDA ") + what + ": " + CudaErrorText(e));
+  if (e != cudaSuccess) throw CudaKvError(std::string("CUDA ") + what + ": " + ::starkv::cuda::CudaErrorText(e));
 }
 // After a launch: configuration errors surface here (asynchronous faults at the next sync).
 inline void CheckLaunch(const char* kernel) { Check(cudaGetLastError(), kernel); }

@@ -23,12 +23,6 @@ struct CudaKvError : std::runtime_error {
 
 // ---- Runtime helpers (device discovery and plain memory moves, for tests and the wiring) ----
 
-// cudaGetErrorString(code); for the errors after which CUDA's documentation says the process's context
-// cannot be used any more (a kernel faulted: an illegal address, a trap, an assert, a timeout), with a
-// note that the fault may come from an earlier launch and that only a restart helps. Every CUDA error
-// message of kernels/ and kernels/kv/ goes through it.
-std::string CudaErrorText(int code);
-
 // Number of usable CUDA devices; 0 with `reason` set ("no CUDA driver", cudaGetDeviceCount's message).
 int DeviceCount(std::string* reason);
 std::string DeviceName(int device);

@@ -111,14 +111,9 @@ void LowRankResidual(const float* keys, int64_t kv_capacity, int num_kv_heads, i
   CheckLaunch("BasisKernel");
   const size_t smem = sizeof(double) * static_cast<size_t>(rank) * head_dim;
   const bool use_smem = smem <= kSmemDefault;
-  const dim3 grid(Blocks(n_prev, 128), num_kv_heads);
-  const size_t dyn = use_smem ? smem : 0;
-  if (rank <= 32)
-    ResidualKernel<32><<<grid, 128, dyn, s>>>(keys, kv_capacity, head_dim, rank, basis, count, positions, n_prev,
-                                              use_smem, res);
-  else
-    ResidualKernel<kMaxDim><<<grid, 128, dyn, s>>>(keys, kv_capacity, head_dim, rank, basis, count, positions,
-                                                   n_prev, use_smem, res);
+  const auto residuals = rank <= 32 ? ResidualKernel<32> : ResidualKernel<kMaxDim>;
+  residuals<<<dim3(Blocks(n_prev, 128), num_kv_heads), 128, use_smem ? smem : 0, s>>>(
+      keys, kv_capacity, head_dim, rank, basis, count, positions, n_prev, use_smem, res);
   CheckLaunch("ResidualKernel");
 }
 

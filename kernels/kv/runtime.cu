@@ -9,21 +9,6 @@ using detail::Check;
 // only says the driver is insufficient).
 int DeviceCount(std::string* reason) { return CountDevices(reason); }
 
-std::string CudaErrorText(int code) {
-  const auto e = static_cast<cudaError_t>(code);
-  std::string text = cudaGetErrorString(e);
-  switch (e) {
-    case cudaErrorIllegalAddress: case cudaErrorLaunchTimeout: case cudaErrorAssert:
-    case cudaErrorHardwareStackError: case cudaErrorIllegalInstruction: case cudaErrorMisalignedAddress:
-    case cudaErrorInvalidAddressSpace: case cudaErrorInvalidPc: case cudaErrorLaunchFailure:
-      text += " (a kernel faulted, in this launch or an earlier one: kernels run asynchronously. The GPU can no "
-              "longer be used by this process and every later CUDA call fails the same way: restart starkv)";
-      break;
-    default: break;
-  }
-  return text;
-}
-
 std::string DeviceName(int device) {
   cudaDeviceProp p{};
   Check(cudaGetDeviceProperties(&p, device), "cudaGetDeviceProperties");
@@ -36,7 +21,7 @@ void* DeviceAlloc(size_t bytes) {
   if (e != cudaSuccess) {
     cudaGetLastError();
     throw CudaKvError("CUDA out of memory or error allocating " + std::to_string(bytes) + " bytes for KV kernels: " +
-                      CudaErrorText(e));
+                      ::starkv::cuda::CudaErrorText(e));
   }
   return p;
 }

@@ -14,6 +14,12 @@
 
 namespace starkv {
 
+std::string GiB(double bytes) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.2f GiB", bytes / (1024.0 * 1024.0 * 1024.0));
+  return b;
+}
+
 const char* MemCategoryName(MemCategory c) {
   switch (c) {
     case MemCategory::Weights: return "weights";

@@ -5,12 +5,15 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace starkv {
 
 enum class MemCategory : int { Weights = 0, Kv = 1, Activations = 2, Workspace = 3 };
 constexpr int kMemCategories = 4;
 const char* MemCategoryName(MemCategory c);
+// "15.45 GiB": sizes in messages.
+std::string GiB(double bytes);
 
 struct MemStat {
   int64_t current = 0;

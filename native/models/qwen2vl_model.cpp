@@ -4,7 +4,6 @@
 #include <sys/stat.h>
 
 #include <cctype>
-#include <cstdio>
 #include <string>
 
 #include "core/error.h"
@@ -105,12 +104,7 @@ Model::Model(const LoadSpec& spec) : c_(spec.config), prefill_chunk_(spec.prefil
       if (ParseDevice(spec.device).kind != DeviceChoice::Auto) throw;
       // "auto" is the GPU when the model fits there: otherwise the CPU, and the note says why. The GPU's
       // copies go with its backend.
-      double bytes = 0;
-      for (const TensorEntry& t : spec.tensors) bytes += static_cast<double>(weights_->Get(t.name, t.shape).Bytes());
-      char size[32];
-      std::snprintf(size, sizeof size, bytes < 1073741824.0 ? "%.1f MiB" : "%.2f GiB",
-                    bytes < 1073741824.0 ? bytes / 1048576.0 : bytes / 1073741824.0);
-      device_note_ = device_ + ": the weights (" + size + ") do not fit (" + e.what() + ")";
+      device_note_ = device_ + ": the weights (" + GiB(double(weights_->MappedBytes())) + ") do not fit (" + e.what() + ")";
       backend_.reset();
       MakeCpuBackend(spec);
       BindWeights(spec);

@@ -26,6 +26,7 @@
 #include "kv/starkv_parts.h"
 
 #ifdef STARKV_HAVE_CUDA
+#include "../../kernels/cuda_backend.h"  // CudaErrorText
 #include "../../kernels/kv/kv_kernels.h"
 #endif
 
@@ -204,7 +205,7 @@ cu::WindowArgs DeviceWindow(const Layer& l, int64_t rows, const Dev<float>& dq, 
 // Error messages (host code, no device needed): a fault after which the process's CUDA context is lost
 // says so, and that only a restart helps; an error the engine recovers from (out of memory) does not.
 void TestErrorText() {
-  const std::string lost = cu::CudaErrorText(700), oom = cu::CudaErrorText(2);
+  const std::string lost = starkv::cuda::CudaErrorText(700), oom = starkv::cuda::CudaErrorText(2);
   R.Line("cpu", "CUDA error text: illegal address (700): GPU lost, restart", lost.find("restart starkv") != std::string::npos, lost);
   R.Line("cpu", "CUDA error text: out of memory (2): no restart", oom.find("restart") == std::string::npos, oom);
 }

@@ -57,7 +57,7 @@ inline thread_local uint3 threadIdx, blockIdx;
 inline dim3 blockDim, gridDim;
 typedef int cudaError_t;
 enum { cudaSuccess = 0 };
-// What CudaErrorText (kernels/kv/runtime.cu) names; the emulator itself never returns these: a fault
+// What CudaErrorText (kernels/cuda_backend.cu) names; the emulator itself never returns these: a fault
 // stops the run there.
 enum { cudaErrorIllegalAddress = 700, cudaErrorLaunchTimeout = 702, cudaErrorAssert = 710,
        cudaErrorHardwareStackError = 714, cudaErrorIllegalInstruction = 715, cudaErrorMisalignedAddress = 716,
